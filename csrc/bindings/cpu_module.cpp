@@ -1,0 +1,264 @@
+// Thin pybind11 bindings of the CPU kernels.  Arrays are checked strictly
+// (dtype, C-contiguity, shapes) and never copied; the GIL is released while
+// the kernels run.  The Python layer (diffimaging._kernels) validates user
+// input first and gives the user-facing error messages.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <complex>
+#include <stdexcept>
+#include <string>
+
+#include "diffimaging/cpu.hpp"
+#include "diffimaging/parallel.hpp"
+
+namespace py = pybind11;
+using diffimaging::index_t;
+namespace cpu = diffimaging::cpu;
+
+namespace {
+
+enum class Kind { kF32, kF64, kC64, kC128 };
+
+Kind kind_of(const py::array& a, const char* name) {
+  if (!(a.flags() & py::array::c_style))
+    throw std::invalid_argument(std::string(name) + " must be C-contiguous");
+  const auto dt = a.dtype();
+  if (dt.is(py::dtype::of<float>())) return Kind::kF32;
+  if (dt.is(py::dtype::of<double>())) return Kind::kF64;
+  if (dt.is(py::dtype::of<std::complex<float>>())) return Kind::kC64;
+  if (dt.is(py::dtype::of<std::complex<double>>())) return Kind::kC128;
+  throw std::invalid_argument(std::string(name) + " must be float32, float64, complex64 or complex128");
+}
+
+bool is_double(Kind k) { return k == Kind::kF64 || k == Kind::kC128; }
+bool is_complex(Kind k) { return k == Kind::kC64 || k == Kind::kC128; }
+
+void require(bool cond, const std::string& msg) {
+  if (!cond) throw std::invalid_argument(msg);
+}
+
+index_t dim(const py::array& a, int from_end) { return a.shape(a.ndim() - from_end); }
+
+diffimaging::TransferParams params(const py::array& a, double z, double wavelength, double dy,
+                                   double dx, int method, bool band_limit, bool carrier) {
+  require(a.ndim() >= 2, "spectrum must have at least 2 dimensions");
+  require(method == 0 || method == 1, "method must be 0 (asm) or 1 (fresnel)");
+  diffimaging::TransferParams p;
+  p.z = z;
+  p.wavelength = wavelength;
+  p.dy = dy;
+  p.dx = dx;
+  p.ny = dim(a, 2);
+  p.nx = dim(a, 1);
+  p.method = static_cast<diffimaging::Method>(method);
+  p.band_limit = band_limit;
+  p.carrier = carrier;
+  return p;
+}
+
+int threads(int n) { return n > 0 ? n : diffimaging::hardware_threads(); }
+
+void transfer_apply(py::array src, py::array dst, double z, double wavelength, double dy,
+                    double dx, int method, bool band_limit, bool carrier, bool conjugate,
+                    int nthreads) {
+  const Kind k = kind_of(src, "src");
+  require(kind_of(dst, "dst") == k, "src and dst must have the same dtype");
+  require(is_complex(k), "transfer_apply needs complex arrays");
+  require(src.size() == dst.size() && src.ndim() >= 2 && dst.ndim() >= 2 &&
+              dim(src, 1) == dim(dst, 1) && dim(src, 2) == dim(dst, 2),
+          "src and dst must have the same shape");
+  require(dst.writeable(), "dst must be writeable");
+  const auto p = params(src, z, wavelength, dy, dx, method, band_limit, carrier);
+  const index_t batch = p.ny * p.nx == 0 ? 0 : src.size() / (p.ny * p.nx);
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    cpu::transfer_apply<float>(static_cast<const float*>(src.data()),
+                               static_cast<float*>(dst.mutable_data()), batch, p, conjugate, nt);
+  else
+    cpu::transfer_apply<double>(static_cast<const double*>(src.data()),
+                                static_cast<double*>(dst.mutable_data()), batch, p, conjugate, nt);
+}
+
+double transfer_pullback(py::object U_obj, py::array G, py::array acc, double z,
+                         double wavelength, double dy, double dx, int method, bool band_limit,
+                         bool carrier, bool accumulate, int nthreads) {
+  const Kind k = kind_of(G, "G");
+  require(is_complex(k), "transfer_pullback needs complex arrays");
+  require(kind_of(acc, "acc") == k, "G and acc must have the same dtype");
+  require(acc.size() == G.size(), "G and acc must have the same size");
+  require(acc.writeable(), "acc must be writeable");
+  const auto p = params(G, z, wavelength, dy, dx, method, band_limit, carrier);
+  const index_t plane = p.ny * p.nx;
+  const index_t batch = plane == 0 ? 0 : G.size() / plane;
+  const void* u_ptr = nullptr;
+  index_t u_stride = 0;
+  py::array U;
+  if (!U_obj.is_none()) {
+    U = py::array(U_obj);
+    require(kind_of(U, "U") == k, "U must have the dtype of G");
+    require(U.ndim() >= 2 && dim(U, 1) == p.nx && dim(U, 2) == p.ny,
+            "U must have the grid shape of G");
+    require(U.size() == plane || U.size() == G.size(),
+            "U must be one plane (broadcast) or have the size of G");
+    u_ptr = U.data();
+    u_stride = U.size() == plane ? 0 : plane;
+  }
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    return cpu::transfer_pullback<float>(static_cast<const float*>(u_ptr), u_stride,
+                                         static_cast<const float*>(G.data()),
+                                         static_cast<float*>(acc.mutable_data()), batch, p,
+                                         accumulate, nt);
+  return cpu::transfer_pullback<double>(static_cast<const double*>(u_ptr), u_stride,
+                                        static_cast<const double*>(G.data()),
+                                        static_cast<double*>(acc.mutable_data()), batch, p,
+                                        accumulate, nt);
+}
+
+struct BinShapes {
+  index_t batch, ny, nx, in_stride;
+  const double* shifts;
+  index_t shift_stride;
+};
+
+// image: (B_in, ny, nx) with B_in in {1, batch}; shifts: None or (B_s, 2) float64.
+BinShapes bin_shapes(const py::array& image, index_t batch, index_t factor, py::object shifts_obj,
+                     py::array& shifts_keep) {
+  require(image.ndim() == 3, "image must be 3-d (batch, ny, nx)");
+  require(factor >= 1, "factor must be >= 1");
+  BinShapes s{};
+  s.batch = batch;
+  s.ny = image.shape(1);
+  s.nx = image.shape(2);
+  require(s.ny >= factor && s.nx >= factor, "image is smaller than the factor");
+  require(image.shape(0) == 1 || image.shape(0) == batch, "image batch must be 1 or the batch");
+  s.in_stride = image.shape(0) == 1 ? 0 : s.ny * s.nx;
+  s.shifts = nullptr;
+  s.shift_stride = 0;
+  if (!shifts_obj.is_none()) {
+    shifts_keep = py::array(shifts_obj);
+    require(shifts_keep.dtype().is(py::dtype::of<double>()) &&
+                (shifts_keep.flags() & py::array::c_style),
+            "shifts must be a C-contiguous float64 array");
+    require(shifts_keep.ndim() == 2 && shifts_keep.shape(1) == 2 &&
+                (shifts_keep.shape(0) == 1 || shifts_keep.shape(0) == batch),
+            "shifts must have shape (1, 2) or (batch, 2)");
+    s.shifts = static_cast<const double*>(shifts_keep.data());
+    s.shift_stride = shifts_keep.shape(0) == 1 ? 0 : 2;
+  }
+  return s;
+}
+
+void bin_forward(py::array image, py::array out, index_t factor, py::object shifts,
+                 double scale, int nthreads) {
+  const Kind k = kind_of(image, "image");
+  require(kind_of(out, "out") == k, "image and out must have the same dtype");
+  require(out.ndim() == 3, "out must be 3-d (batch, ny/f, nx/f)");
+  py::array keep;
+  const BinShapes s = bin_shapes(image, out.shape(0), factor, shifts, keep);
+  require(out.shape(1) == s.ny / factor && out.shape(2) == s.nx / factor, "out has the wrong shape");
+  require(out.writeable(), "out must be writeable");
+  const int nc = is_complex(k) ? 2 : 1;
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (is_double(k))
+    cpu::bin_forward<double>(static_cast<const double*>(image.data()), s.in_stride,
+                             static_cast<double*>(out.mutable_data()), s.batch, s.ny, s.nx, nc,
+                             factor, s.shifts, s.shift_stride, scale, nt);
+  else
+    cpu::bin_forward<float>(static_cast<const float*>(image.data()), s.in_stride,
+                            static_cast<float*>(out.mutable_data()), s.batch, s.ny, s.nx, nc,
+                            factor, s.shifts, s.shift_stride, scale, nt);
+}
+
+void bin_adjoint(py::array g, py::array out, index_t factor, py::object shifts, double scale,
+                 int nthreads) {
+  const Kind k = kind_of(g, "g");
+  require(kind_of(out, "out") == k, "g and out must have the same dtype");
+  require(g.ndim() == 3 && out.ndim() == 3 && g.shape(0) == out.shape(0),
+          "g and out must be 3-d with the same batch");
+  require(out.writeable(), "out must be writeable");
+  py::array keep;
+  const BinShapes s = bin_shapes(out, out.shape(0), factor, shifts, keep);
+  require(g.shape(1) == s.ny / factor && g.shape(2) == s.nx / factor, "g has the wrong shape");
+  const int nc = is_complex(k) ? 2 : 1;
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (is_double(k))
+    cpu::bin_adjoint<double>(static_cast<const double*>(g.data()),
+                             static_cast<double*>(out.mutable_data()), s.batch, s.ny, s.nx, nc,
+                             factor, s.shifts, s.shift_stride, scale, nt);
+  else
+    cpu::bin_adjoint<float>(static_cast<const float*>(g.data()),
+                            static_cast<float*>(out.mutable_data()), s.batch, s.ny, s.nx, nc,
+                            factor, s.shifts, s.shift_stride, scale, nt);
+}
+
+void bin_shift_grad(py::array image, py::array g, py::array dshift, index_t factor,
+                    py::object shifts, double scale, int nthreads) {
+  const Kind k = kind_of(image, "image");
+  require(kind_of(g, "g") == k, "image and g must have the same dtype");
+  require(g.ndim() == 3, "g must be 3-d");
+  require(!shifts.is_none(), "bin_shift_grad needs shifts");
+  py::array keep;
+  const BinShapes s = bin_shapes(image, g.shape(0), factor, shifts, keep);
+  require(g.shape(1) == s.ny / factor && g.shape(2) == s.nx / factor, "g has the wrong shape");
+  require(dshift.dtype().is(py::dtype::of<double>()) && (dshift.flags() & py::array::c_style) &&
+              dshift.size() == 2 * s.batch && dshift.writeable(),
+          "dshift must be a writeable C-contiguous float64 array of shape (batch, 2)");
+  const int nc = is_complex(k) ? 2 : 1;
+  const int nt = threads(nthreads);
+  double* d = static_cast<double*>(dshift.mutable_data());
+  py::gil_scoped_release release;
+  if (is_double(k))
+    cpu::bin_shift_grad<double>(static_cast<const double*>(image.data()), s.in_stride,
+                                static_cast<const double*>(g.data()), d, s.batch, s.ny, s.nx, nc,
+                                factor, s.shifts, s.shift_stride, scale, nt);
+  else
+    cpu::bin_shift_grad<float>(static_cast<const float*>(image.data()), s.in_stride,
+                               static_cast<const float*>(g.data()), d, s.batch, s.ny, s.nx, nc,
+                               factor, s.shifts, s.shift_stride, scale, nt);
+}
+
+void intensity(py::array u, py::array out, int nthreads) {
+  const Kind k = kind_of(u, "u");
+  require(is_complex(k), "intensity kernel needs a complex input");
+  const Kind ko = kind_of(out, "out");
+  require((k == Kind::kC64 && ko == Kind::kF32) || (k == Kind::kC128 && ko == Kind::kF64),
+          "out must be the real dtype of u");
+  require(out.size() == u.size() && out.writeable(), "out must be writeable with the size of u");
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    cpu::intensity<float>(static_cast<const float*>(u.data()),
+                          static_cast<float*>(out.mutable_data()), u.size(), nt);
+  else
+    cpu::intensity<double>(static_cast<const double*>(u.data()),
+                           static_cast<double*>(out.mutable_data()), u.size(), nt);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "diffimaging CPU kernels (C++17, threaded; no Python inside the kernels)";
+  m.def("hardware_threads", &diffimaging::hardware_threads);
+  m.def("transfer_apply", &transfer_apply, py::arg("src"), py::arg("dst"), py::arg("z"),
+        py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
+        py::arg("band_limit"), py::arg("carrier"), py::arg("conjugate"), py::arg("nthreads"));
+  m.def("transfer_pullback", &transfer_pullback, py::arg("U"), py::arg("G"), py::arg("acc"),
+        py::arg("z"), py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
+        py::arg("band_limit"), py::arg("carrier"), py::arg("accumulate"), py::arg("nthreads"));
+  m.def("bin_forward", &bin_forward, py::arg("image"), py::arg("out"), py::arg("factor"),
+        py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
+  m.def("bin_adjoint", &bin_adjoint, py::arg("g"), py::arg("out"), py::arg("factor"),
+        py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
+  m.def("bin_shift_grad", &bin_shift_grad, py::arg("image"), py::arg("g"), py::arg("dshift"),
+        py::arg("factor"), py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
+  m.def("intensity", &intensity, py::arg("u"), py::arg("out"), py::arg("nthreads"));
+#if defined(__VERSION__)
+  m.attr("compiler") = __VERSION__;
+#endif
+}

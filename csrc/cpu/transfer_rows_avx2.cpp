@@ -1,0 +1,3 @@
+// Compiled with -mavx2 -mfma where the compiler targets x86-64 (see CMakeLists.txt).
+#define DI_ROWS_NS rows_avx2
+#include "transfer_rows_impl.hpp"
