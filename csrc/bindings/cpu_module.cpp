@@ -24,10 +24,10 @@ Kind kind_of(const py::array& a, const char* name) {
   if (!(a.flags() & py::array::c_style))
     throw std::invalid_argument(std::string(name) + " must be C-contiguous");
   const auto dt = a.dtype();
-  if (dt.is(py::dtype::of<float>())) return Kind::kF32;
-  if (dt.is(py::dtype::of<double>())) return Kind::kF64;
-  if (dt.is(py::dtype::of<std::complex<float>>())) return Kind::kC64;
-  if (dt.is(py::dtype::of<std::complex<double>>())) return Kind::kC128;
+  if (dt.equal(py::dtype::of<float>())) return Kind::kF32;
+  if (dt.equal(py::dtype::of<double>())) return Kind::kF64;
+  if (dt.equal(py::dtype::of<std::complex<float>>())) return Kind::kC64;
+  if (dt.equal(py::dtype::of<std::complex<double>>())) return Kind::kC128;
   throw std::invalid_argument(std::string(name) + " must be float32, float64, complex64 or complex128");
 }
 
@@ -140,7 +140,7 @@ BinShapes bin_shapes(const py::array& image, index_t batch, index_t factor, py::
   s.shift_stride = 0;
   if (!shifts_obj.is_none()) {
     shifts_keep = py::array(shifts_obj);
-    require(shifts_keep.dtype().is(py::dtype::of<double>()) &&
+    require(shifts_keep.dtype().equal(py::dtype::of<double>()) &&
                 (shifts_keep.flags() & py::array::c_style),
             "shifts must be a C-contiguous float64 array");
     require(shifts_keep.ndim() == 2 && shifts_keep.shape(1) == 2 &&
@@ -206,7 +206,7 @@ void bin_shift_grad(py::array image, py::array g, py::array dshift, index_t fact
   py::array keep;
   const BinShapes s = bin_shapes(image, g.shape(0), factor, shifts, keep);
   require(g.shape(1) == s.ny / factor && g.shape(2) == s.nx / factor, "g has the wrong shape");
-  require(dshift.dtype().is(py::dtype::of<double>()) && (dshift.flags() & py::array::c_style) &&
+  require(dshift.dtype().equal(py::dtype::of<double>()) && (dshift.flags() & py::array::c_style) &&
               dshift.size() == 2 * s.batch && dshift.writeable(),
           "dshift must be a writeable C-contiguous float64 array of shape (batch, 2)");
   const int nc = is_complex(k) ? 2 : 1;
@@ -245,6 +245,15 @@ void intensity(py::array u, py::array out, int nthreads) {
 PYBIND11_MODULE(_core, m) {
   m.doc() = "diffimaging CPU kernels (C++17, threaded; no Python inside the kernels)";
   m.def("hardware_threads", &diffimaging::hardware_threads);
+  m.def("simd", [] {
+#if defined(DI_HAVE_AVX2_ROWS) && (defined(__GNUC__) || defined(__clang__))
+    return std::string(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+                           ? "AVX2/FMA transfer rows"
+                           : "baseline SIMD transfer rows");
+#else
+    return std::string("baseline SIMD transfer rows");
+#endif
+  });
   m.def("transfer_apply", &transfer_apply, py::arg("src"), py::arg("dst"), py::arg("z"),
         py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
         py::arg("band_limit"), py::arg("carrier"), py::arg("conjugate"), py::arg("nthreads"));

@@ -1,1 +1,42 @@
-"""diffimaging"""
+"""diffimaging: differentiable imaging with explicit VJPs over any array-API backend.
+
+Core operators (SI units: metres, radians):
+
+- :func:`propagate` — free-space propagation (angular spectrum / Fresnel)
+- :func:`bin` — exact area-integration pixel binning with sub-pixel shifts
+- :func:`shift` — periodic sub-pixel translation
+- :func:`intensity` — |u|^2
+- :func:`vjp` — ``(out, pullback)`` from the hand-derived VJPs
+"""
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("diffimaging")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0.1.0+src"
+
+from ._autodiff import register_vjp, vjp
+from ._config import show_config
+from ._threads import get_num_threads, num_threads, set_num_threads
+from ._validate import SamplingWarning
+from .binning import bin
+from .propagation import propagate, transfer_function
+from .shifting import intensity, shift
+
+__all__ = [
+    "propagate",
+    "transfer_function",
+    "bin",
+    "shift",
+    "intensity",
+    "vjp",
+    "register_vjp",
+    "show_config",
+    "get_num_threads",
+    "set_num_threads",
+    "num_threads",
+    "SamplingWarning",
+    "__version__",
+]

@@ -1,0 +1,143 @@
+"""Array-library dispatch: namespaces, dtypes, devices and FFT engines.
+
+The namespace always comes from the inputs (``array_api_compat``); nothing here
+is a global backend switch.  numpy arrays use the compiled CPU kernels and
+``scipy.fft``; every other array-API array uses the pure array-API reference
+implementation (CuPy included until its CUDA kernels land).
+"""
+from __future__ import annotations
+
+import numbers
+
+import array_api_compat as aac
+import numpy as np
+
+__all__ = [
+    "namespace",
+    "is_numpy_namespace",
+    "complex_dtype_for",
+    "real_dtype_for",
+    "fft_engine",
+]
+
+
+def _is_array(x) -> bool:
+    return aac.is_array_api_obj(x) and not isinstance(x, numbers.Number)
+
+
+def namespace(*arrays, names=None):
+    """Array namespace shared by ``arrays`` (Python scalars and ``None`` are skipped).
+
+    Raises ``TypeError`` naming the arguments when they come from different
+    array libraries (no silent host/device transfer or conversion).
+    """
+    found = []
+    for i, a in enumerate(arrays):
+        if a is None or isinstance(a, (numbers.Number, list, tuple)):
+            continue
+        if not _is_array(a):
+            name = names[i] if names else f"argument {i}"
+            raise TypeError(f"{name} must be an array (numpy, CuPy, torch or any array-API array), "
+                            f"got {type(a).__name__}")
+        found.append((names[i] if names else f"argument {i}", a))
+    if not found:
+        raise TypeError("no array argument given")
+    try:
+        return aac.array_namespace(*[a for _, a in found])
+    except TypeError as exc:
+        libs = ", ".join(f"{n}: {type(a).__module__}.{type(a).__name__}" for n, a in found)
+        raise TypeError(f"arguments come from different array libraries ({libs}); convert them "
+                        f"to one library (and device) first") from exc
+
+
+def is_numpy_namespace(xp) -> bool:
+    return aac.is_numpy_namespace(xp)
+
+
+def is_cupy_namespace(xp) -> bool:
+    return aac.is_cupy_namespace(xp)
+
+
+def is_torch_namespace(xp) -> bool:
+    return aac.is_torch_namespace(xp)
+
+
+def _kind(xp, dtype) -> str:
+    if dtype == xp.float32:
+        return "f4"
+    if dtype == xp.float64:
+        return "f8"
+    if dtype == xp.complex64:
+        return "c8"
+    if dtype == xp.complex128:
+        return "c16"
+    return "other"
+
+
+def dtype_kind(xp, dtype) -> str:
+    """'f4', 'f8', 'c8', 'c16' or 'other'."""
+    return _kind(xp, dtype)
+
+
+def complex_dtype_for(xp, dtype):
+    """complex64 for float32/complex64, complex128 for float64/complex128."""
+    k = _kind(xp, dtype)
+    if k in ("f4", "c8"):
+        return xp.complex64
+    if k in ("f8", "c16"):
+        return xp.complex128
+    raise TypeError(f"unsupported dtype {dtype}")
+
+
+def real_dtype_for(xp, dtype):
+    """float32 for float32/complex64, float64 for float64/complex128."""
+    k = _kind(xp, dtype)
+    if k in ("f4", "c8"):
+        return xp.float32
+    if k in ("f8", "c16"):
+        return xp.float64
+    raise TypeError(f"unsupported dtype {dtype}")
+
+
+def is_complex(xp, dtype) -> bool:
+    return _kind(xp, dtype) in ("c8", "c16")
+
+
+def device_of(x):
+    return aac.device(x)
+
+
+def fft_engine(xp) -> str:
+    """Human-readable name of the FFT engine used for arrays of namespace ``xp``."""
+    if is_numpy_namespace(xp):
+        import scipy
+
+        return f"scipy.fft (pocketfft, scipy {scipy.__version__}, worker threads)"
+    if is_cupy_namespace(xp):
+        return "cupy.fft (cuFFT)"
+    if is_torch_namespace(xp):
+        return "torch.fft"
+    return f"{getattr(xp, '__name__', 'xp')}.fft (array-API fft extension)"
+
+
+def to_host_float64(x, name: str) -> np.ndarray:
+    """Convert a scalar, sequence or array of any library to a float64 numpy
+    array on the host.  Used for *small* parameters (distances, shifts) only."""
+    if isinstance(x, (numbers.Number, list, tuple)):
+        arr = np.asarray(x, dtype=np.float64) if not isinstance(x, complex) else None
+        if arr is None or arr.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be real, got {x!r}")
+        return arr
+    if not _is_array(x):
+        raise TypeError(f"{name} must be a number or an array, got {type(x).__name__}")
+    xp = aac.array_namespace(x)
+    if xp.isdtype(x.dtype, "complex floating") or xp.isdtype(x.dtype, "bool"):
+        raise TypeError(f"{name} must be real, got dtype {x.dtype}")
+    if is_numpy_namespace(xp):
+        return np.asarray(x, dtype=np.float64)
+    if is_cupy_namespace(xp):
+        return x.get().astype(np.float64)
+    if is_torch_namespace(xp):
+        return x.detach().cpu().to(dtype=__import__("torch").float64).numpy()
+    return np.asarray(aac.to_device(xp.astype(x, xp.float64), "cpu")
+                      if hasattr(x, "to_device") else x, dtype=np.float64)

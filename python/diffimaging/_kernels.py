@@ -1,0 +1,106 @@
+"""Access to the compiled modules.
+
+``_core`` (C++ CPU kernels) is always built by ``pip install``; ``_cuda`` only
+when a CUDA toolkit was found at build time.  If a module is missing, the
+pure array-API reference implementation is used and ``show_config()`` says so.
+Inputs reaching these wrappers have been validated by the public functions;
+the checks here guard the kernel contract (dtype, contiguity), never copy.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._threads import get_num_threads
+
+try:
+    from . import _core
+except ImportError as _exc:  # pragma: no cover - only without a build
+    _core = None
+    _core_error = str(_exc)
+else:
+    _core_error = None
+
+try:
+    from . import _cuda
+except ImportError as _exc:
+    _cuda = None
+    _cuda_error = str(_exc)
+else:
+    _cuda_error = None
+
+_METHOD_CODE = {"asm": 0, "fresnel": 1}
+
+
+def have_cpu() -> bool:
+    return _core is not None
+
+
+def have_cuda_module() -> bool:
+    return _cuda is not None
+
+
+def cuda_device_count() -> int:
+    """Number of GPUs the CUDA module sees (0 without the module or a driver)."""
+    if _cuda is None:
+        return 0
+    try:
+        return int(_cuda.device_count())
+    except Exception:  # pragma: no cover
+        return 0
+
+
+def _require(a: np.ndarray, name: str, dtypes) -> None:
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name}: the CPU kernels take numpy arrays, got {type(a).__name__}")
+    if a.dtype not in dtypes:
+        raise TypeError(f"{name}: dtype {a.dtype} is not supported by the kernel")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: the CPU kernels need C-contiguous arrays")
+
+
+_COMPLEX = (np.dtype(np.complex64), np.dtype(np.complex128))
+_REALCPLX = (np.dtype(np.float32), np.dtype(np.float64)) + _COMPLEX
+
+
+def transfer_apply(src, dst, plan, z: float, conjugate: bool) -> None:
+    _require(src, "src", _COMPLEX)
+    _require(dst, "dst", _COMPLEX)
+    _core.transfer_apply(src, dst, z, plan.wavelength, plan.dy, plan.dx, _METHOD_CODE[plan.method],
+                         plan.band_limit, plan.carrier, conjugate, get_num_threads())
+
+
+def transfer_pullback(U, G, acc, plan, z: float, accumulate: bool) -> float:
+    if U is not None:
+        _require(U, "U", _COMPLEX)
+    _require(G, "G", _COMPLEX)
+    _require(acc, "acc", _COMPLEX)
+    return float(_core.transfer_pullback(U, G, acc, z, plan.wavelength, plan.dy, plan.dx,
+                                         _METHOD_CODE[plan.method], plan.band_limit, plan.carrier,
+                                         accumulate, get_num_threads()))
+
+
+def bin_forward(image3, out3, factor, shifts2, scale):
+    _require(image3, "image", _REALCPLX)
+    _require(out3, "out", _REALCPLX)
+    _core.bin_forward(image3, out3, factor, shifts2, scale, get_num_threads())
+
+
+def bin_adjoint(g3, out3, factor, shifts2, scale):
+    _require(g3, "g", _REALCPLX)
+    _require(out3, "out", _REALCPLX)
+    _core.bin_adjoint(g3, out3, factor, shifts2, scale, get_num_threads())
+
+
+def bin_shift_grad(image3, g3, factor, shifts2, scale):
+    _require(image3, "image", _REALCPLX)
+    _require(g3, "g", _REALCPLX)
+    d = np.empty((g3.shape[0], 2), dtype=np.float64)
+    _core.bin_shift_grad(image3, g3, d, factor, shifts2, scale, get_num_threads())
+    return d
+
+
+def intensity(u):
+    _require(u, "u", _COMPLEX)
+    out = np.empty(u.shape, dtype=np.float32 if u.dtype == np.complex64 else np.float64)
+    _core.intensity(u, out, get_num_threads())
+    return out
