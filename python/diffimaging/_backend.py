@@ -41,7 +41,9 @@ def namespace(*arrays, names=None):
                             f"got {type(a).__name__}")
         found.append((names[i] if names else f"argument {i}", a))
     if not found:
-        raise TypeError("no array argument given")
+        first = names[0] if names else "argument 0"
+        raise TypeError(f"{first} must be an array (numpy, CuPy, torch or any array-API array), "
+                        f"got {type(arrays[0]).__name__}")
     try:
         return aac.array_namespace(*[a for _, a in found])
     except TypeError as exc:

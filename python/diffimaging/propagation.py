@@ -112,36 +112,40 @@ def _check_sampling(p: _Plan) -> None:
     zmax = float(np.max(np.abs(p.zs)))
     if zmax == 0:
         return
-    nyq = min(0.5 / p.dy, 0.5 / p.dx)
-    fl = min(_band_limit_freq(p.method, p.wavelength, p.py, p.dy, zmax),
-             _band_limit_freq(p.method, p.wavelength, p.px, p.dx, zmax))
-    if p.method == "fresnel":
-        zc = min(p.py * p.dy ** 2, p.px * p.dx ** 2) / p.wavelength
-        if zmax > zc:
+    # per axis: Nyquist frequency of the samples and the band-limit frequency of the FFT grid
+    axes = [(0.5 / d, _band_limit_freq(p.method, p.wavelength, n, d, zmax), n, d)
+            for n, d in ((p.py, p.dy), (p.px, p.dx))]
+    cut = [(fl, nyq, n, d) for nyq, fl, n, d in axes if fl < nyq]
+    if cut:
+        fl, nyq, n, d = min(cut, key=lambda t: t[0] / t[1])
+        if p.method == "fresnel":
+            zc = n * d * d / p.wavelength
             if p.band_limit:
                 msg = (f"Fresnel transfer function undersampled: |z| = {zmax:.4g} m exceeds N dx^2 / "
-                       f"wavelength = {zc:.4g} m for this grid; the band limit keeps |f| <= "
-                       f"{fl:.4g} 1/m, {100 * min(fl / nyq, 1):.1f}% of the Nyquist frequency "
-                       f"{nyq:.4g} 1/m, so the result has lost resolution (pad more, or use a "
-                       f"larger grid)")
+                       f"wavelength = {zc:.4g} m for this grid (N = {n}, dx = {d:.4g} m); the band "
+                       f"limit keeps |f| <= {fl:.4g} 1/m, {100 * fl / nyq:.1f}% of the Nyquist "
+                       f"frequency {nyq:.4g} 1/m, so the result has lost resolution (use a larger "
+                       f"grid, or method='asm')")
             else:
                 msg = (f"Fresnel transfer function aliased: |z| = {zmax:.4g} m exceeds N dx^2 / "
-                       f"wavelength = {zc:.4g} m and band_limit=False; the result wraps around "
-                       f"(set band_limit=True or enlarge the grid)")
+                       f"wavelength = {zc:.4g} m (N = {n}, dx = {d:.4g} m) and band_limit=False; "
+                       f"the result wraps around (set band_limit=True or enlarge the grid)")
             warnings.warn(msg, V.SamplingWarning, stacklevel=4)
+        elif not p.band_limit:
+            warnings.warn(f"angular-spectrum transfer function aliased at |z| = {zmax:.4g} m: its "
+                          f"phase is undersampled beyond |f| = {fl:.4g} 1/m ({100 * fl / nyq:.1f}% "
+                          f"of the Nyquist frequency) and band_limit=False; the result wraps around",
+                          V.SamplingWarning, stacklevel=4)
+    if p.method == "fresnel":
         # paraxial error at the highest frequency kept
-        f = min(fl, nyq, 1.0 / p.wavelength)
+        f = min(min(fl, nyq) for nyq, fl, _, _ in axes)
+        f = min(f, 1.0 / p.wavelength)
         err = 2 * math.pi * zmax * abs(1 / p.wavelength - 0.5 * p.wavelength * f * f
                                        - math.sqrt(max(1 / p.wavelength ** 2 - f * f, 0.0)))
         if err > math.pi / 2:
             warnings.warn(f"Fresnel (paraxial) approximation invalid: at |f| = {f:.4g} 1/m and |z| = "
                           f"{zmax:.4g} m its phase differs from the exact angular spectrum by "
                           f"{err:.3g} rad (> pi/2); use method='asm'", V.SamplingWarning, stacklevel=4)
-    elif not p.band_limit and fl < nyq:
-        warnings.warn(f"angular-spectrum transfer function aliased at |z| = {zmax:.4g} m: its phase "
-                      f"is undersampled beyond |f| = {fl:.4g} 1/m ({100 * fl / nyq:.1f}% of the "
-                      f"Nyquist frequency) and band_limit=False; the result wraps around",
-                      V.SamplingWarning, stacklevel=4)
 
 
 # --------------------------------------------------------------------------
