@@ -235,7 +235,7 @@ class Recorder:
             "times_ms": [x * 1e3 for x in t], "baseline_times_ms": [x * 1e3 for x in b],
         }
         self.rows.append(row)
-        print(f"  {name:34s} {size:>12s}  {tm:9.2f} ms  base {bm:9.2f} ms  ratio {ratio:6.2f}",
+        print(f"  {name:48s} {size:>12s}  {tm:9.2f} ms  base {bm:9.2f} ms  ratio {ratio:6.2f}",
               flush=True)
         return row
 
@@ -459,7 +459,7 @@ def config_info(args) -> dict:
 
 
 def format_table(rows) -> str:
-    hdr = (f"{'name':44s} {'size':>12s} {'time ms':>10s} {'baseline ms':>12s} {'ratio':>7s} "
+    hdr = (f"{'name':48s} {'size':>12s} {'time ms':>10s} {'baseline ms':>12s} {'ratio':>7s} "
            f"{'target':>8s} {'met':>4s}  baseline")
     lines = [hdr, "-" * len(hdr)]
     for r in rows:
@@ -469,7 +469,7 @@ def format_table(rows) -> str:
             tgt = f"{r['target_op']} {r['target']:g}"
             met = "yes" if r["met"] else "no"
         rk = "t/b" if r["ratio_kind"] == "time/baseline" else "b/t"
-        lines.append(f"{r['name']:44s} {r['size']:>12s} {r['time_ms']:10.2f} {r['baseline_ms']:12.2f} "
+        lines.append(f"{r['name']:48s} {r['size']:>12s} {r['time_ms']:10.2f} {r['baseline_ms']:12.2f} "
                      f"{r['ratio']:7.2f} {tgt:>8s} {met:>4s}  [{rk}] {r['baseline']}")
     lines.append("ratio [t/b] = time / baseline (lower is better); [b/t] = baseline / time (speed-up)")
     return "\n".join(lines)
