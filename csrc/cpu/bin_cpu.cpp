@@ -1,5 +1,6 @@
 // CPU kernels for exact area-integration binning (forward, adjoint and the
 // shift cotangent).  See diffimaging/binning.hpp for the weights.
+#include <cstring>
 #include <vector>
 
 #include "diffimaging/binning.hpp"
@@ -31,19 +32,27 @@ GatherTable make_gather(index_t n, index_t m, index_t f, double s) {
 
 // Adjoint table: input i receives from outputs first[i] and first[i] + 1 with
 // weights w0[i], w1[i] (0 when that output does not exist).
+// Indices are clamped into [0, m) (their weight is 0 when clamped), so the
+// loops that use them need no branches.
 struct ScatterTable {
   std::vector<index_t> first;
+  std::vector<index_t> i0, i1;
   std::vector<double> w0, w1;
 };
 
 ScatterTable make_scatter(index_t n, index_t m, index_t f, double s) {
   ScatterTable t;
   t.first.resize(static_cast<size_t>(n));
+  t.i0.resize(static_cast<size_t>(n));
+  t.i1.resize(static_cast<size_t>(n));
   t.w0.resize(static_cast<size_t>(n));
   t.w1.resize(static_cast<size_t>(n));
+  auto clamp = [m](index_t k) { return k < 0 ? index_t(0) : (k >= m ? m - 1 : k); };
   for (index_t i = 0; i < n; ++i) {
     const index_t k0 = bin_first_output(i, f, s);
     t.first[i] = k0;
+    t.i0[i] = clamp(k0);
+    t.i1[i] = clamp(k0 + 1);
     t.w0[i] = (k0 >= 0 && k0 < m) ? bin_weight(k0, i, f, s, n) : 0.0;
     t.w1[i] = (k0 + 1 >= 0 && k0 + 1 < m) ? bin_weight(k0 + 1, i, f, s, n) : 0.0;
   }
@@ -154,46 +163,66 @@ void bin_adjoint(const Real* g, Real* out, index_t batch, index_t ny, index_t nx
                  index_t f, const double* shifts, index_t shift_stride, double scale,
                  int nthreads) {
   const index_t my = ny / f, mx = nx / f;
+  const index_t row_len = nx * nc;
+  if (shifts == nullptr) {
+    // Each output row k fills input rows k f .. k f + f - 1 with the same values:
+    // expand once, copy f - 1 times.  Rows and columns beyond my f, mx f get 0.
+    const Real sc = static_cast<Real>(scale);
+    parallel_for(batch * my, nthreads, 4, [&](index_t r0, index_t r1, int) {
+      for (index_t r = r0; r < r1; ++r) {
+        const index_t b = r / my, k = r % my;
+        const Real* gr = g + (b * my + k) * mx * nc;
+        Real* o = out + (b * ny + k * f) * row_len;
+        if (nc == 1) {
+          for (index_t l = 0; l < mx; ++l) {
+            const Real v = sc * gr[l];
+            for (index_t u = 0; u < f; ++u) o[l * f + u] = v;
+          }
+        } else {
+          for (index_t l = 0; l < mx; ++l) {
+            const Real vr = sc * gr[2 * l], vi = sc * gr[2 * l + 1];
+            for (index_t u = 0; u < f; ++u) {
+              o[2 * (l * f + u)] = vr;
+              o[2 * (l * f + u) + 1] = vi;
+            }
+          }
+        }
+        for (index_t j = mx * f * nc; j < row_len; ++j) o[j] = Real(0);
+        for (index_t q = 1; q < f; ++q)
+          std::memcpy(o + q * row_len, o, static_cast<size_t>(row_len) * sizeof(Real));
+        if (k == my - 1)  // trailing rows of this batch element not covered by any output
+          for (index_t i = my * f; i < ny; ++i)
+            std::memset(out + (b * ny + i) * row_len, 0, static_cast<size_t>(row_len) * sizeof(Real));
+      }
+    });
+    return;
+  }
   const ShiftTables tables = make_tables(shifts, shift_stride, batch, ny, nx, f, false, true);
   parallel_for(batch * ny, nthreads, 16, [&](index_t r0, index_t r1, int) {
-    std::vector<double> tmp(static_cast<size_t>(mx * nc));
+    std::vector<Real> tmp(static_cast<size_t>(mx * nc));
     for (index_t r = r0; r < r1; ++r) {
       const index_t b = r / ny, i = r % ny;
       const Real* gb = g + b * my * mx * nc;
-      Real* o = out + r * nx * nc;
-      if (shifts == nullptr) {
-        const index_t k = i / f;
-        if (k >= my) {
-          for (index_t j = 0; j < nx * nc; ++j) o[j] = Real(0);
-          continue;
-        }
-        const Real* gr = gb + k * mx * nc;
-        const Real sc = static_cast<Real>(scale);
-        for (index_t l = 0; l < mx; ++l)
-          for (index_t u = 0; u < f; ++u)
-            for (int c = 0; c < nc; ++c) o[(l * f + u) * nc + c] = sc * gr[l * nc + c];
-        for (index_t j = mx * f * nc; j < nx * nc; ++j) o[j] = Real(0);
-        continue;
-      }
+      Real* o = out + r * row_len;
       const index_t tb = shift_stride == 0 ? 0 : b;
       const ScatterTable& ty = tables.sy[tb];
       const ScatterTable& tx = tables.sx[tb];
-      const index_t k0 = ty.first[i];
-      const double w0 = ty.w0[i] * scale, w1 = ty.w1[i] * scale;
-      for (index_t q = 0; q < mx * nc; ++q) {
-        double v = 0.0;
-        if (w0 != 0.0) v += w0 * static_cast<double>(gb[k0 * mx * nc + q]);
-        if (w1 != 0.0) v += w1 * static_cast<double>(gb[(k0 + 1) * mx * nc + q]);
-        tmp[q] = v;
-      }
-      for (index_t j = 0; j < nx; ++j) {
-        const index_t l0 = tx.first[j];
-        const double a0 = tx.w0[j], a1 = tx.w1[j];
-        for (int c = 0; c < nc; ++c) {
-          double v = 0.0;
-          if (a0 != 0.0) v += a0 * tmp[l0 * nc + c];
-          if (a1 != 0.0) v += a1 * tmp[(l0 + 1) * nc + c];
-          o[j * nc + c] = static_cast<Real>(v);
+      const Real w0 = static_cast<Real>(ty.w0[i] * scale), w1 = static_cast<Real>(ty.w1[i] * scale);
+      const Real* g0 = gb + ty.i0[i] * mx * nc;
+      const Real* g1 = gb + ty.i1[i] * mx * nc;
+      for (index_t q = 0; q < mx * nc; ++q) tmp[q] = w0 * g0[q] + w1 * g1[q];
+      const index_t* i0 = tx.i0.data();
+      const index_t* i1 = tx.i1.data();
+      const double* a0 = tx.w0.data();
+      const double* a1 = tx.w1.data();
+      if (nc == 1) {
+        for (index_t j = 0; j < nx; ++j)
+          o[j] = static_cast<Real>(a0[j]) * tmp[i0[j]] + static_cast<Real>(a1[j]) * tmp[i1[j]];
+      } else {
+        for (index_t j = 0; j < nx; ++j) {
+          const Real c0 = static_cast<Real>(a0[j]), c1 = static_cast<Real>(a1[j]);
+          o[2 * j] = c0 * tmp[2 * i0[j]] + c1 * tmp[2 * i1[j]];
+          o[2 * j + 1] = c0 * tmp[2 * i0[j] + 1] + c1 * tmp[2 * i1[j] + 1];
         }
       }
     }

@@ -76,18 +76,17 @@ void transfer_apply(const Real* src, Real* dst, index_t batch, const TransferPar
   const bool avx2 = use_avx2();
   const index_t nu = unique_rows(p.ny);
   parallel_for(nu, nthreads, 4, [&](index_t r0, index_t r1, int) {
-    std::vector<double> scratch(static_cast<size_t>(2 * p.nx));
+    std::vector<Real> hbuf(static_cast<size_t>(2 * p.nx));
     RowArgs a = base;
-    a.cs = scratch.data();
-    a.sn = scratch.data() + p.nx;
+    a.h = hbuf.data();
     for (index_t i = r0; i < r1; ++i) {
       const index_t rows[2] = {i, mirror_row(i, p.ny)};
       const double fy = fftfreq(i, p.ny, p.dy);
       const bool zero = std::fabs(fy) > cols.fy_limit;
       if (!zero) {
         a.fy2 = fy * fy;
-        if (avx2) rows_avx2::phase(a, conj_sign, false);
-        else rows_base::phase(a, conj_sign, false);
+        if (avx2) rows_avx2::phase<Real>(a, conj_sign, false);
+        else rows_base::phase<Real>(a, conj_sign, false);
       }
       for (index_t b = 0; b < batch; ++b)
         for (index_t r : rows) {
@@ -119,11 +118,11 @@ double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, R
   const index_t nu = unique_rows(p.ny);
   std::vector<double> partial(static_cast<size_t>(std::max(nthreads, 1)) + 1, 0.0);
   parallel_for(nu, nthreads, 4, [&](index_t r0, index_t r1, int tid) {
-    std::vector<double> scratch(static_cast<size_t>(3 * p.nx));
+    std::vector<Real> hbuf(static_cast<size_t>(2 * p.nx));
+    std::vector<double> kbuf(static_cast<size_t>(p.nx));
     RowArgs a = base;
-    a.cs = scratch.data();
-    a.sn = scratch.data() + p.nx;
-    a.kappa = scratch.data() + 2 * p.nx;
+    a.h = hbuf.data();
+    a.kappa = kbuf.data();
     double sum = 0.0;
     for (index_t i = r0; i < r1; ++i) {
       const index_t rows[2] = {i, mirror_row(i, p.ny)};
@@ -131,8 +130,8 @@ double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, R
       const bool zero = std::fabs(fy) > cols.fy_limit;
       if (!zero) {
         a.fy2 = fy * fy;
-        if (avx2) rows_avx2::phase(a, 1.0, want_dz);
-        else rows_base::phase(a, 1.0, want_dz);
+        if (avx2) rows_avx2::phase<Real>(a, 1.0, want_dz);
+        else rows_base::phase<Real>(a, 1.0, want_dz);
       }
       for (index_t b = 0; b < batch; ++b)
         for (index_t r : rows) {

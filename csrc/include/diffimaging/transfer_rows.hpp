@@ -21,16 +21,17 @@ struct RowArgs {
   double z, inv_l, inv_l2, lam;
   int method;          // 0 asm, 1 fresnel
   bool carrier;
-  double* cs;          // scratch, nx doubles each
-  double* sn;
-  double* kappa;       // phase rate, 0 where H = 0 (pullback only)
+  void* h;             // scratch: H of the row, nx interleaved complex values of Real
+  double* kappa;       // scratch: phase rate [rad/m], 0 where H = 0 (pullback only)
 };
 
 namespace rows_base {
-// Fills a.cs, a.sn (and a.kappa when want_kappa) for all a.nx columns; the
-// phase is computed for fx >= 0 only and mirrored (fx^2 is even in fx).
+// Fills a.h (and a.kappa when want_kappa) for all a.nx columns with H (its
+// conjugate when conj_sign = -1); the phase is computed in double precision
+// for fx >= 0 only and mirrored (fx^2 is even in fx).
+template <class Real>
 void phase(const RowArgs& a, double conj_sign, bool want_kappa);
-// dst = (cs + i sn) * src for one row (src may equal dst).
+// dst = h * src for one row (src may equal dst).
 template <class Real>
 void multiply(const RowArgs& a, const Real* src, Real* dst);
 // acc (+)= conj(H) G; returns sum Re(conj(G) i kappa H U) (U may be null).
@@ -39,10 +40,12 @@ double pullback(const RowArgs& a, const Real* U, const Real* G, Real* acc, bool 
 }  // namespace rows_base
 
 namespace rows_avx2 {
-// Fills a.cs, a.sn (and a.kappa when want_kappa) for all a.nx columns; the
-// phase is computed for fx >= 0 only and mirrored (fx^2 is even in fx).
+// Fills a.h (and a.kappa when want_kappa) for all a.nx columns with H (its
+// conjugate when conj_sign = -1); the phase is computed in double precision
+// for fx >= 0 only and mirrored (fx^2 is even in fx).
+template <class Real>
 void phase(const RowArgs& a, double conj_sign, bool want_kappa);
-// dst = (cs + i sn) * src for one row (src may equal dst).
+// dst = h * src for one row (src may equal dst).
 template <class Real>
 void multiply(const RowArgs& a, const Real* src, Real* dst);
 // acc (+)= conj(H) G; returns sum Re(conj(G) i kappa H U) (U may be null).
