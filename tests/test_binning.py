@@ -97,7 +97,8 @@ def _reference_fwd(image, shift, factor, reduce):
 # ---------------------------------------------------------------- adjoint test
 
 SHAPES = [(7, 9), (8, 12), (5, 13), (12, 6)]  # odd, even, non-square both ways
-SHIFT_MODES = ["none", "per_batch", "broadcast_tuple", "broadcast_array", "image_vs_shifts"]
+SHIFT_MODES = ["none", "per_batch", "broadcast_tuple", "broadcast_array", "image_vs_shifts",
+               "mixed_broadcast"]
 
 
 def _make_case(rng, shape, f, mode, dtype):
@@ -117,6 +118,9 @@ def _make_case(rng, shape, f, mode, dtype):
     if mode == "image_vs_shifts":  # image (ny, nx), shifts (K, 2) -> (K, my, mx)
         s = rng.uniform(-0.75 * f - 0.5, 0.75 * f + 0.5, (4, 2))
         return _rand(rng, shape, dtype), s
+    if mode == "mixed_broadcast":  # image (2, 1, ny, nx), shifts (3, 2) -> (2, 3, my, mx)
+        s = rng.uniform(-0.75 * f - 0.5, 0.75 * f + 0.5, (3, 2))
+        return _rand(rng, (2, 1) + shape, dtype), s
     raise AssertionError(mode)
 
 
@@ -131,7 +135,7 @@ def test_adjoint_dot(shape, factor, mode, reduce, dtype):
     out, pullback = di.vjp(di.bin, u, factor=factor, reduce=reduce) if s is None else \
         di.vjp(di.bin, u, s, factor=factor, reduce=reduce)
     my, mx = shape[0] // factor, shape[1] // factor
-    expected_batch = (4,) if mode == "image_vs_shifts" else (2, 3)
+    expected_batch = (4,) if mode == "image_vs_shifts" else (2, 3)  # mixed: (2,1) x (3,)
     assert out.shape == expected_batch + (my, mx)
     assert out.dtype == np.dtype(dtype)
     v = _rand(rng, out.shape, dtype)
@@ -450,6 +454,21 @@ def test_bad_factor(factor, exc):
         di.bin(np.ones((8, 8)), factor=factor)
 
 
+@pytest.mark.parametrize("shift", [None, (0.5, 0.25)])
+def test_empty_batch(shift):
+    img = np.zeros((0, 8, 6))
+    ref = _reference_fwd(img, shift, 2, "sum")
+    assert ref.shape == (0, 4, 3)
+    out = di.bin(img, shift, factor=2)
+    assert out.shape == (0, 4, 3) and out.dtype == np.float64
+    args = (img,) if shift is None else (img, shift)
+    out, pb = di.vjp(di.bin, *args, factor=2)
+    cts = pb(np.zeros((0, 4, 3)))
+    assert cts[0].shape == (0, 8, 6)
+    if shift is not None:
+        np.testing.assert_array_equal(cts[1], np.zeros(2))
+
+
 def test_factor_accepts_numpy_integer():
     out = di.bin(np.ones((8, 8)), factor=np.int64(2))
     assert_allclose(out, np.full((4, 4), 4.0))
@@ -477,13 +496,11 @@ def test_non_float_image(dtype):
         di.bin(np.ones((8, 8), dtype=dtype), factor=2)
 
 
-@pytest.mark.xfail(reason="BUG: a non-array image (a nested list) raises TypeError('no array "
-                          "argument given'), which does not name the argument `image` "
-                          "(_backend.namespace skips lists before field_array can name it)",
-                   strict=True)
 def test_non_array_image():
     with pytest.raises(TypeError, match="image"):
         di.bin([[1.0, 2.0], [3.0, 4.0]], factor=1)
+    with pytest.raises(TypeError, match="image"):
+        di.bin(None, factor=1)
 
 
 @pytest.mark.parametrize("shift", [(0.1, 0.2, 0.3), np.zeros(3), np.zeros((2, 3)), np.zeros(()),

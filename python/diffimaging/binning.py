@@ -76,8 +76,10 @@ def _shifts2(p: _Plan):
 
 
 def _forward_kernel(p: _Plan, image):
+    if prod(p.out_batch) == 0:
+        return np.zeros(p.out_batch + (p.my, p.mx), dtype=image.dtype)
     im3 = _image3(p, image)
-    out = np.empty((max(prod(p.out_batch), 1), p.my, p.mx), dtype=im3.dtype)
+    out = np.empty((prod(p.out_batch), p.my, p.mx), dtype=im3.dtype)
     K.bin_forward(im3, out, p.f, _shifts2(p), p.scale)
     return out.reshape(p.out_batch + (p.my, p.mx))
 
@@ -178,6 +180,11 @@ def _bin_bwd(res, g):
         raise ValueError(f"cotangent must have the output's shape {expected}, got {tuple(g.shape)}")
     if g.dtype != image.dtype:
         g = xp.astype(g, image.dtype)
+    if p.kernel and prod(p.out_batch) == 0:
+        cts = [np.zeros(tuple(image.shape), dtype=image.dtype)]
+        if has_shift:
+            cts.append(_shift_ct(p, np.zeros(p.shift_batch + (2,))))
+        return tuple(cts)
     if p.kernel:
         g3 = np.ascontiguousarray(g).reshape((-1, p.my, p.mx))
         sh = _shifts2(p)
