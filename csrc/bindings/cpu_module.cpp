@@ -240,6 +240,32 @@ void intensity(py::array u, py::array out, int nthreads) {
                            static_cast<double*>(out.mutable_data()), u.size(), nt);
 }
 
+// dst (batch, ny, nx) = src[..., :ny, :nx]; src is a (batch, sy, sx) array or a
+// view whose rows are contiguous (any row / plane stride), dtypes equal.
+void crop_copy(py::array src, py::array dst, int nthreads) {
+  const auto dt = dst.dtype();
+  require(src.dtype().equal(dt), "src and dst must have the same dtype");
+  const Kind k = kind_of(dst, "dst");
+  require(src.ndim() == 3 && dst.ndim() == 3, "src and dst must be 3-d");
+  const index_t batch = dst.shape(0), ny = dst.shape(1), nx = dst.shape(2);
+  require(src.shape(0) == batch && src.shape(1) >= ny && src.shape(2) >= nx,
+          "src must be at least as large as dst");
+  const index_t item = static_cast<index_t>(dt.itemsize());
+  require(src.strides(2) == item, "src rows must be contiguous");
+  require(src.strides(1) % item == 0 && src.strides(0) % item == 0, "src strides must be whole elements");
+  require(dst.writeable(), "dst must be writeable");
+  const index_t row = src.strides(1) / item, plane = src.strides(0) / item;
+  const int nc = is_complex(k) ? 2 : 1;
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (is_double(k))
+    cpu::crop_copy<double>(static_cast<const double*>(src.data()), plane, row,
+                           static_cast<double*>(dst.mutable_data()), batch, ny, nx, nc, nt);
+  else
+    cpu::crop_copy<float>(static_cast<const float*>(src.data()), plane, row,
+                          static_cast<float*>(dst.mutable_data()), batch, ny, nx, nc, nt);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -266,6 +292,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
   m.def("bin_shift_grad", &bin_shift_grad, py::arg("image"), py::arg("g"), py::arg("dshift"),
         py::arg("factor"), py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
+  m.def("crop_copy", &crop_copy, py::arg("src"), py::arg("dst"), py::arg("nthreads"));
   m.def("intensity", &intensity, py::arg("u"), py::arg("out"), py::arg("nthreads"));
 #if defined(__VERSION__)
   m.attr("compiler") = __VERSION__;

@@ -22,12 +22,13 @@ from ._config import show_config
 from ._threads import get_num_threads, num_threads, set_num_threads
 from ._validate import SamplingWarning
 from .binning import bin
-from .propagation import propagate, transfer_function
+from .propagation import free_workspace, propagate, transfer_function
 from .shifting import intensity, shift
 
 __all__ = [
     "propagate",
     "transfer_function",
+    "free_workspace",
     "bin",
     "shift",
     "intensity",

@@ -99,6 +99,14 @@ def bin_shift_grad(image3, g3, factor, shifts2, scale):
     return d
 
 
+def crop_copy(src3, dst3):
+    """dst3[...] = src3[:, :ny, :nx] (threaded copy; src3 rows contiguous)."""
+    if not isinstance(src3, np.ndarray) or src3.ndim != 3 or src3.strides[2] != src3.itemsize:
+        raise ValueError("crop_copy: src must be a 3-d numpy array with contiguous rows")
+    _require(dst3, "dst", _REALCPLX)
+    _core.crop_copy(src3, dst3, get_num_threads())
+
+
 def intensity(u):
     _require(u, "u", _COMPLEX)
     out = np.empty(u.shape, dtype=np.float32 if u.dtype == np.complex64 else np.float64)

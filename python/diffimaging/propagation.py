@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ from . import _validate as V
 from ._autodiff import register_vjp
 from ._threads import get_num_threads
 
-__all__ = ["propagate", "transfer_function"]
+__all__ = ["propagate", "transfer_function", "free_workspace"]
 
 _METHODS = {"asm": 0, "fresnel": 1}
 
@@ -255,12 +256,44 @@ def _pullback_reference(p: _Plan, field, g, want_z=True):
 _PRUNED = True
 
 
-def _fft_np(p: _Plan, u3, workers):
-    """Spectrum of the (implicitly zero-padded) batch u3 on the FFT grid."""
+_WS = threading.local()
+
+
+def free_workspace() -> None:
+    """Release the padded work buffer that ``propagate`` keeps per thread between
+    calls (one array of the padded grid size, reused while shapes repeat)."""
+    _WS.__dict__.clear()
+
+
+def _workspace(shape, dtype):
+    buf = getattr(_WS, "buf", None)
+    if buf is None or buf.shape != shape or buf.dtype != dtype:
+        _WS.buf = None  # drop the old one first
+        buf = _WS.buf = np.empty(shape, dtype=dtype)
+    return buf
+
+
+def _fft_np(p: _Plan, u3, workers, workspace=False):
+    """Spectrum of the (implicitly zero-padded) batch u3 on the FFT grid.
+    With ``workspace`` the result lives in the per-thread work buffer (no new
+    allocation, so no page faults on a large array)."""
     if (p.py, p.px) == (p.ny, p.nx):
         return _sfft.fft2(u3, workers=workers)
     if not _PRUNED:
         return _sfft.fft2(u3, s=(p.py, p.px), workers=workers)
+    if workspace:
+        buf = _workspace((u3.shape[0], p.py, p.px), p.cdtype)
+        buf[:, :p.ny, :p.nx] = u3
+        buf[:, :p.ny, p.nx:] = 0
+        buf[:, p.ny:, :] = 0
+        rows = buf[:, :p.ny, :]
+        a = _sfft.fft(rows, axis=-1, workers=workers, overwrite_x=True)  # ny rows only
+        if a is not rows and not np.shares_memory(a, buf):
+            rows[...] = a
+        b = _sfft.fft(buf, axis=-2, workers=workers, overwrite_x=True)
+        if b is not buf and not np.shares_memory(b, buf):
+            buf[...] = b
+        return buf
     a = _sfft.fft(u3, n=p.px, axis=-1, workers=workers)             # ny rows only
     return _sfft.fft(a, n=p.py, axis=-2, workers=workers, overwrite_x=True)
 
@@ -272,7 +305,8 @@ def _ifft_crop_np(p: _Plan, V, workers):
     if not _PRUNED:
         return _sfft.ifft2(V, workers=workers, overwrite_x=True)[..., :p.ny, :p.nx]
     V = _sfft.ifft(V, axis=-2, workers=workers, overwrite_x=True)
-    v = _sfft.ifft(V[..., :p.ny, :], axis=-1, workers=workers, overwrite_x=True)  # kept rows only
+    rows = V[..., :p.ny, :]
+    v = _sfft.ifft(rows, axis=-1, workers=workers, overwrite_x=True)  # kept rows only
     return v[..., :p.nx]
 
 
@@ -284,16 +318,24 @@ def _as_batch3(p: _Plan, a):
 def _forward_kernel(p: _Plan, field):
     w = get_num_threads()
     u3 = _as_batch3(p, field)
-    U = _fft_np(p, u3, w)
+    U = _fft_np(p, u3, w, workspace=True)
     if not p.stack:
         K.transfer_apply(U, U, p, float(p.zs[0]), conjugate=False)
-        out = np.ascontiguousarray(_ifft_crop_np(p, U, w))
+        v = _ifft_crop_np(p, U, w)
+        if v.flags.c_contiguous:
+            return v.reshape(p.batch_shape + (p.ny, p.nx))
+        out = np.empty(u3.shape, dtype=p.cdtype)
+        K.crop_copy(v, out)
         return out.reshape(p.batch_shape + (p.ny, p.nx))
     out = np.empty((len(p.zs),) + u3.shape, dtype=p.cdtype)
     tmp = np.empty_like(U)
     for k, z in enumerate(p.zs):
         K.transfer_apply(U, tmp, p, float(z), conjugate=False)
-        out[k] = _ifft_crop_np(p, tmp, w)
+        v = _ifft_crop_np(p, tmp, w)
+        if v.flags.c_contiguous:
+            out[k] = v
+        else:
+            K.crop_copy(v, out[k])
     return out.reshape((len(p.zs),) + p.batch_shape + (p.ny, p.nx))
 
 

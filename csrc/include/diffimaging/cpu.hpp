@@ -46,6 +46,14 @@ void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* ds
                     index_t batch, index_t ny, index_t nx, int ncomp, index_t f,
                     const double* shifts, index_t shift_stride, double scale, int nthreads);
 
+// dst[b, i, :] = src[b, i, :nx] for i < ny: the top-left (ny, nx) block of each
+// (src_ny, src_nx) plane, `ncomp` Reals per element, threaded (first touch of a
+// freshly allocated dst is spread over the threads).  src may have a row stride
+// `src_row` >= nx and a plane stride `src_plane` (in elements).
+template <class Real>
+void crop_copy(const Real* src, index_t src_plane, index_t src_row, Real* dst, index_t batch,
+               index_t ny, index_t nx, int ncomp, int nthreads);
+
 // |u|^2 of n complex values (interleaved) into n reals.
 template <class Real>
 void intensity(const Real* u, Real* out, index_t n, int nthreads);
