@@ -1,6 +1,7 @@
 // CPU kernels for the free-space transfer function: generated on the fly
 // (phase in double precision) and fused with the spectrum multiply and, for
 // the pullback, with the reduction that gives the z cotangent.
+#include <cstring>
 #include <vector>
 
 #include "diffimaging/cpu.hpp"
@@ -155,6 +156,89 @@ double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, R
   return total;
 }
 
+inline index_t quarter_cols(index_t nx) { return nx / 2 + 1 < nx ? nx / 2 + 1 : nx; }
+
+void transfer_quarter(const TransferParams& p_in, double* table, int nthreads) {
+  TransferParams p = p_in;
+  p.band_limit = false;
+  const ColumnTables cols = make_columns(p);
+  const RowArgs base = row_args(p, cols);
+  const index_t qy = unique_rows(p.ny), qx = quarter_cols(p.nx);
+  const bool avx2 = use_avx2();
+  parallel_for(qy, nthreads, 4, [&](index_t r0, index_t r1, int) {
+    std::vector<double> hbuf(static_cast<size_t>(2 * p.nx));
+    RowArgs a = base;
+    a.h = hbuf.data();
+    for (index_t i = r0; i < r1; ++i) {
+      const double fy = fftfreq(i, p.ny, p.dy);
+      a.fy2 = fy * fy;
+      if (avx2) rows_avx2::phase<double>(a, 1.0, false);
+      else rows_base::phase<double>(a, 1.0, false);
+      std::memcpy(table + 2 * i * qx, hbuf.data(), static_cast<size_t>(2 * qx) * sizeof(double));
+    }
+  });
+}
+
+template <class Real>
+void transfer_apply_quarter(const Real* src, Real* dst, index_t batch, const TransferParams& p,
+                            double* table, const double* step, int nthreads) {
+  const index_t qy = unique_rows(p.ny), qx = quarter_cols(p.nx);
+  const double fxl = p.band_limit ? band_limit_frequency(p, p.nx, p.dx) : INFINITY;
+  const double fyl = p.band_limit ? band_limit_frequency(p, p.ny, p.dy) : INFINITY;
+  std::vector<double> cmask(static_cast<size_t>(qx));
+  for (index_t j = 0; j < qx; ++j) cmask[j] = std::fabs(fftfreq(j, p.nx, p.dx)) <= fxl ? 1.0 : 0.0;
+  const index_t row_len = 2 * p.nx;
+  const index_t plane = p.ny * row_len;
+  const bool avx2 = use_avx2();
+  parallel_for(qy, nthreads, 4, [&](index_t r0, index_t r1, int) {
+    std::vector<Real> hbuf(static_cast<size_t>(2 * p.nx));
+    Real* h = hbuf.data();
+    for (index_t i = r0; i < r1; ++i) {
+      const index_t rows[2] = {i, mirror_row(i, p.ny)};
+      double* t = table + 2 * i * qx;
+      const bool zero = std::fabs(fftfreq(i, p.ny, p.dy)) > fyl;
+      if (!zero) {
+        for (index_t j = 0; j < qx; ++j) {
+          h[2 * j] = static_cast<Real>(cmask[j] * t[2 * j]);
+          h[2 * j + 1] = static_cast<Real>(cmask[j] * t[2 * j + 1]);
+        }
+        for (index_t j = 1; j <= (p.nx - 1) / 2; ++j) {
+          h[2 * (p.nx - j)] = h[2 * j];
+          h[2 * (p.nx - j) + 1] = h[2 * j + 1];
+        }
+      }
+      RowArgs a{};
+      a.nx = p.nx;
+      a.h = h;
+      for (index_t b = 0; b < batch; ++b)
+        for (index_t r : rows) {
+          if (r < 0) continue;
+          const Real* sp = src + b * plane + r * row_len;
+          Real* d = dst + b * plane + r * row_len;
+          if (zero) {
+            for (index_t j = 0; j < row_len; ++j) d[j] = Real(0);
+          } else if (avx2) {
+            rows_avx2::multiply<Real>(a, sp, d);
+          } else {
+            rows_base::multiply<Real>(a, sp, d);
+          }
+        }
+      if (step != nullptr) {
+        const double* st = step + 2 * i * qx;
+        for (index_t j = 0; j < qx; ++j) {
+          const double tr = t[2 * j], ti = t[2 * j + 1], sr = st[2 * j], si = st[2 * j + 1];
+          t[2 * j] = tr * sr - ti * si;
+          t[2 * j + 1] = tr * si + ti * sr;
+        }
+      }
+    }
+  });
+}
+
+template void transfer_apply_quarter<float>(const float*, float*, index_t, const TransferParams&,
+                                            double*, const double*, int);
+template void transfer_apply_quarter<double>(const double*, double*, index_t,
+                                             const TransferParams&, double*, const double*, int);
 template void transfer_apply<float>(const float*, float*, index_t, const TransferParams&, bool, int);
 template void transfer_apply<double>(const double*, double*, index_t, const TransferParams&, bool, int);
 template double transfer_pullback<float>(const float*, index_t, const float*, float*, index_t,
