@@ -345,26 +345,3 @@ def test_sampling_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         di.propagate(u, 1e-5, wavelength=LAM, pixel_size=1e-6)  # well sampled: silent
-
-
-@pytest.mark.parametrize("dtype,tol", [(np.complex128, 5e-12), (np.complex64, 2e-6)])
-@pytest.mark.parametrize("method", ["asm", "fresnel"])
-@pytest.mark.parametrize("carrier", [True, False])
-def test_uniform_stack_recurrence_matches_reference(rng, dtype, tol, method, carrier):
-    """Equally spaced planes use H(z+dz) = H(z) H(dz) on the quarter grid, with the
-    band limit of each plane applied separately; it must equal the direct result."""
-    u = crandn(rng, (2, 15, 22), dtype)
-    zs = np.linspace(-4e-4, 9e-4, 33)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", di.SamplingWarning)
-        p = P._make_plan(u, zs, LAM, (1e-6, 1.4e-6), method, True, True, carrier)
-    assert P._uniform(p.zs)
-    a = P._forward_kernel(p, u)
-    b = P._forward_reference(p, u)
-    np.testing.assert_allclose(a, b, rtol=0, atol=tol * np.abs(b).max())
-
-
-def test_uniform_detection():
-    assert P._uniform(np.linspace(1e-3, 2e-3, 5))
-    assert not P._uniform(np.array([1e-3, 2e-3, 4e-3]))
-    assert not P._uniform(np.array([1e-3, 2e-3]))

@@ -118,65 +118,6 @@ double transfer_pullback(py::object U_obj, py::array G, py::array acc, double z,
                                         accumulate, nt);
 }
 
-// table: complex128 array of shape (qy, qx) for the grid (ny, nx).
-void check_quarter(const py::array& t, index_t ny, index_t nx, const char* name) {
-  require(kind_of(t, name) == Kind::kC128, std::string(name) + " must be complex128");
-  const index_t qy = ny / 2 + 1 < ny ? ny / 2 + 1 : ny, qx = nx / 2 + 1 < nx ? nx / 2 + 1 : nx;
-  require(t.ndim() == 2 && t.shape(0) == qy && t.shape(1) == qx,
-          std::string(name) + " must have the quarter-grid shape (ny/2+1, nx/2+1)");
-}
-
-void transfer_quarter(py::array table, index_t ny, index_t nx, double z, double wavelength,
-                      double dy, double dx, int method, bool carrier, int nthreads) {
-  check_quarter(table, ny, nx, "table");
-  require(table.writeable(), "table must be writeable");
-  diffimaging::TransferParams p;
-  p.z = z;
-  p.wavelength = wavelength;
-  p.dy = dy;
-  p.dx = dx;
-  p.ny = ny;
-  p.nx = nx;
-  require(method == 0 || method == 1, "method must be 0 (asm) or 1 (fresnel)");
-  p.method = static_cast<diffimaging::Method>(method);
-  p.band_limit = false;
-  p.carrier = carrier;
-  const int nt = threads(nthreads);
-  py::gil_scoped_release release;
-  cpu::transfer_quarter(p, static_cast<double*>(table.mutable_data()), nt);
-}
-
-void transfer_apply_quarter(py::array src, py::array dst, py::array table, py::object step_obj,
-                            double z, double wavelength, double dy, double dx, int method,
-                            bool band_limit, int nthreads) {
-  const Kind k = kind_of(src, "src");
-  require(kind_of(dst, "dst") == k && is_complex(k), "src and dst must be complex of one dtype");
-  require(src.size() == dst.size() && src.ndim() >= 2 && dst.ndim() >= 2 &&
-              dim(src, 1) == dim(dst, 1) && dim(src, 2) == dim(dst, 2),
-          "src and dst must have the same shape");
-  require(dst.writeable() && table.writeable(), "dst and table must be writeable");
-  const auto p = params(src, z, wavelength, dy, dx, method, band_limit, true);
-  check_quarter(table, p.ny, p.nx, "table");
-  const double* step = nullptr;
-  py::array st;
-  if (!step_obj.is_none()) {
-    st = py::array(step_obj);
-    check_quarter(st, p.ny, p.nx, "step");
-    step = static_cast<const double*>(st.data());
-  }
-  const index_t batch = p.ny * p.nx == 0 ? 0 : src.size() / (p.ny * p.nx);
-  double* t = static_cast<double*>(table.mutable_data());
-  const int nt = threads(nthreads);
-  py::gil_scoped_release release;
-  if (k == Kind::kC64)
-    cpu::transfer_apply_quarter<float>(static_cast<const float*>(src.data()),
-                                       static_cast<float*>(dst.mutable_data()), batch, p, t, step, nt);
-  else
-    cpu::transfer_apply_quarter<double>(static_cast<const double*>(src.data()),
-                                        static_cast<double*>(dst.mutable_data()), batch, p, t, step,
-                                        nt);
-}
-
 struct BinShapes {
   index_t batch, ny, nx, in_stride;
   const double* shifts;
@@ -345,12 +286,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("transfer_pullback", &transfer_pullback, py::arg("U"), py::arg("G"), py::arg("acc"),
         py::arg("z"), py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
         py::arg("band_limit"), py::arg("carrier"), py::arg("accumulate"), py::arg("nthreads"));
-  m.def("transfer_quarter", &transfer_quarter, py::arg("table"), py::arg("ny"), py::arg("nx"),
-        py::arg("z"), py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
-        py::arg("carrier"), py::arg("nthreads"));
-  m.def("transfer_apply_quarter", &transfer_apply_quarter, py::arg("src"), py::arg("dst"),
-        py::arg("table"), py::arg("step"), py::arg("z"), py::arg("wavelength"), py::arg("dy"),
-        py::arg("dx"), py::arg("method"), py::arg("band_limit"), py::arg("nthreads"));
   m.def("bin_forward", &bin_forward, py::arg("image"), py::arg("out"), py::arg("factor"),
         py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
   m.def("bin_adjoint", &bin_adjoint, py::arg("g"), py::arg("out"), py::arg("factor"),

@@ -69,25 +69,6 @@ def transfer_apply(src, dst, plan, z: float, conjugate: bool) -> None:
                          plan.band_limit, plan.carrier, conjugate, get_num_threads())
 
 
-def quarter_shape(ny: int, nx: int) -> tuple:
-    return (min(ny // 2 + 1, ny), min(nx // 2 + 1, nx))
-
-
-def transfer_quarter(plan, z: float) -> np.ndarray:
-    """Quarter-grid table of H(z) (complex128, no band limit) on the plan's FFT grid."""
-    t = np.empty(quarter_shape(plan.py, plan.px), dtype=np.complex128)
-    _core.transfer_quarter(t, plan.py, plan.px, z, plan.wavelength, plan.dy, plan.dx,
-                           _METHOD_CODE[plan.method], plan.carrier, get_num_threads())
-    return t
-
-
-def transfer_apply_quarter(src, dst, plan, z: float, table, step) -> None:
-    _require(src, "src", _COMPLEX)
-    _require(dst, "dst", _COMPLEX)
-    _core.transfer_apply_quarter(src, dst, table, step, z, plan.wavelength, plan.dy, plan.dx,
-                                 _METHOD_CODE[plan.method], plan.band_limit, get_num_threads())
-
-
 def transfer_pullback(U, G, acc, plan, z: float, accumulate: bool) -> float:
     if U is not None:
         _require(U, "U", _COMPLEX)

@@ -24,22 +24,6 @@ template <class Real>
 double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, Real* acc,
                          index_t batch, const TransferParams& p, bool accumulate, int nthreads);
 
-// Quarter-grid table of the transfer function for stacks: rows 0..qy-1 and
-// columns 0..qx-1 of the FFT grid (qy = ny/2 + 1, qx = nx/2 + 1, capped at
-// ny, nx), i.e. every |fy|, |fx| once; complex128 interleaved, WITHOUT the
-// band limit (evanescent components are 0).  H(z) for a stack of equally
-// spaced planes then follows from H(z + dz) = H(z) * H(dz), a complex multiply
-// per quarter-grid element instead of a square root, a division and a sincos.
-void transfer_quarter(const TransferParams& p, double* table, int nthreads);
-
-// dst = H * src with H read from the quarter table (mirrored) and the band
-// limit of distance p.z applied; when `step` is not null the table is then
-// advanced in place, table *= step (both quarter tables), row by row while
-// the row is in cache.
-template <class Real>
-void transfer_apply_quarter(const Real* src, Real* dst, index_t batch, const TransferParams& p,
-                            double* table, const double* step, int nthreads);
-
 // Exact area-integration binning by an integer factor f, with a sub-pixel
 // shift (sy, sx) per batch element (shifts: batch x 2 doubles, or null for no
 // shift).  in: (batch, ny, nx) with batch stride `in_stride` (0 = broadcast);
