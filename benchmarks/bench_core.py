@@ -359,7 +359,9 @@ def bench_bin(rec, n, repeat, warmup, checks):
     f, shift = 4, (0.3, -0.2)
     t = time_interleaved({"di": lambda: di.bin(img, shift, factor=f), "np": lambda: bin_numpy(img, f)},
                          repeat, warmup)
-    rec.add(f"bin f={f} shift={shift}", f"{n}x{n}", t["di"], t["np"], kind="ge", target=2.0,
+    # numpy has no shifted exact-area binning: the shifted rows are informational
+    # (no target), compared with the unshifted numpy operations
+    rec.add(f"bin f={f} shift={shift}", f"{n}x{n}", t["di"], t["np"], kind="ge", target=None,
             ratio_kind="baseline/time",
             baseline="numpy reshape-sum, UNSHIFTED (a lower bound for a shifted numpy bin)",
             params=dict(n=n, factor=f, shift=shift, dtype="float32"))
@@ -368,7 +370,7 @@ def bench_bin(rec, n, repeat, warmup, checks):
     t = time_interleaved({"di": lambda: pullback(g), "np": lambda: bin_adjoint_numpy(g, f)},
                          repeat, warmup)
     rec.add(f"bin pullback f={f} shift={shift} (img, shift)", f"{n}x{n}", t["di"], t["np"], kind="ge",
-            target=2.0, ratio_kind="baseline/time",
+            target=None, ratio_kind="baseline/time",
             baseline="numpy np.repeat x2, UNSHIFTED adjoint (no shift gradient)",
             params=dict(n=n, factor=f, shift=shift, dtype="float32",
                         note="diffimaging also computes the shift cotangent"))
