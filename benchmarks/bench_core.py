@@ -514,6 +514,11 @@ def parse_args(argv=None):
 
 
 def run(args) -> dict:
+    from diffimaging import _kernels
+
+    if not _kernels.have_cpu():
+        raise SystemExit("bench_core: the compiled CPU kernels are not in use (diffimaging._core did "
+                         "not import); install the package (pip install .) before benchmarking")
     t_start = time.perf_counter()
     div = 4 if args.quick else 1
     prop_sizes = [1024 // div, 2048 // div]

@@ -23,8 +23,14 @@ else:
 try:
     from . import _cuda
 except ImportError as _exc:
+    import importlib.util as _ilu
+
     _cuda = None
-    _cuda_error = str(_exc)
+    if _ilu.find_spec(f"{__package__}._cuda") is None:
+        _cuda_error = ("not part of this build: no CUDA compiler was found at build time, or "
+                       "DIFFIMAGING_CUDA=OFF")
+    else:
+        _cuda_error = f"built but failed to import: {_exc}"
 else:
     _cuda_error = None
 
