@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import diffimaging as di
+from conftest import rand as _rand
 
 WL, PX = 532e-9, 2e-6
 TOL = {"complex64": 1e-5, "float32": 1e-5, "complex128": 1e-12, "float64": 1e-12}
@@ -61,12 +62,6 @@ def lib(request):
     return _Torch() if request.param == "torch" else _Strict()
 
 
-def _rand(rng, shape, dtype):
-    dtype = np.dtype(dtype)
-    a = rng.standard_normal(shape)
-    if dtype.kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _gaussian_field(shape, dtype, seed=0):

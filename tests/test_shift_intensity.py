@@ -12,16 +12,11 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import diffimaging as di
+from conftest import DOT_TOL, rand as _rand
 
-TOL = {np.complex128: 1e-12, np.float64: 1e-12, np.complex64: 1e-5, np.float32: 1e-5}
+TOL = DOT_TOL
 
 
-def _rand(rng, shape, dtype):
-    dtype = np.dtype(dtype)
-    a = rng.standard_normal(shape)
-    if dtype.kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _loss(g, out):

@@ -25,33 +25,29 @@ struct RowArgs {
   double* kappa;       // scratch: phase rate [rad/m], 0 where H = 0 (pullback only)
 };
 
+// Declarations of the row kernels, compiled once per instruction set.
+#define DI_DECLARE_ROW_KERNELS                                                                  \
+  /* Fills a.h (and a.kappa when want_kappa) for all a.nx columns with H (its conjugate   */  \
+  /* when conj_sign = -1); the phase is computed in double precision for fx >= 0 only and */  \
+  /* mirrored (fx^2 is even in fx).                                                       */  \
+  template <class Real>                                                                       \
+  void phase(const RowArgs& a, double conj_sign, bool want_kappa);                            \
+  /* dst = h * src for one row (src may equal dst). */                                        \
+  template <class Real>                                                                       \
+  void multiply(const RowArgs& a, const Real* src, Real* dst);                                \
+  /* acc (+)= conj(H) G; returns sum Re(conj(G) i kappa H U) (U may be null). */              \
+  template <class Real>                                                                       \
+  double pullback(const RowArgs& a, const Real* U, const Real* G, Real* acc, bool accumulate);
+
 namespace rows_base {
-// Fills a.h (and a.kappa when want_kappa) for all a.nx columns with H (its
-// conjugate when conj_sign = -1); the phase is computed in double precision
-// for fx >= 0 only and mirrored (fx^2 is even in fx).
-template <class Real>
-void phase(const RowArgs& a, double conj_sign, bool want_kappa);
-// dst = h * src for one row (src may equal dst).
-template <class Real>
-void multiply(const RowArgs& a, const Real* src, Real* dst);
-// acc (+)= conj(H) G; returns sum Re(conj(G) i kappa H U) (U may be null).
-template <class Real>
-double pullback(const RowArgs& a, const Real* U, const Real* G, Real* acc, bool accumulate);
+DI_DECLARE_ROW_KERNELS
 }  // namespace rows_base
 
 namespace rows_avx2 {
-// Fills a.h (and a.kappa when want_kappa) for all a.nx columns with H (its
-// conjugate when conj_sign = -1); the phase is computed in double precision
-// for fx >= 0 only and mirrored (fx^2 is even in fx).
-template <class Real>
-void phase(const RowArgs& a, double conj_sign, bool want_kappa);
-// dst = h * src for one row (src may equal dst).
-template <class Real>
-void multiply(const RowArgs& a, const Real* src, Real* dst);
-// acc (+)= conj(H) G; returns sum Re(conj(G) i kappa H U) (U may be null).
-template <class Real>
-double pullback(const RowArgs& a, const Real* U, const Real* G, Real* acc, bool accumulate);
+DI_DECLARE_ROW_KERNELS
 }  // namespace rows_avx2
+
+#undef DI_DECLARE_ROW_KERNELS
 
 }  // namespace cpu
 }  // namespace diffimaging
