@@ -345,3 +345,20 @@ def test_sampling_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         di.propagate(u, 1e-5, wavelength=LAM, pixel_size=1e-6)  # well sampled: silent
+
+
+@pytest.mark.parametrize("pad", [True, False])
+@pytest.mark.parametrize("z", [1e-4, np.array([1e-4, 3e-4])])
+@pytest.mark.parametrize("dtype", [np.complex64, np.float64])
+def test_inputs_never_modified(rng, pad, z, dtype):
+    """The kernels transform in place only in buffers they own."""
+    u = crandn(rng, (2, 16, 12)).astype(dtype) if dtype != np.float64 \
+        else rng.standard_normal((2, 16, 12))
+    u0 = u.copy()
+    out, pb = di.vjp(di.propagate, u, z, wavelength=LAM, pixel_size=1e-6, pad=pad)
+    g = crandn(rng, out.shape, out.dtype)
+    g0 = g.copy()
+    pb(g)
+    di.propagate(u, z, wavelength=LAM, pixel_size=1e-6, pad=pad)
+    np.testing.assert_array_equal(u, u0)
+    np.testing.assert_array_equal(g, g0)

@@ -273,12 +273,18 @@ def _workspace(shape, dtype):
     return buf
 
 
-def _fft_np(p: _Plan, u3, workers, workspace=False):
+def _fft_np(p: _Plan, u3, workers, workspace=False, owned=False):
     """Spectrum of the (implicitly zero-padded) batch u3 on the FFT grid.
     With ``workspace`` the result lives in the per-thread work buffer (no new
     allocation, so no page faults on a large array)."""
     if (p.py, p.px) == (p.ny, p.nx):
-        return _sfft.fft2(u3, workers=workers)
+        if not owned:
+            # the caller's data: copy (threaded, first touch spread over the
+            # threads) into the result, then transform in place
+            own = np.empty(u3.shape, dtype=p.cdtype)
+            K.crop_copy(u3, own)
+            u3 = own
+        return _sfft.fft2(u3, workers=workers, overwrite_x=True)
     if not _PRUNED:
         return _sfft.fft2(u3, s=(p.py, p.px), workers=workers)
     if workspace:
@@ -313,14 +319,23 @@ def _ifft_crop_np(p: _Plan, V, workers):
 
 
 def _as_batch3(p: _Plan, a):
-    a = np.ascontiguousarray(a, dtype=p.cdtype)
-    return a.reshape((-1, a.shape[-2], a.shape[-1]))
+    """(batch, ny, nx) complex C-contiguous view of a, and whether it is a new
+    array that may be overwritten (a conversion copy) or the caller's data."""
+    b = np.ascontiguousarray(a, dtype=p.cdtype)
+    owned = not np.shares_memory(b, a) if isinstance(a, np.ndarray) else True
+    return b.reshape((-1, b.shape[-2], b.shape[-1])), owned
+
+
+def _spectrum(p: _Plan, a, workers):
+    """Spectrum on the FFT grid of an array (never modifies it)."""
+    a3, owned = _as_batch3(p, a)
+    return _fft_np(p, a3, workers, owned=owned)
 
 
 def _forward_kernel(p: _Plan, field):
     w = get_num_threads()
-    u3 = _as_batch3(p, field)
-    U = _fft_np(p, u3, w, workspace=True)
+    u3, owned = _as_batch3(p, field)
+    U = _fft_np(p, u3, w, workspace=True, owned=owned)
     if not p.stack:
         K.transfer_apply(U, U, p, float(p.zs[0]), conjugate=False)
         v = _ifft_crop_np(p, U, w)
@@ -347,16 +362,16 @@ def _forward_kernel(p: _Plan, field):
 def _pullback_kernel(p: _Plan, field, g, want_z=True):
     w = get_num_threads()
     n = float(p.py * p.px)
-    U = _fft_np(p, _as_batch3(p, field), w) if want_z else None
+    U = _spectrum(p, field, w) if want_z else None
     if not p.stack:
-        G = _fft_np(p, _as_batch3(p, g), w)
+        G = _spectrum(p, g, w)
         dz = K.transfer_pullback(U, G, G, p, float(p.zs[0]), accumulate=False)
         return _ifft_crop_np(p, G, w), [dz / n]
     g = np.asarray(g)
     acc = None
     dz = []
     for k, z in enumerate(p.zs):
-        G = _fft_np(p, _as_batch3(p, g[k]), w)
+        G = _spectrum(p, g[k], w)
         if acc is None:
             acc = G
             d = K.transfer_pullback(U, G, acc, p, float(z), accumulate=False)
