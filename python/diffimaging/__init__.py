@@ -24,6 +24,8 @@ from ._validate import SamplingWarning
 from .binning import bin
 from .propagation import free_workspace, propagate, transfer_function
 from .shifting import intensity, shift
+from .model import (AbsorptionPhase, AmplitudePhase, Bin, Complex, Custom, Gain, Intensity, Model,
+                    Param, Propagate, Pupil, Quantize, Saturate, Shift, Stage, zernike_noll)
 
 __all__ = [
     "propagate",
@@ -40,4 +42,8 @@ __all__ = [
     "num_threads",
     "SamplingWarning",
     "__version__",
+    # forward models (issue 3)
+    "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",
+    "Quantize", "Saturate", "Complex", "AmplitudePhase", "AbsorptionPhase", "Custom",
+    "zernike_noll",
 ]

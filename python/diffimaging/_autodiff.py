@@ -33,6 +33,14 @@ def register_vjp(fn: Callable, fwd: Callable, bwd: Callable) -> None:
     _RULES[fn] = _Rule(fwd, bwd)
 
 
+def _hashable(fn) -> bool:
+    try:
+        hash(fn)
+        return True
+    except TypeError:
+        return False
+
+
 def vjp(fn: Callable, *primals, **static):
     """Evaluate ``fn(*primals, **static)`` and return ``(out, pullback)``.
 
@@ -43,8 +51,17 @@ def vjp(fn: Callable, *primals, **static):
     -------
     >>> out, pullback = vjp(propagate, u, 1e-3, wavelength=532e-9, pixel_size=2e-6)
     >>> du, dz = pullback(g)          # g: cotangent of out, same shape as out
+
+    For a :class:`diffimaging.Model`, ``vjp(model, x)`` returns a pullback
+    giving ``(gx, {parameter name: cotangent})``.
     """
-    rule = _RULES.get(fn)
+    custom = getattr(fn, "__diffimaging_vjp__", None)
+    if custom is not None:
+        # objects with their own VJP (e.g. Model: pullback(g) -> (gx, {param: cotangent}))
+        if not primals:
+            raise TypeError("vjp needs at least one positional (differentiable) argument")
+        return custom(*primals, **static)
+    rule = _RULES.get(fn) if _hashable(fn) else None
     if rule is None:
         name = getattr(fn, "__name__", repr(fn))
         raise TypeError(f"{name} has no registered VJP; differentiable functions of diffimaging "
