@@ -24,6 +24,10 @@ from ._validate import SamplingWarning
 from .binning import bin
 from .propagation import free_workspace, propagate, transfer_function
 from .shifting import intensity, shift
+from . import losses
+from .priors import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
+                     Regularizer, Support)
+from .solvers import SolveResult, SolverError, solve
 from .model import (AbsorptionPhase, AmplitudePhase, Bin, Complex, Custom, Gain, Intensity, Model,
                     Param, Propagate, Pupil, Quantize, Saturate, Shift, Stage, zernike_noll)
 
@@ -46,4 +50,7 @@ __all__ = [
     "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",
     "Quantize", "Saturate", "Complex", "AmplitudePhase", "AbsorptionPhase", "Custom",
     "zernike_noll",
+    # losses (diffimaging.losses), regularisers, constraints, solvers (issue 3)
+    "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
+    "AmplitudeAtMost", "Intersection", "solve", "SolveResult", "SolverError",
 ]
