@@ -54,3 +54,13 @@ __all__ = [
     "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
     "AmplitudeAtMost", "Intersection", "solve", "SolveResult", "SolverError",
 ]
+
+
+def __getattr__(name):
+    # the framework adapters are imported on first use, so that importing
+    # diffimaging never imports torch or jax
+    if name in ("torch", "jax"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'diffimaging' has no attribute {name!r}")
