@@ -385,3 +385,33 @@ def test_torch_function_of_a_model_gradcheck():
     np.testing.assert_allclose(s.grad.numpy(), gp["bin.shift"], rtol=1e-8)
     with pytest.raises(KeyError, match="unknown parameter"):
         f(x, params={"nope": z})
+
+
+def test_jax_function_of_a_model_matches_numpy_vjp():
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+
+    import diffimaging.jax as dij
+
+    jax.config.update("jax_enable_x64", True)
+    model = di.Model(di.AbsorptionPhase(),
+                     di.Propagate(di.Param(2e-5), 532e-9, 1e-6),
+                     di.Intensity(), di.Bin(2, di.Param(np.array([0.1, -0.2]))))
+    f = dij.function(model)
+    rng = np.random.default_rng(4)
+    x = rng.random((2, 8, 8))
+    w = rng.random((4, 4))
+    s = np.array([0.15, -0.25])
+
+    def loss(x, z, s):
+        return jnp.sum(jnp.asarray(w) * f(x, params={"propagate.z": z, "bin.shift": s}))
+
+    for fun in (jax.grad(loss, argnums=(0, 1, 2)), jax.jit(jax.grad(loss, argnums=(0, 1, 2)))):
+        gx, gz, gs = fun(jnp.asarray(x), jnp.asarray(2.3e-5), jnp.asarray(s))
+        _, pb = di.vjp(model, x, {"propagate.z": np.asarray(2.3e-5), "bin.shift": s})
+        ex, ep = pb(w)
+        np.testing.assert_allclose(np.asarray(gx), ex, rtol=1e-9, atol=1e-12)
+        assert float(gz) == pytest.approx(float(ep["propagate.z"]), rel=1e-8)
+        np.testing.assert_allclose(np.asarray(gs), ep["bin.shift"], rtol=1e-8)
+    with pytest.raises(KeyError, match="unknown parameter"):
+        f(jnp.asarray(x), params={"nope": 1.0})

@@ -212,3 +212,21 @@ def test_model_on_torch_matches_numpy(rng):
     np.testing.assert_allclose(gxt.numpy(), gx, rtol=1e-9, atol=1e-12)
     for k in gp:
         np.testing.assert_allclose(np.asarray(gpt[k]), gp[k], rtol=1e-8)
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.complex128, 1e-12), (np.complex64, 1e-5)])
+def test_linear_model_adjoint_dot(rng, dtype, tol):
+    """A linear chain (pupil, propagation of K captures, sub-pixel shifts, binning):
+    its pullback is its adjoint."""
+    K = 3
+    m = di.Model(di.Pupil(0.4, LAM, 0.5e-6, zernike=rng.normal(0, 0.2, 5)),
+                 di.Propagate(np.array([1e-5, 2e-5, 3e-5]), LAM, 0.5e-6),
+                 di.Shift(rng.uniform(-1, 1, (K, 2))),
+                 di.Bin(2, rng.uniform(-0.5, 0.5, (K, 2))))
+    x = crandn(rng, (16, 20), dtype)
+    y, pb = di.vjp(m, x)
+    assert y.shape == (K, 8, 10) and y.dtype == dtype
+    v = crandn(rng, y.shape, dtype)
+    gx, gp = pb(v)
+    assert gx.dtype == dtype and set(gp) == set(m.params)  # fixed parameters get cotangents too
+    assert abs(vdot(y, v) - vdot(x, gx)) <= tol * np.linalg.norm(y) * np.linalg.norm(v)

@@ -53,8 +53,37 @@ def _name(fn) -> str:
     return getattr(fn, "__name__", None) or type(fn).__name__
 
 
+_ADAPTERS: dict = {}
+
+
+def _model_adapter(model, names: tuple):
+    """A plain function ``f(x, *values)`` with a registered VJP evaluating ``model``
+    with the parameters ``names`` set to ``values`` (cached per model and names)."""
+    key = (id(model), names)
+    hit = _ADAPTERS.get(key)
+    if hit is not None and hit[0] is model:
+        return hit[1]
+
+    def fn(x, *values):
+        return model(x, dict(zip(names, values)))
+
+    def fwd(x, *values):
+        return _vjp(model, x, dict(zip(names, values)))
+
+    def bwd(pullback, g):
+        gx, gp = pullback(g)
+        return (gx, *[gp[k] for k in names])
+
+    fn.__name__ = f"Model[{', '.join(names)}]"
+    _autodiff.register_vjp(fn, fwd, bwd)
+    _ADAPTERS[key] = (model, fn)
+    return fn
+
+
 def _check_differentiable(fn) -> None:
-    """TypeError unless ``fn`` has a registered explicit VJP."""
+    """TypeError unless ``fn`` has a registered explicit VJP (or is a Model)."""
+    if hasattr(fn, "__diffimaging_vjp__"):
+        return
     if fn not in _autodiff._RULES:
         raise TypeError(f"diffimaging.jax.function: {_name(fn)} has no registered VJP; "
                         f"differentiable functions of diffimaging are propagate, bin, shift "
@@ -293,6 +322,21 @@ def function(fn):
     """
     _check_differentiable(fn)
     name = _name(fn)
+    if hasattr(fn, "__diffimaging_vjp__"):  # a Model: f(x, params={name: array or number})
+        model = fn
+
+        def wrapped_model(x, params=None):
+            params = dict(params or {})
+            unknown = set(params) - set(model.params)
+            if unknown:
+                raise KeyError(f"unknown parameter(s) {sorted(unknown)}; the model has "
+                               f"{sorted(model.params)}")
+            names = tuple(sorted(params))
+            return function(_model_adapter(model, names))(x, *[params[k] for k in names])
+
+        wrapped_model.__doc__ = ("Differentiable JAX version of a diffimaging Model: f(x, params="
+                                 "{name: value}); arrays among the values get gradients.")
+        return wrapped_model
 
     @functools.wraps(fn)
     def wrapped(*args, **static):
