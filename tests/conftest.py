@@ -36,3 +36,48 @@ def gpu_available() -> bool:
         return bool(cupy.cuda.is_available())
     except Exception:
         return False
+
+
+# ------------------------------------------------------------------ other array libraries
+
+class _Torch:
+    name = "torch"
+
+    def __init__(self):
+        self.torch = pytest.importorskip("torch")
+
+    def to(self, a):
+        return self.torch.asarray(np.ascontiguousarray(a))
+
+    def back(self, a):
+        return a.detach().cpu().numpy()
+
+    def is_mine(self, a):
+        return isinstance(a, self.torch.Tensor)
+
+    def dtype(self, name):
+        return getattr(self.torch, name)
+
+
+class _Strict:
+    name = "array_api_strict"
+
+    def __init__(self):
+        self.xs = pytest.importorskip("array_api_strict")
+
+    def to(self, a):
+        return self.xs.asarray(np.ascontiguousarray(a))
+
+    def back(self, a):
+        return np.from_dlpack(a)
+
+    def is_mine(self, a):
+        return type(a).__module__.startswith("array_api_strict")
+
+    def dtype(self, name):
+        return getattr(self.xs, name)
+
+
+@pytest.fixture(params=["torch", "array_api_strict"])
+def lib(request):
+    return _Torch() if request.param == "torch" else _Strict()

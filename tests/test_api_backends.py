@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 import diffimaging as di
+from conftest import _Strict, _Torch  # noqa: F401  (the lib fixture lives in conftest)
 from conftest import rand as _rand
 
 WL, PX = 532e-9, 2e-6
@@ -19,47 +20,6 @@ TOL = {"complex64": 1e-5, "float32": 1e-5, "complex128": 1e-12, "float64": 1e-12
 
 # ------------------------------------------------------------------ backends
 
-class _Torch:
-    name = "torch"
-
-    def __init__(self):
-        self.torch = pytest.importorskip("torch")
-
-    def to(self, a):
-        return self.torch.asarray(np.ascontiguousarray(a))
-
-    def back(self, a):
-        return a.detach().cpu().numpy()
-
-    def is_mine(self, a):
-        return isinstance(a, self.torch.Tensor)
-
-    def dtype(self, name):
-        return getattr(self.torch, name)
-
-
-class _Strict:
-    name = "array_api_strict"
-
-    def __init__(self):
-        self.xs = pytest.importorskip("array_api_strict")
-
-    def to(self, a):
-        return self.xs.asarray(np.ascontiguousarray(a))
-
-    def back(self, a):
-        return np.from_dlpack(a)
-
-    def is_mine(self, a):
-        return type(a).__module__.startswith("array_api_strict")
-
-    def dtype(self, name):
-        return getattr(self.xs, name)
-
-
-@pytest.fixture(params=["torch", "array_api_strict"])
-def lib(request):
-    return _Torch() if request.param == "torch" else _Strict()
 
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from numpy.testing import assert_allclose, assert_array_equal
 
 from diffimaging import losses as L
@@ -544,37 +545,6 @@ def test_prior_precision_preserved():
 
 # ================================================================= backends
 
-class _Torch:
-    def __init__(self):
-        self.torch = pytest.importorskip("torch")
-
-    def to(self, a):
-        return self.torch.asarray(np.ascontiguousarray(a))
-
-    def back(self, a):
-        return a.detach().cpu().numpy()
-
-    def is_mine(self, a):
-        return isinstance(a, self.torch.Tensor)
-
-
-class _Strict:
-    def __init__(self):
-        self.xs = pytest.importorskip("array_api_strict")
-
-    def to(self, a):
-        return self.xs.asarray(np.ascontiguousarray(a))
-
-    def back(self, a):
-        return np.from_dlpack(a)
-
-    def is_mine(self, a):
-        return type(a).__module__.startswith("array_api_strict")
-
-
-@pytest.fixture(params=["torch", "array_api_strict"])
-def lib(request):
-    return _Torch() if request.param == "torch" else _Strict()
 
 
 def _same(lib, got, want, tol=1e-12):
