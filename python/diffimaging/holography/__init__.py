@@ -1,6 +1,6 @@
 """Differentiable holography (∂H) and volumetric particle imaging (issue 4, in progress).
 
-Available: hologram preprocessing (:func:`preprocess`, :func:`estimate_background`,
+Available: hologram simulation (:func:`simulate_particles`), preprocessing (:func:`preprocess`, :func:`estimate_background`,
 :func:`divide_background`, :func:`crop_fast`), streamed back-propagation to a depth
 stack or its projections (:func:`backpropagate`) and one-to-one particle matching
 (:func:`match`).  Positions are (y, x, z) in metres: pixel (i, j) of the hologram sits
@@ -9,6 +9,8 @@ at (i dy, j dx); z is the distance to the sensor.
 from .backprop import backpropagate
 from .matching import MatchResult, match
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
+from .simulate import ParticleTable, random_particles, simulate_particles
 
 __all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_background",
-           "divide_background", "crop_fast"]
+           "divide_background", "crop_fast", "simulate_particles", "random_particles",
+           "ParticleTable"]
