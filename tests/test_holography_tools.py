@@ -119,10 +119,7 @@ def test_backpropagate_finds_the_particle_depth():
     h = _one_particle()
     zs = np.linspace(1e-3, 3e-3, 41)                        # 50 um planes
     p = H.backpropagate(h, zs, wavelength=LAM, pixel_size=PX, chunk=7)
-    m = 20  # the padded field's own edge diffraction darkens the border: look inside
-    inner = p["min"][m:-m, m:-m]
-    iy, ix = np.unravel_index(np.argmin(inner), inner.shape)
-    iy, ix = iy + m, ix + m
+    iy, ix = np.unravel_index(np.argmin(p["min"]), p["min"].shape)  # no border artefacts
     assert abs(iy - 60.3) <= 1.5 and abs(ix - 70.7) <= 1.5
     # the darkest plane lies within 2 planes of the true depth (the particle's depth of
     # field d^2 / wavelength is ~270 um; a scalar focus criterion need not hit the centre)
@@ -138,8 +135,8 @@ def test_backpropagate_stacks_and_backends():
     zs = np.array([0.5e-3, 1e-3, 1.5e-3])
     c = H.backpropagate(h, zs, wavelength=LAM, pixel_size=PX, output="complex", chunk=2)
     assert c.shape == (3, 64, 64) and c.dtype == np.complex128
-    np.testing.assert_allclose(c[1], di.propagate(np.sqrt(h), -1e-3, wavelength=LAM, pixel_size=PX,
-                                                  carrier=False), atol=1e-12)
+    np.testing.assert_allclose(c[1], 1 + di.propagate(np.sqrt(h) - 1, -1e-3, wavelength=LAM,
+                                                      pixel_size=PX, carrier=False), atol=1e-12)
     i = H.backpropagate(h, zs, wavelength=LAM, pixel_size=PX, output="intensity")
     np.testing.assert_allclose(i, np.abs(c) ** 2, atol=1e-12)
     torch = pytest.importorskip("torch")

@@ -13,9 +13,10 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
                   chunk=16, method="asm", pad=True, progress=False):
     """Back-propagate a (background-divided, unit-mean) hologram to depths ``z``.
 
-    The field at the sensor relative to the reference wave is taken as
-    ``sqrt(hologram)`` (``field="amplitude"``, the measured amplitude with zero
-    phase) or ``hologram - 1`` (``field="contrast"``); it is propagated by ``-z``
+    The field at the sensor is taken as ``sqrt(hologram)`` (``field="amplitude"``,
+    the measured amplitude with zero phase; the unit reference wave is infinite,
+    so only ``sqrt(hologram) - 1`` is propagated and 1 added back) or as the
+    contrast ``hologram - 1`` (``field="contrast"``); it is propagated by ``-z``
     with the carrier-free transfer function (CONVENTIONS.md), ``chunk`` planes at a
     time (one forward FFT per chunk of planes), so that a large volume never needs
     to be in memory when only projections are wanted.
@@ -44,10 +45,15 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
         raise TypeError(f"hologram must be a real float image, got dtype {hologram.dtype}")
     if output not in ("projections", "intensity", "complex"):
         raise ValueError(f"output must be 'projections', 'intensity' or 'complex', got {output!r}")
+    # the reference wave (1) is infinite and propagates to itself: only the
+    # deviation from it is propagated (a padded window of ones would add edge
+    # diffraction that looks like dark particles along the borders)
     if field == "amplitude":
-        u = xp.sqrt(xp.clip(hologram, 0.0, None))
+        u = xp.sqrt(xp.clip(hologram, 0.0, None)) - 1.0
+        offset = 1.0
     elif field == "contrast":
         u = hologram - 1.0
+        offset = 0.0
     else:
         raise ValueError(f"field must be 'amplitude' or 'contrast', got {field!r}")
     zs = np.asarray(B.to_host_float64(z, "z"), dtype=np.float64).reshape(-1)
@@ -68,6 +74,8 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     for s in starts:
         zc = zs[s:s + chunk]
         planes = propagate(u, xp.asarray(-zc, device=dev), **kw)  # (k, ny, nx)
+        if offset:
+            planes = planes + offset
         if output == "complex":
             stack_parts.append(planes)
             continue
