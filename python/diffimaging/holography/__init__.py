@@ -11,7 +11,8 @@ from .matching import MatchResult, match
 from .particles import FoundParticles, find_particles
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
 from .simulate import ParticleTable, random_particles, simulate_particles
+from .volume import Volume
 
 __all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
-           "ParticleTable", "find_particles", "FoundParticles"]
+           "ParticleTable", "find_particles", "FoundParticles", "Volume"]
