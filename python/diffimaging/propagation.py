@@ -411,6 +411,9 @@ def propagate(field, z, *, wavelength, pixel_size, method="asm", pad=True, band_
         so that propagation is a linear, not circular, convolution.
     band_limit : bool
         Band-limit the transfer function (Matsushima & Shimobaba 2009) on the FFT grid.
+        The limit frequency moves with |z|, so the result is piecewise smooth in z: where a
+        grid frequency crosses the limit the z-derivative jumps, and the VJP gives the
+        one-sided derivative there (finite differences must not straddle such a z).
     carrier : bool
         Keep the plane-wave phase exp(i k z).  ``carrier=False`` gives the field
         relative to a reference wave travelling the same distance (holography,
