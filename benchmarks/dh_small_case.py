@@ -21,6 +21,6 @@ for method, its, kw in [("fista", 400, {}), ("adam", 400, {"step": {"x": 0.02}})
     r=di.solve(m, holo, np.zeros((len(zs),n,n)), method=method, iterations=its, regularizers=[di.L1(5e-3)], constraint=di.Box(-1.0,0.0), progress=False, **kw)
     s=-r.x
     print(method, "loss %.3g -> %.3g"%(r.history['loss'][0], r.history['loss'][-1]), "nonzero frac %.4f"%np.mean(s>0.05), "%.1fs"%(time.time()-t))
-    for thr in (0.2, 0.4):
+    for thr in ("auto", 0.2, 0.4):
         f=H.find_particles(s, zs, pixel_size=PX, neighborhood=(5,7,7), threshold=thr)
         print("  thr",thr, H.match(f,truth,2*PX,30e-6))

@@ -27,6 +27,19 @@ class FoundParticles(ParticleTable):
                 f"(noise sigma {self.noise:.3g}))")
 
 
+def _otsu(values, bins=256):
+    """Otsu's threshold (maximum between-class variance) of a 1-d sample."""
+    hist, edges = np.histogram(values, bins=bins)
+    centers = 0.5 * (edges[:-1] + edges[1:])
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * centers)
+    mu0 = m0 / np.maximum(w0, 1)
+    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
+    between = w0 * w1 * (mu0 - mu1) ** 2
+    return float(centers[int(np.argmax(between[:-1]))])
+
+
 def _robust_noise(s):
     """Median and 1.4826 * MAD of the signal (the background dominates in sparse
     particle fields, so these estimate the background level and its noise)."""
@@ -74,7 +87,10 @@ def find_particles(data, z=None, *, pixel_size, polarity="bright", threshold="au
         rule): the background level and noise are estimated robustly as the median
         and 1.4826 x the median absolute deviation of the signal (particles are
         sparse), and a peak counts when it exceeds median + ``k`` sigma (k = 6 by
-        default: about one false alarm per 10^9 Gaussian background voxels).
+        default: about one false alarm per 10^9 Gaussian background voxels).  When
+        more than half of the voxels equal the background exactly (a sparse,
+        L1-regularised reconstruction: MAD = 0), the threshold is Otsu's threshold
+        of the remaining values, which separates weak residue from particles.
     neighborhood : local-maximum window in voxels (z, y, x), or (y, x) in 2-D; two
         particles closer than half of it merge.
 
@@ -113,6 +129,14 @@ def find_particles(data, z=None, *, pixel_size, polarity="bright", threshold="au
     med, sigma = _robust_noise(s)
     if threshold == "auto":
         thr = med + k * sigma
+        mad0 = float(np.median(np.abs(s - med))) == 0.0
+        if mad0:
+            # sparse reconstructions (e.g. an L1-regularised ∂H volume): most voxels are
+            # exactly the background value, so the MAD is 0; split the other voxels into
+            # weak and strong with Otsu's threshold instead
+            above = s[s > med]
+            thr = _otsu(above) if above.size >= 2 else med
+            sigma = float(np.std(above)) if above.size >= 2 else 1.0
     else:
         thr = float(threshold) * sign if polarity == "dark" else float(threshold)
     peaks = (s == ndimage.maximum_filter(s, size=nb, mode="nearest")) & (s > thr)
