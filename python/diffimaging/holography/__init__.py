@@ -9,10 +9,12 @@ at (i dy, j dx); z is the distance to the sensor.
 from .backprop import backpropagate
 from .matching import MatchResult, match
 from .particles import FoundParticles, find_particles
+from .piv import PIVResult, normalized_median_test, piv
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
 from .simulate import ParticleTable, random_particles, simulate_particles
 from .volume import Volume
 
 __all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
-           "ParticleTable", "find_particles", "FoundParticles", "Volume"]
+           "ParticleTable", "find_particles", "FoundParticles", "Volume", "piv",
+           "PIVResult", "normalized_median_test"]
