@@ -10,6 +10,7 @@ from .backprop import backpropagate
 from .matching import MatchResult, match
 from .particles import FoundParticles, find_particles
 from .piv import PIVResult, normalized_median_test, piv
+from .ptv import Links, link
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
 from .simulate import ParticleTable, random_particles, simulate_particles
 from .volume import Volume
@@ -17,4 +18,4 @@ from .volume import Volume
 __all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
            "ParticleTable", "find_particles", "FoundParticles", "Volume", "piv",
-           "PIVResult", "normalized_median_test"]
+           "PIVResult", "normalized_median_test", "link", "Links"]
