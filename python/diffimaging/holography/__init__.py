@@ -11,6 +11,8 @@ from .matching import MatchResult, match
 from .particles import FoundParticles, find_particles
 from .piv import PIVResult, normalized_median_test, piv
 from .ptv import Links, link
+from .io import (check_optics, read_hologram, read_volume, write_particles_csv,
+                 write_vectors_csv, write_volume, write_vtk_points)
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
 from .simulate import ParticleTable, random_particles, simulate_particles
 from .volume import Volume
@@ -18,4 +20,6 @@ from .volume import Volume
 __all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
            "ParticleTable", "find_particles", "FoundParticles", "Volume", "piv",
-           "PIVResult", "normalized_median_test", "link", "Links"]
+           "PIVResult", "normalized_median_test", "link", "Links",
+           "check_optics", "read_hologram", "read_volume", "write_volume", "write_particles_csv",
+           "write_vectors_csv", "write_vtk_points"]
