@@ -9,6 +9,30 @@ from ..propagation import propagate
 __all__ = ["backpropagate"]
 
 
+def _update_projections_np(proj, planes, zc, offset, rdt):
+    """Running min/max of |offset + u_k|^2 and the depths where they occur, plane by
+    plane with in-place numpy operations (no (k, ny, nx) temporaries)."""
+    from ..shifting import intensity
+
+    shape = planes.shape[1:]
+    if proj is None:
+        proj = {"min": np.full(shape, np.inf, dtype=rdt), "argmin_z": np.zeros(shape, dtype=rdt),
+                "max": np.full(shape, -np.inf, dtype=rdt), "argmax_z": np.zeros(shape, dtype=rdt)}
+    mask = np.empty(shape, dtype=bool)
+    for k in range(planes.shape[0]):
+        pk = planes[k]
+        if offset:
+            np.add(pk, offset, out=pk)
+        ik = intensity(pk)
+        np.less(ik, proj["min"], out=mask)
+        np.copyto(proj["min"], ik, where=mask)
+        np.copyto(proj["argmin_z"], rdt(zc[k]), where=mask)
+        np.greater(ik, proj["max"], out=mask)
+        np.copyto(proj["max"], ik, where=mask)
+        np.copyto(proj["argmax_z"], rdt(zc[k]), where=mask)
+    return proj
+
+
 def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", field="amplitude",
                   chunk=16, method="asm", pad=True, progress=False):
     """Back-propagate a (background-divided, unit-mean) hologram to depths ``z``.
@@ -74,6 +98,9 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     for s in starts:
         zc = zs[s:s + chunk]
         planes = propagate(u, xp.asarray(-zc, device=dev), **kw)  # (k, ny, nx)
+        if output == "projections" and B.is_numpy_namespace(xp):
+            proj = _update_projections_np(proj, planes, zc, offset, rdt)
+            continue
         if offset:
             planes = planes + offset
         if output == "complex":
