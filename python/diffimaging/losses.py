@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 
 from . import _backend as B
 
@@ -80,7 +81,7 @@ def _fsum(xp, a) -> float:
 
 # ------------------------------------------------------------------- base
 
-class Loss:
+class Loss(ABC):
     """Base class of the data-fidelity terms ``L(pred, y)``.
 
     Subclasses implement ``_eval(xp, pred, y, want_value, want_grad)``
@@ -128,8 +129,9 @@ class Loss:
                              f"(found negative values); subtract no background offset below 0")
         return xp, pred, y
 
-    def _eval(self, xp, pred, y, want_value, want_grad):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def _eval(self, xp, pred, y, want_value, want_grad):
+        """(value or None, gradient or None) of the unreduced loss terms."""
 
     def value(self, pred, y) -> float:
         """Loss value (a Python float)."""

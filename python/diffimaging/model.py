@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 from typing import Callable
 
 import numpy as np
@@ -114,7 +115,7 @@ def _as_param(v) -> Param:
 
 # --------------------------------------------------------------------------- Stage
 
-class Stage:
+class Stage(ABC):
     """Base class of a differentiable stage.
 
     Subclasses declare their parameters with ``self._declare(name, value)`` and
@@ -133,11 +134,13 @@ class Stage:
             return
         self.params[name] = _as_param(value)
 
-    def forward(self, x, p):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def forward(self, x, p):
+        """(y, residuals) for input x and parameter values p."""
 
-    def backward(self, res, g):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def backward(self, res, g):
+        """(cotangent of x, {parameter name: cotangent}) for the output cotangent g."""
 
     def __call__(self, x, **values):
         p = {k: values.get(k, prm.value) for k, prm in self.params.items()}

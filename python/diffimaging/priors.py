@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from abc import ABC, abstractmethod
 
 from . import _backend as B
 from .losses import _abs2, _array_kind, _float_param, _fsum
@@ -518,7 +519,7 @@ class TV(Regularizer):
 
 # ------------------------------------------------------------- constraints
 
-class Constraint:
+class Constraint(ABC):
     """Base class of the convex sets ``Ω``: :meth:`project` is the Euclidean projection.
 
     ``prox(x, step)`` (the proximal operator of the indicator of ``Ω``) is the
@@ -529,8 +530,9 @@ class Constraint:
 
     name = "constraint"
 
-    def project(self, x):  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def project(self, x):
+        """Euclidean projection of ``x`` onto the set."""
 
     def __call__(self, x):
         return self.project(x)
