@@ -498,16 +498,21 @@ class Complex(Stage):
         return g, {}
 
 
+def _split_pair(stage, x, names):
+    """The two real maps of an object given as (2, ..., ny, nx)."""
+    if x.ndim < 3 or int(x.shape[0]) != 2:
+        raise ValueError(f"{type(stage).__name__} expects a real array of shape (2, ..., ny, nx) "
+                         f"({names}), got shape {tuple(x.shape)}")
+    return x[0, ...], x[1, ...]
+
+
 class AmplitudePhase(Stage):
     """x = (amplitude, phase) stacked on a leading axis of 2 (real) ->
     amplitude * exp(i phase) (phase in radians)."""
 
     def forward(self, x, p):
         xp = B.namespace(x)
-        if x.ndim < 3 or int(x.shape[0]) != 2:
-            raise ValueError(f"AmplitudePhase expects a real array of shape (2, ..., ny, nx) "
-                             f"(amplitude, phase), got shape {tuple(x.shape)}")
-        a, ph = x[0, ...], x[1, ...]
+        a, ph = _split_pair(self, x, "amplitude, phase")
         cdt = B.complex_dtype_for(xp, x.dtype)
         e = xp.astype(xp.cos(ph), cdt) + xp.astype(xp.sin(ph), cdt) * 1j
         return xp.astype(a, cdt) * e, (a, e)
@@ -526,10 +531,7 @@ class AbsorptionPhase(Stage):
 
     def forward(self, x, p):
         xp = B.namespace(x)
-        if x.ndim < 3 or int(x.shape[0]) != 2:
-            raise ValueError(f"AbsorptionPhase expects a real array of shape (2, ..., ny, nx) "
-                             f"(absorption, phase), got shape {tuple(x.shape)}")
-        a, ph = x[0, ...], x[1, ...]
+        a, ph = _split_pair(self, x, "absorption, phase")
         cdt = B.complex_dtype_for(xp, x.dtype)
         amp = xp.exp(-a)
         u = xp.astype(amp * xp.cos(ph), cdt) + xp.astype(amp * xp.sin(ph), cdt) * 1j

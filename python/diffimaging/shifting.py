@@ -12,6 +12,7 @@ from . import _validate as V
 from ._autodiff import register_vjp
 from ._threads import get_num_threads
 from ._util import broadcast_batch, parse_shift, sum_to_shape
+from .propagation import _freqs  # cycles per sample with d = 1
 
 __all__ = ["shift", "intensity"]
 
@@ -26,11 +27,6 @@ def _ifft2(xp, u):
     if B.is_numpy_namespace(xp):
         return _sfft.ifft2(u, workers=get_num_threads(), overwrite_x=True)
     return xp.fft.ifftn(u, axes=(-2, -1))
-
-
-def _freq(xp, n, device):
-    j = xp.arange(n, dtype=xp.float64, device=device)
-    return xp.where(j < (n + 1) // 2, j, j - n) / n  # cycles per pixel, fftfreq order
 
 
 class _ShiftPlan:
@@ -50,8 +46,8 @@ class _ShiftPlan:
         sh = xp.asarray(sh, dtype=xp.float64)
         self.sy = sh[..., 0][..., None, None]
         self.sx = sh[..., 1][..., None, None]
-        self.fy = xp.reshape(_freq(xp, self.ny, self.device), (self.ny, 1))
-        self.fx = xp.reshape(_freq(xp, self.nx, self.device), (1, self.nx))
+        self.fy = xp.reshape(_freqs(xp, self.ny, 1.0, self.device), (self.ny, 1))
+        self.fx = xp.reshape(_freqs(xp, self.nx, 1.0, self.device), (1, self.nx))
 
     def ramp(self, sign=1.0):
         """exp(-2 pi i (fy sy + fx sx)) (sign=-1: its conjugate), separable factors."""

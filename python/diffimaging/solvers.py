@@ -67,7 +67,7 @@ class _Problem:
         self.params = model.params
         self.prox_split = prox_split  # FISTA: regularisers through their prox, not gradients
 
-    def evaluate(self, x, theta, want_grad=True):
+    def evaluate(self, x, theta, want_grad=True, want_reg=True):
         """Returns (total, fidelity, reg, gx, gtheta) with smooth regulariser terms."""
         if want_grad:
             pred, pb = _vjp(self.model, x, theta)
@@ -78,8 +78,9 @@ class _Problem:
         else:
             fid, g = self.loss.value(pred, self.y), None
         reg = 0.0
-        for r in self.regs:  # gradient methods see the smooth form they differentiate
-            reg += float(r.value(x) if self.prox_split else r.smooth_value(x))
+        if want_reg or not self.prox_split:  # gradient methods see the smooth form they differentiate
+            for r in self.regs:
+                reg += float(r.value(x) if self.prox_split else r.smooth_value(x))
         total = float(fid) + (0.0 if self.prox_split else reg)
         if not want_grad:
             return total, float(fid), reg, None, None
@@ -439,7 +440,7 @@ def _fista(prob, state, scales, steps, move_x, names, iterations, tol, history, 
     zx, zth = x, theta
     prev_obj = None
     for it in range(1, iterations + 1):
-        f_z, fid_z, _, gx, gth = prob.evaluate(zx, zth)
+        f_z, fid_z, _, gx, gth = prob.evaluate(zx, zth, want_reg=False)  # prox handles R
         rec.check_finite(f_z, it, zx, zth)
         g = _grad_vec(gx, gth, names, scales, move_x)
         zv = _pack(zx, zth, names, scales, move_x)
@@ -451,7 +452,7 @@ def _fista(prob, state, scales, steps, move_x, names, iterations, tol, history, 
             if move_x:
                 cx = prob.prox_x(cx, a * scales["x"] ** 2)
             cth = prob.project_theta(cth)
-            f_c = prob.evaluate(cx, cth, want_grad=False)[0]
+            f_c = prob.evaluate(cx, cth, want_grad=False, want_reg=False)[0]
             d = _pack(cx, cth, names, scales, move_x) - zv
             if math.isfinite(f_c) and f_c <= f_z + g.dot(d) + 0.5 * L * d.dot(d) + 1e-14 * abs(f_z):
                 break
@@ -460,7 +461,7 @@ def _fista(prob, state, scales, steps, move_x, names, iterations, tol, history, 
                 state.update(converged=True, message="backtracking failed")
                 _final(prob, state, rec)
                 return
-        reg = sum(float(r.value(cx)) for r in prob.regs)
+        reg = sum(float(r.value(cx)) for r in prob.regs)  # once, for the accepted point
         obj = f_c + reg
         xv_old = _pack(x, theta, names, scales, move_x)
         xv_new = _pack(cx, cth, names, scales, move_x)

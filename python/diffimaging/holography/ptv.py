@@ -7,6 +7,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from .matching import _positions
+
 __all__ = ["link", "Links"]
 
 
@@ -25,14 +27,6 @@ class Links:
         return self.displacement / dt
 
 
-def _pos(t, name):
-    p = np.asarray(getattr(t, "positions", t), dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != 3:
-        raise ValueError(f"{name} must be an (N, 3) array of (y, x, z) positions in metres or a table "
-                         f"with .positions; got shape {p.shape}")
-    return p
-
-
 def link(frame_a, frame_b, max_distance, *, predictor=None):
     """One-to-one nearest-neighbour linking of particles between two frames.
 
@@ -42,7 +36,7 @@ def link(frame_a, frame_b, max_distance, *, predictor=None):
     B within ``max_distance`` metres, minimising the total distance to the predicted
     positions over one-to-one assignments (Hungarian algorithm on candidate pairs).
     """
-    A, Bp = _pos(frame_a, "frame_a"), _pos(frame_b, "frame_b")
+    A, Bp = _positions(frame_a, "frame_a"), _positions(frame_b, "frame_b")
     if not (np.isfinite(max_distance) and max_distance > 0):
         raise ValueError(f"max_distance must be a positive distance in metres, got {max_distance!r}")
     if predictor is None:
