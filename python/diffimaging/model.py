@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 
 from . import _backend as B
+from . import _validate as V
 from ._autodiff import vjp as _vjp
 from .binning import bin as _bin
 from .propagation import propagate as _propagate
@@ -344,7 +345,7 @@ class Pupil(Stage):
         if not na > 0:
             raise ValueError(f"na must be positive, got {na!r}")
         self.na, self.wavelength = float(na), float(wavelength)
-        self.pixel_size = (pixel_size, pixel_size) if np.ndim(pixel_size) == 0 else tuple(pixel_size)
+        self.pixel_size = V.pixel_size(pixel_size)
         if zernike is not None:
             nz = int(np.size(B.to_host_float64(zernike.value if isinstance(zernike, Param) else zernike,
                                                "zernike")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from .. import _validate as V
 from .simulate import ParticleTable
 
 __all__ = ["find_particles", "FoundParticles"]
@@ -99,7 +100,7 @@ def find_particles(data, z=None, *, pixel_size, polarity="bright", threshold="au
     FoundParticles with ``.positions`` (N, 3) (y, x, z) in metres (pixel (i, j) at
     (i dy, j dx)), ``.peak`` (in noise sigmas above the background) and ``.size``.
     """
-    dy, dx = (pixel_size, pixel_size) if np.ndim(pixel_size) == 0 else tuple(pixel_size)
+    dy, dx = V.pixel_size(pixel_size)
     if polarity not in ("bright", "dark"):
         raise ValueError(f"polarity must be 'bright' or 'dark', got {polarity!r}")
     sign = 1.0 if polarity == "bright" else -1.0

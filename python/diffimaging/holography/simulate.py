@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import _validate as V
 from ..binning import bin as _bin
 from ..propagation import propagate
 
@@ -34,7 +35,7 @@ def random_particles(shape, pixel_size, *, ppp=None, count=None, z_range=(1e-3, 
     uniform in ``z_range`` and diameters uniform in ``diameter_range`` (metres).
     """
     ny, nx = int(shape[0]), int(shape[1])
-    dy, dx = (pixel_size, pixel_size) if np.ndim(pixel_size) == 0 else tuple(pixel_size)
+    dy, dx = V.pixel_size(pixel_size)
     if (ppp is None) == (count is None):
         raise ValueError("give exactly one of ppp (particles per pixel) or count")
     n = int(round(ppp * ny * nx)) if ppp is not None else int(count)
@@ -108,7 +109,7 @@ def simulate_particles(shape, particles, *, wavelength, pixel_size, kind="opaque
     pos = np.asarray(pos, dtype=np.float64).reshape(-1, 3)
     dia = np.broadcast_to(np.asarray(dia, dtype=np.float64), (len(pos),))
     ny, nx = int(shape[0]), int(shape[1])
-    dy, dx = (pixel_size, pixel_size) if np.ndim(pixel_size) == 0 else tuple(pixel_size)
+    dy, dx = V.pixel_size(pixel_size)
     if kind == "opaque":
         t = 0.0
     elif kind == "absorbing":
