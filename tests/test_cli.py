@@ -12,13 +12,18 @@ LAM, PX = 532e-9, 2e-6
 
 
 def test_demo_writes_outputs(tmp_path, capsys):
-    assert main(["demo", "-o", str(tmp_path / "d"), "--size", "96", "--ppp", "2e-3"]) == 0
+    assert main(["demo", "-o", str(tmp_path / "d"), "--size", "96", "--ppp", "2e-3",
+                 "--iterations", "25"]) == 0
     out = capsys.readouterr().out
-    assert "recall" in out and "PIV" in out and "PTV" in out
+    assert "recall" in out and "PIV" in out and "PTV" in out and "calibration" in out
     m = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert m["particles"] == round(2e-3 * 96 * 96)
+    # the deliberately wrong (+3 %) recording distance is learned back
+    assert abs(m["calibration"]["error_percent"]) < 0.2
+    assert m["frame_a"]["recall"] >= 0.4 and m["frame_a"]["precision"] >= 0.4   # 25 iterations, 96^2
     assert m["piv"]["lateral_rmse_px"] < 1.0
-    for f in ("volume_a.h5", "particles_a.csv", "particles_b.csv", "piv.csv", "piv.vtk", "ptv.csv"):
+    for f in ("volume_a.h5", "particles_a.csv", "particles_b.csv", "piv.csv", "piv.vtk", "ptv.csv",
+              "hologram.png", "volume.png", "distance.png", "piv.png"):
         assert (tmp_path / "d" / f).stat().st_size > 0
 
 
@@ -36,11 +41,20 @@ def test_reconstruct_particles_piv_pipeline(tmp_path):
     assert rc == 0
     vol, z, attrs = H.read_volume(tmp_path / "vol" / "a.h5")
     assert vol.shape[0] == 25 and attrs["wavelength_m"] == 532e-9
+    assert attrs["method"] == "dh" and attrs["polarity"] == "bright" and vol.min() >= 0
+    # the distance is learned on the first hologram and held for the second
+    _, zb, attrs_b = H.read_volume(tmp_path / "vol" / "b.h5")
+    np.testing.assert_array_equal(z, zb)
+    assert z[0] - 1.4e-3 == pytest.approx(attrs["dz_m"])
     assert main(["holo", "particles", str(tmp_path / "vol" / "a.h5"), "-o", str(tmp_path / "p.csv"),
                  "--vtk", str(tmp_path / "p.vtk")]) == 0
     rows = list(csv.reader(open(tmp_path / "p.csv")))
     assert rows[0][:3] == ["y_m", "x_m", "z_m"] and len(rows) > 1
-    assert main(["piv", str(tmp_path / "vol" / "a.h5"), str(tmp_path / "vol" / "b.h5"),
+    # PIV at this low density (25 particles) correlates the back-propagated volumes
+    assert main(["holo", "reconstruct", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"),
+                 "--method", "backprop", "--wavelength", "532e-9", "--pixel-size", "2e-6",
+                 "--z", "1.4e-3:2.6e-3:25", "-o", str(tmp_path / "bp")]) == 0
+    assert main(["piv", str(tmp_path / "bp" / "a.h5"), str(tmp_path / "bp" / "b.h5"),
                  "--window", "8", "-o", str(tmp_path / "v.csv")]) == 0
     v = np.array([[float(x) for x in r] for r in list(csv.reader(open(tmp_path / "v.csv")))[1:]])
     # the x displacement of 2 pixels (4 um per frame) dominates where particles are

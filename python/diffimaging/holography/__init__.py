@@ -1,6 +1,7 @@
-"""Differentiable holography (∂H) and volumetric particle imaging (issue 4, in progress).
+"""Differentiable holography (∂H) and volumetric particle imaging.
 
-Available: hologram simulation (:func:`simulate_particles`), preprocessing (:func:`preprocess`, :func:`estimate_background`,
+:func:`reconstruct` is the entry point (∂H with the distance offset and the
+illumination learned, or back-propagation); also hologram simulation (:func:`simulate_particles`), preprocessing (:func:`preprocess`, :func:`estimate_background`,
 :func:`divide_background`, :func:`crop_fast`), streamed back-propagation to a depth
 stack or its projections (:func:`backpropagate`) and one-to-one particle matching
 (:func:`match`).  Positions are (y, x, z) in metres: pixel (i, j) of the hologram sits
@@ -16,10 +17,14 @@ from .io import (check_optics, read_hologram, read_volume, write_particles_csv,
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
 from .simulate import ParticleTable, random_particles, simulate_particles
 from .volume import Volume
+from .multislice import MultiSlice
+from .reconstruct import Reconstruction, reconstruct
+from .autofocus import FocusResult, autofocus, focus_curve
 
 __all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
-           "ParticleTable", "find_particles", "FoundParticles", "Volume", "piv",
+           "ParticleTable", "find_particles", "FoundParticles", "Volume", "MultiSlice",
+           "reconstruct", "Reconstruction", "autofocus", "FocusResult", "focus_curve", "piv",
            "PIVResult", "normalized_median_test", "link", "Links",
            "check_optics", "read_hologram", "read_volume", "write_volume", "write_particles_csv",
            "write_vectors_csv", "write_vtk_points"]

@@ -1,6 +1,8 @@
 """Particle detection in reconstructed volumes or their projections."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import ndimage
 
@@ -69,21 +71,36 @@ def _refine(s, idx, radius):
     return np.array(out).reshape(-1, s.ndim)
 
 
-def find_particles(data, z=None, *, pixel_size, polarity="bright", threshold="auto", k=6.0,
-                   neighborhood=(3, 5, 5), min_separation=None):
+def _neighborhood(diameter, wavelength, dy, dx, zs):
+    """Local-maximum window matched to a particle's reconstructed extent."""
+    if diameter is None or wavelength is None:
+        return (3, 5, 5)
+    if not (0 < diameter < 1e-2):
+        raise ValueError(f"diameter must be a particle diameter in metres (e.g. 10e-6), got {diameter!r}")
+    lat_y = 2 * int(math.ceil(0.5 * diameter / dy)) + 1
+    lat_x = 2 * int(math.ceil(0.5 * diameter / dx)) + 1
+    if zs is None or zs.size < 2:
+        return (1, lat_y, lat_x)
+    dz = abs(float(zs[1] - zs[0]))
+    return (2 * int(math.ceil(diameter * diameter / (float(wavelength) * dz))) + 1, lat_y, lat_x)
+
+
+def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="auto", k=6.0,
+                   neighborhood=None, diameter=None, wavelength=None, min_separation=None):
     """Find particles as local maxima of a signal, with sub-voxel centroids.
 
     Parameters
     ----------
-    data : (nz, ny, nx) volume (e.g. |o| of a ∂H reconstruction or a back-propagated
-        intensity stack), or the dict of projections from :func:`backpropagate`
+    data : a :class:`Reconstruction` (its volume or projections, depths, pixel size
+        and polarity are used), an (nz, ny, nx) volume (e.g. |o| of a ∂H
+        reconstruction or a back-propagated intensity stack), or the dict of projections from :func:`backpropagate`
         (``min``/``argmin_z`` are used for ``polarity="dark"``, ``max``/``argmax_z``
         for ``"bright"``): detection is then 2-D and each particle's depth is read
         from the depth map at its pixel.
     z : (nz,) depths of the volume's planes, metres (equally spaced; needed for volumes)
-    pixel_size : float or (dy, dx), metres
-    polarity : "bright" (particles are maxima) or "dark" (minima, e.g. opaque
-        particles in back-propagated intensity)
+    pixel_size : float or (dy, dx), metres (taken from a Reconstruction)
+    polarity : "bright" (particles are maxima, the default) or "dark" (minima, e.g.
+        opaque particles in back-propagated intensity); a Reconstruction knows its own
     threshold : "auto" or a number in the signal's units.  "auto" (documented
         rule): the background level and noise are estimated robustly as the median
         and 1.4826 x the median absolute deviation of the signal (particles are
@@ -93,13 +110,32 @@ def find_particles(data, z=None, *, pixel_size, polarity="bright", threshold="au
         L1-regularised reconstruction: MAD = 0), the threshold is Otsu's threshold
         of the remaining values, which separates weak residue from particles.
     neighborhood : local-maximum window in voxels (z, y, x), or (y, x) in 2-D; two
-        particles closer than half of it merge.
+        particles closer than half of it merge.  Default (3, 5, 5), or, when the
+        particle ``diameter`` D [m] and the ``wavelength`` are known (a
+        Reconstruction knows the wavelength; D defaults to 10 um for it), a window
+        matched to a particle's reconstructed extent: 2 ceil(D / 2 dx) + 1 pixels
+        laterally and 2 ceil(D^2 / (lambda dz)) + 1 planes in depth (an in-line
+        hologram resolves depth only to about the particle's depth of field
+        D^2 / lambda: 190 um for 10 um at 532 nm, several planes, so a smaller
+        axial window splits one particle into two).
+    diameter, wavelength : metres, for the default neighbourhood.
 
     Returns
     -------
     FoundParticles with ``.positions`` (N, 3) (y, x, z) in metres (pixel (i, j) at
     (i dy, j dx)), ``.peak`` (in noise sigmas above the background) and ``.size``.
     """
+    if hasattr(data, "polarity") and hasattr(data, "z") and hasattr(data, "projections"):
+        rec = data
+        data = rec.projections if rec.volume is None else np.asarray(rec.volume)
+        z = rec.z if z is None else z
+        pixel_size = rec.pixel_size if pixel_size is None else pixel_size
+        polarity = rec.polarity if polarity is None else polarity
+        wavelength = rec.wavelength if wavelength is None else wavelength
+        diameter = 10e-6 if diameter is None else diameter
+    if pixel_size is None:
+        raise ValueError("pixel_size (metres) is required unless data is a Reconstruction")
+    polarity = "bright" if polarity is None else polarity
     dy, dx = V.pixel_size(pixel_size)
     if polarity not in ("bright", "dark"):
         raise ValueError(f"polarity must be 'bright' or 'dark', got {polarity!r}")
@@ -110,6 +146,8 @@ def find_particles(data, z=None, *, pixel_size, polarity="bright", threshold="au
             raise ValueError(f"projections need the keys {key!r} and {zkey!r} (from backpropagate)")
         s = sign * np.asarray(data[key], dtype=np.float64)
         zmap = np.asarray(data[zkey], dtype=np.float64)
+        if neighborhood is None:
+            neighborhood = _neighborhood(diameter, wavelength, dy, dx, None)
         nb = tuple(neighborhood[-2:])
     else:
         v = np.asarray(data)
@@ -126,6 +164,8 @@ def find_particles(data, z=None, *, pixel_size, polarity="bright", threshold="au
             raise ValueError(f"z has {zs.size} depths for a volume of {v.shape[0]} planes")
         if zs.size > 1 and not np.allclose(np.diff(zs), zs[1] - zs[0], rtol=1e-6, atol=0):
             raise ValueError("z must be equally spaced")
+        if neighborhood is None:
+            neighborhood = _neighborhood(diameter, wavelength, dy, dx, zs)
         nb = tuple(neighborhood) if len(neighborhood) == 3 else (3,) + tuple(neighborhood)
     med, sigma = _robust_noise(s)
     if threshold == "auto":

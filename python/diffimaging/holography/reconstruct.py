@@ -1,0 +1,240 @@
+"""One entry point for a hologram -> volume reconstruction: ∂H (the inverse
+problem, with the distance offset and the illumination learned) or plain
+back-propagation."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _backend as B
+from .. import _validate as V
+from ..model import Intensity, Model, Param
+from .backprop import backpropagate
+from .io import check_optics
+from .volume import Volume
+
+__all__ = ["reconstruct", "Reconstruction"]
+
+_MODELS = ("born", "gabor", "multislice")
+
+
+@dataclass
+class Reconstruction:
+    """Result of :func:`reconstruct`.
+
+    volume : (nz, ny, nx) real array, or None when only projections were kept.
+        ∂H: the particle map ``-Re(o)`` (0 = empty, 1 = opaque; for
+        ``object="complex"`` the amplitude ``|o|``): particles are bright.
+        Back-propagation: the intensity stack ``|u|^2`` (opaque particles are dark).
+    z : (nz,) plane depths in metres, the learned offset included (``z_nominal + dz``).
+    dz : learned distance offset [m] (0 when not learned).
+    reference : learned illumination amplitude (1 for back-propagation).
+    polarity : "bright" or "dark": how :func:`find_particles` reads ``volume``.
+    projections : dict of (ny, nx) maps (min/max over depth and where they occur)
+        for streamed back-propagation, else None.
+    history : the solver's per-iteration record (loss, fidelity, regulariser,
+        parameter values, step, wall time); ``search``: the global stage's table.
+    object : the raw ∂H object stack o (o = t - 1) for further use, or None.
+    """
+
+    volume: object
+    z: np.ndarray
+    dz: float
+    reference: float
+    method: str
+    model: str
+    polarity: str
+    pixel_size: tuple
+    wavelength: float
+    projections: dict | None = None
+    history: dict = field(default_factory=dict)
+    search: dict | None = None
+    object: object = None
+    settings: dict = field(default_factory=dict)
+
+
+def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born", learn_z=True,
+                dz_range=None, learn_reference=True, sparsity=0.01, tv=0.0, object="absorbing",
+                solver="fista", iterations=100, loss="l2", output="intensity", chunk=16,
+                search="auto", search_points=9, search_steps=6, progress=False, callback=None):
+    """Reconstruct a particle volume from one in-line hologram.
+
+    Parameters
+    ----------
+    hologram : (ny, nx) real array, background-divided with unit mean (see
+        :func:`preprocess`).
+    z : 1-d array of plane depths [m] (distances to the sensor), equally spaced
+        for particle finding.  For ∂H these are the *nominal* depths: the learned
+        offset ``dz`` is added to all of them.
+    wavelength, pixel_size : metres.
+    method : "dh" (the inverse problem) or "backprop" (back-propagation of the
+        hologram's amplitude, streamed; ``output`` selects "intensity", "complex"
+        or "projections").
+    model : "born" (first-Born superposition |r (1 + sum_k P~(z_k + dz) o_k)|^2,
+        the default), "gabor" (its linearisation r^2 (1 + 2 Re sum_k ...): linear
+        in o, convex, fastest to converge) or "multislice" (the illumination
+        passes the planes in order and each plane shadows the ones downstream).
+    learn_z : learn the global distance offset ``dz`` with the volume.
+    dz_range : (lo, hi) bounds of ``dz`` in metres.  Default: +-5 % of the mean
+        depth for a single plane (a planar sample: the recording distance is
+        well defined and found by a global stage over this range, then refined
+        with the object); +- half the plane spacing for a stack (see Notes).
+    learn_reference : learn the illumination amplitude r (starts at the mean
+        square root of the hologram).
+    sparsity : L1 weight on o (default 0.01, for holograms with unit mean and the
+        data term 0.5 sum (I - h)^2).  Measured on 256^2 holograms with 1 % noise at
+        2e-3 particles per pixel (100 iterations): 0.005 gives recall/precision
+        0.95/0.89, 0.02 gives 0.92/0.93.  Noise-free data still need it: the prior
+        removes the twin image.  Raise it for noisier data (about the noise sigma).
+    tv : 3-D total-variation weight (0: off).
+    object : "absorbing" (real o in [-1, 0]: opaque or absorbing particles; the
+        twin image, which is not real and negative, is suppressed by this bound
+        and the sparsity prior) or "complex" (|1 + o| <= 1, phase particles too).
+    solver : "fista" (default) or "adam"; ``iterations`` their count.
+    loss : "l2" or "poisson" (photon-count data scaled to unit mean).
+    search : "auto" (a global stage over ``dz_range`` when learning the distance
+        of a single plane), True, or False.  Two grids of ``search_points``
+        candidates (over ``dz_range``, then +- one coarse spacing around the
+        best), each scored after ``search_steps`` object updates; the joint solve
+        starts from the best candidate and its object.
+
+    Returns
+    -------
+    Reconstruction
+
+    Notes
+    -----
+    For a stack of equally spaced planes the offset of the whole grid is not
+    identifiable from the hologram: moving the grid by one spacing while moving
+    every particle one plane back gives the same hologram, and particles at
+    random depths make every sub-plane offset equally good.  The hologram fixes
+    each particle's *absolute* depth; ``z + dz`` carries it, so a wrong nominal
+    distance does not bias the particle depths as long as the grid still covers
+    the particles (choose z with a margin).  The distance of a planar sample
+    (one plane) is well defined, and is learned here to ~0.1 %.
+
+    Example
+    -------
+    >>> rec = reconstruct(h, np.linspace(1e-3, 5e-3, 81), wavelength=532e-9, pixel_size=2e-6)
+    >>> found = find_particles(rec)
+    """
+    if method not in ("dh", "backprop"):
+        raise ValueError(f"method must be 'dh' or 'backprop', got {method!r}")
+    zs = np.asarray(B.to_host_float64(z, "z"), dtype=np.float64).reshape(-1)
+    check_optics(wavelength, pixel_size, zs)
+    lam = V.wavelength(wavelength)
+    dy, dx = V.pixel_size(pixel_size)
+    if zs.size == 0 or not np.all(np.isfinite(zs)) or np.any(zs <= 0):
+        raise ValueError("z must be a non-empty 1-d array of positive depths in metres "
+                         "(distances from the sensor)")
+    h = np.asarray(hologram) if isinstance(hologram, (list, tuple)) else hologram
+    xp = B.namespace(h, names=["hologram"])
+    if h.ndim != 2:
+        raise ValueError(f"hologram must be a single (ny, nx) image, got shape {tuple(h.shape)}")
+    if B.dtype_kind(xp, h.dtype) not in ("f4", "f8"):
+        raise TypeError(f"hologram must be a real float image (float32/float64), got {h.dtype}")
+    mean = float(xp.mean(h))
+    if not (0.2 < mean < 5.0):
+        raise ValueError(f"hologram should be background-divided with unit mean (got mean {mean:.3g}); "
+                         "run diffimaging.holography.preprocess first")
+    common = dict(pixel_size=(dy, dx), wavelength=lam)
+    if method == "backprop":
+        out = backpropagate(h, zs, wavelength=lam, pixel_size=(dy, dx), output=output, chunk=chunk,
+                            progress=progress)
+        if output == "projections":
+            return Reconstruction(None, zs, 0.0, 1.0, "backprop", "backprop", "dark", projections=out,
+                                  settings=dict(output=output), **common)
+        vol = xp.abs(out) ** 2 if output == "complex" else out
+        return Reconstruction(vol, zs, 0.0, 1.0, "backprop", "backprop", "dark",
+                              object=out if output == "complex" else None,
+                              settings=dict(output=output), **common)
+
+    from .. import priors as R
+    from ..solvers import solve
+
+    if model not in _MODELS:
+        raise ValueError(f"model must be one of {_MODELS}, got {model!r}")
+    if object not in ("absorbing", "complex"):
+        raise ValueError(f"object must be 'absorbing' or 'complex', got {object!r}")
+    if solver not in ("fista", "adam"):
+        raise ValueError(f"solver must be 'fista' or 'adam', got {solver!r}")
+    nz = zs.size
+    if dz_range is None:
+        if nz == 1:
+            dz_range = (-0.05 * zs[0], 0.05 * zs[0])
+        else:
+            half = 0.5 * float(np.min(np.abs(np.diff(np.sort(zs)))))
+            dz_range = (-half, half)
+    lo, hi = (float(v) for v in dz_range)
+    if not (lo <= 0.0 <= hi) or lo == hi:
+        raise ValueError(f"dz_range must be (lo, hi) metres with lo <= 0 <= hi, got {dz_range!r}")
+    if np.any(zs + lo <= 0):
+        raise ValueError("dz_range would move a plane behind the sensor (z + dz <= 0)")
+    r0 = math.sqrt(mean)
+    dz_p = Param(0.0, bounds=(lo, hi), fixed=not learn_z, scale=max(hi - lo, 1e-9) / 4)
+    # scaled so that its curvature (a sum over all pixels) matches one voxel's: one
+    # FISTA step size then serves both
+    r_p = Param(r0, bounds=(0.0, None), fixed=not learn_reference, scale=1.0 / math.sqrt(h.size))
+    if model == "multislice":
+        from .multislice import MultiSlice
+
+        stage = MultiSlice(zs, lam, (dy, dx), dz=dz_p, reference=r_p, name="volume")
+    else:
+        stage = Volume(zs, lam, (dy, dx), dz=dz_p, reference=r_p, linearized=model == "gabor")
+    m = Model(stage) if model == "gabor" else Model(stage, Intensity())
+    if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not sparsity >= 0:
+        raise ValueError(f"sparsity must be a non-negative L1 weight, got {sparsity!r}")
+    regs = []
+    if sparsity:
+        regs.append(R.L1(float(sparsity)))
+    if tv:
+        regs.append(R.TV(float(tv), ndim=3))
+    constraint = R.Box(-1.0, 0.0) if object == "absorbing" else R.AmplitudeAtMost(1.0)
+    rdt = B.real_dtype_for(xp, h.dtype)
+    shape = (nz,) + tuple(h.shape)
+    x0 = xp.zeros(shape, dtype=rdt if object == "absorbing" else B.complex_dtype_for(xp, h.dtype),
+                  device=B.device_of(h))
+    if object == "complex":
+        constraint = _ShiftedAmplitude()
+    do_search = (search is True) or (search == "auto" and learn_z and nz == 1)
+    common_solve = dict(loss=loss, regularizers=regs, constraint=constraint, method=solver)
+    table = None
+    if do_search:
+        # two-level global stage: a coarse grid over dz_range finds the basin (the
+        # fringes make the objective multimodal), a finer grid around the best
+        # candidate (+- one coarse spacing) brings the start within the basin's core
+        coarse = np.linspace(lo, hi, int(search_points))
+        r1 = solve(m, h, x0, iterations=0, search={"volume.dz": coarse}, search_steps=int(search_steps),
+                   progress=False, **common_solve)
+        best = r1.search["best"]["volume.dz"]
+        step = coarse[1] - coarse[0] if coarse.size > 1 else (hi - lo)
+        fine = np.clip(np.linspace(best - step, best + step, int(search_points)), lo, hi)
+        r2 = solve(m, h, x0, iterations=0, search={"volume.dz": fine}, search_steps=int(search_steps),
+                   progress=False, **common_solve)
+        table = {"names": ["volume.dz"], "values": r1.search["values"] + r2.search["values"],
+                 "loss": r1.search["loss"] + r2.search["loss"], "best": r2.search["best"]}
+        dz_p.value = float(r2.search["best"]["volume.dz"])
+        x0 = r2.x
+    res = solve(m, h, x0, iterations=int(iterations), progress=progress, callback=callback,
+                **common_solve)
+    res.search = table
+    o = res.x
+    dz = float(B.to_host_float64(res.params["volume.dz"], "dz"))
+    ref = float(B.to_host_float64(res.params["volume.reference"], "reference"))
+    vol = -o if object == "absorbing" else xp.abs(o)
+    return Reconstruction(vol, zs + dz, dz, ref, "dh", model, "bright", history=res.history,
+                          search=res.search, object=o,
+                          settings=dict(sparsity=sparsity, tv=tv, object=object, solver=solver,
+                                        iterations=iterations, loss=loss, dz_range=(lo, hi)),
+                          **common)
+
+
+class _ShiftedAmplitude:
+    """|1 + o| <= 1 for complex scattered fields (transmittance inside the unit disk)."""
+
+    def project(self, o):
+        from ..priors import AmplitudeAtMost
+
+        return AmplitudeAtMost(1.0).project(o + 1.0) - 1.0
