@@ -118,6 +118,161 @@ double transfer_pullback(py::object U_obj, py::array G, py::array acc, double z,
                                         accumulate, nt);
 }
 
+// Half-spectrum ∂H kernels: spectra (ny, nxh) complex of a real transform of
+// length `nx_full` (nxh = nx_full / 2 + 1); `z_mask` sets the band limit,
+// `z_phase` the phase.
+diffimaging::TransferParams half_params(const py::array& a, index_t nx_full, double z_mask,
+                                        double wavelength, double dy, double dx, int method,
+                                        bool band_limit) {
+  require(a.ndim() == 2, "half spectra must be 2-d (ny, nx_full / 2 + 1)");
+  require(nx_full >= 1 && dim(a, 1) == nx_full / 2 + 1,
+          "half spectra must have nx_full / 2 + 1 columns");
+  auto p = params(a, z_mask, wavelength, dy, dx, method, band_limit, false);
+  p.nx = nx_full;
+  return p;
+}
+
+void same_half(const py::array& a, const py::array& ref, Kind k, const char* name) {
+  require(kind_of(a, name) == k, std::string(name) + " must have the dtype of the spectrum");
+  require(a.ndim() == 2 && a.shape(0) == ref.shape(0) && a.shape(1) == ref.shape(1),
+          std::string(name) + " must have the shape of the spectrum");
+}
+
+void dh_accumulate(py::array O, py::array Sr, py::array Si, index_t nx_full, double z_mask,
+                   double z_phase, double wavelength, double dy, double dx, int method,
+                   bool band_limit, bool accumulate, int nthreads) {
+  const Kind k = kind_of(O, "O");
+  require(is_complex(k), "dh_accumulate needs complex spectra");
+  same_half(Sr, O, k, "Sr");
+  same_half(Si, O, k, "Si");
+  require(Sr.writeable() && Si.writeable(), "Sr and Si must be writeable");
+  const auto p = half_params(O, nx_full, z_mask, wavelength, dy, dx, method, band_limit);
+  const index_t nxh = dim(O, 1);
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    cpu::dh_accumulate<float>(static_cast<const float*>(O.data()),
+                              static_cast<float*>(Sr.mutable_data()),
+                              static_cast<float*>(Si.mutable_data()), nxh, p, z_phase, accumulate, nt);
+  else
+    cpu::dh_accumulate<double>(static_cast<const double*>(O.data()),
+                               static_cast<double*>(Sr.mutable_data()),
+                               static_cast<double*>(Si.mutable_data()), nxh, p, z_phase, accumulate,
+                               nt);
+}
+
+void dh_backproject(py::array A, py::object B_obj, py::array C, index_t nx_full, double z_mask,
+                    double z_phase, double wavelength, double dy, double dx, int method,
+                    bool band_limit, int nthreads) {
+  const Kind k = kind_of(A, "A");
+  require(is_complex(k), "dh_backproject needs complex spectra");
+  same_half(C, A, k, "C");
+  require(C.writeable(), "C must be writeable");
+  py::array B;
+  const void* b_ptr = nullptr;
+  if (!B_obj.is_none()) {
+    B = py::array(B_obj);
+    same_half(B, A, k, "B");
+    b_ptr = B.data();
+  }
+  const auto p = half_params(A, nx_full, z_mask, wavelength, dy, dx, method, band_limit);
+  const index_t nxh = dim(A, 1);
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    cpu::dh_backproject<float>(static_cast<const float*>(A.data()), static_cast<const float*>(b_ptr),
+                               static_cast<float*>(C.mutable_data()), nxh, p, z_phase, nt);
+  else
+    cpu::dh_backproject<double>(static_cast<const double*>(A.data()),
+                                static_cast<const double*>(b_ptr),
+                                static_cast<double*>(C.mutable_data()), nxh, p, z_phase, nt);
+}
+
+void dh_accumulate_table(py::array O, py::array T, py::array Sr, py::array Si, bool accumulate,
+                         int nthreads) {
+  const Kind k = kind_of(O, "O");
+  require(is_complex(k), "dh_accumulate_table needs complex spectra");
+  require(O.ndim() == 2, "O must be 2-d");
+  same_half(T, O, k, "T");
+  same_half(Sr, O, k, "Sr");
+  same_half(Si, O, k, "Si");
+  require(Sr.writeable() && Si.writeable(), "Sr and Si must be writeable");
+  const index_t n = O.size();
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    cpu::dh_accumulate_table<float>(static_cast<const float*>(O.data()),
+                                    static_cast<const float*>(T.data()),
+                                    static_cast<float*>(Sr.mutable_data()),
+                                    static_cast<float*>(Si.mutable_data()), n, accumulate, nt);
+  else
+    cpu::dh_accumulate_table<double>(static_cast<const double*>(O.data()),
+                                     static_cast<const double*>(T.data()),
+                                     static_cast<double*>(Sr.mutable_data()),
+                                     static_cast<double*>(Si.mutable_data()), n, accumulate, nt);
+}
+
+void dh_backproject_table(py::array A, py::object B_obj, py::array T, py::array C, int nthreads) {
+  const Kind k = kind_of(A, "A");
+  require(is_complex(k), "dh_backproject_table needs complex spectra");
+  require(A.ndim() == 2, "A must be 2-d");
+  same_half(T, A, k, "T");
+  same_half(C, A, k, "C");
+  require(C.writeable(), "C must be writeable");
+  py::array B;
+  const void* b_ptr = nullptr;
+  if (!B_obj.is_none()) {
+    B = py::array(B_obj);
+    same_half(B, A, k, "B");
+    b_ptr = B.data();
+  }
+  const index_t n = A.size();
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    cpu::dh_backproject_table<float>(static_cast<const float*>(A.data()),
+                                     static_cast<const float*>(b_ptr),
+                                     static_cast<const float*>(T.data()),
+                                     static_cast<float*>(C.mutable_data()), n, nt);
+  else
+    cpu::dh_backproject_table<double>(static_cast<const double*>(A.data()),
+                                      static_cast<const double*>(b_ptr),
+                                      static_cast<const double*>(T.data()),
+                                      static_cast<double*>(C.mutable_data()), n, nt);
+}
+
+py::tuple prox_step(py::array x, py::object xp_obj, py::array g, py::array out, double beta,
+                    double step, double shift, double lo, double hi, int nthreads) {
+  const Kind k = kind_of(x, "x");
+  require(!is_complex(k), "prox_step needs real arrays");
+  require(kind_of(g, "g") == k && kind_of(out, "out") == k, "x, g and out must have one dtype");
+  require(g.size() == x.size() && out.size() == x.size(), "x, g and out must have one size");
+  require(out.writeable(), "out must be writeable");
+  py::array xp;
+  const void* xp_ptr = nullptr;
+  if (!xp_obj.is_none()) {
+    xp = py::array(xp_obj);
+    require(kind_of(xp, "xp") == k && xp.size() == x.size(), "xp must match x");
+    xp_ptr = xp.data();
+  }
+  double sums[3];
+  const index_t n = x.size();
+  const int nt = threads(nthreads);
+  {
+    py::gil_scoped_release release;
+    if (k == Kind::kF32)
+      cpu::prox_step<float>(static_cast<const float*>(x.data()), static_cast<const float*>(xp_ptr),
+                            static_cast<const float*>(g.data()), static_cast<float*>(out.mutable_data()),
+                            n, beta, step, shift, lo, hi, sums, nt);
+    else
+      cpu::prox_step<double>(static_cast<const double*>(x.data()),
+                             static_cast<const double*>(xp_ptr), static_cast<const double*>(g.data()),
+                             static_cast<double*>(out.mutable_data()), n, beta, step, shift, lo, hi,
+                             sums, nt);
+  }
+  return py::make_tuple(sums[0], sums[1], sums[2]);
+}
+
 struct BinShapes {
   index_t batch, ny, nx, in_stride;
   const double* shifts;
@@ -286,6 +441,21 @@ PYBIND11_MODULE(_core, m) {
   m.def("transfer_pullback", &transfer_pullback, py::arg("U"), py::arg("G"), py::arg("acc"),
         py::arg("z"), py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
         py::arg("band_limit"), py::arg("carrier"), py::arg("accumulate"), py::arg("nthreads"));
+  m.def("dh_accumulate", &dh_accumulate, py::arg("O"), py::arg("Sr"), py::arg("Si"),
+        py::arg("nx_full"), py::arg("z_mask"), py::arg("z_phase"), py::arg("wavelength"),
+        py::arg("dy"), py::arg("dx"), py::arg("method"), py::arg("band_limit"),
+        py::arg("accumulate"), py::arg("nthreads"));
+  m.def("dh_backproject", &dh_backproject, py::arg("A"), py::arg("B"), py::arg("C"),
+        py::arg("nx_full"), py::arg("z_mask"), py::arg("z_phase"), py::arg("wavelength"),
+        py::arg("dy"), py::arg("dx"), py::arg("method"), py::arg("band_limit"),
+        py::arg("nthreads"));
+  m.def("dh_accumulate_table", &dh_accumulate_table, py::arg("O"), py::arg("T"), py::arg("Sr"),
+        py::arg("Si"), py::arg("accumulate"), py::arg("nthreads"));
+  m.def("dh_backproject_table", &dh_backproject_table, py::arg("A"), py::arg("B"), py::arg("T"),
+        py::arg("C"), py::arg("nthreads"));
+  m.def("prox_step", &prox_step, py::arg("x"), py::arg("xp"), py::arg("g"), py::arg("out"),
+        py::arg("beta"), py::arg("step"), py::arg("shift"), py::arg("lo"), py::arg("hi"),
+        py::arg("nthreads"));
   m.def("bin_forward", &bin_forward, py::arg("image"), py::arg("out"), py::arg("factor"),
         py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
   m.def("bin_adjoint", &bin_adjoint, py::arg("g"), py::arg("out"), py::arg("factor"),

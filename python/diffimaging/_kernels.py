@@ -85,6 +85,51 @@ def transfer_pullback(U, G, acc, plan, z: float, accumulate: bool) -> float:
                                          accumulate, get_num_threads()))
 
 
+def dh_accumulate(O, Sr, Si, plan, z_mask: float, z_phase: float, accumulate: bool) -> None:
+    """Sr (+)= Re(H) O, Si (+)= Im(H) O on the half spectrum of a real transform of
+    length plan.px; H has the band limit of ``z_mask`` and the phase of ``z_phase``."""
+    for a, n in ((O, "O"), (Sr, "Sr"), (Si, "Si")):
+        _require(a, n, _COMPLEX)
+    _core.dh_accumulate(O, Sr, Si, plan.px, z_mask, z_phase, plan.wavelength, plan.dy, plan.dx,
+                        _METHOD_CODE[plan.method], plan.band_limit, accumulate, get_num_threads())
+
+
+def dh_backproject(A, B, C, plan, z_mask: float, z_phase: float) -> None:
+    """C = Re(H) A + Im(H) B (B None: Re(H) A) on the half spectrum (see dh_accumulate)."""
+    _require(A, "A", _COMPLEX)
+    if B is not None:
+        _require(B, "B", _COMPLEX)
+    _require(C, "C", _COMPLEX)
+    _core.dh_backproject(A, B, C, plan.px, z_mask, z_phase, plan.wavelength, plan.dy, plan.dx,
+                         _METHOD_CODE[plan.method], plan.band_limit, get_num_threads())
+
+
+def dh_accumulate_table(O, T, Sr, Si, accumulate: bool) -> None:
+    """Sr (+)= Re(T) O, Si (+)= Im(T) O elementwise (T: one plane's H, precomputed)."""
+    for a, n in ((O, "O"), (T, "T"), (Sr, "Sr"), (Si, "Si")):
+        _require(a, n, _COMPLEX)
+    _core.dh_accumulate_table(O, T, Sr, Si, accumulate, get_num_threads())
+
+
+def dh_backproject_table(A, B, T, C) -> None:
+    """C = Re(T) A + Im(T) B elementwise (B None: Re(T) A)."""
+    for a, n in ((A, "A"), (T, "T"), (C, "C")):
+        _require(a, n, _COMPLEX)
+    if B is not None:
+        _require(B, "B", _COMPLEX)
+    _core.dh_backproject_table(A, B, T, C, get_num_threads())
+
+
+def prox_step(x, xp, g, out, beta: float, step: float, shift: float, lo: float, hi: float):
+    """out = clip(y - step g + shift, lo, hi) with y = x + beta (x - xp) (xp None: y = x);
+    returns (sum g (out - y), sum (out - y)^2, sum out) in double precision."""
+    for a, n in ((x, "x"), (g, "g"), (out, "out")):
+        _require(a, n, (np.dtype(np.float32), np.dtype(np.float64)))
+    if xp is not None:
+        _require(xp, "xp", (np.dtype(np.float32), np.dtype(np.float64)))
+    return _core.prox_step(x, xp, g, out, beta, step, shift, lo, hi, get_num_threads())
+
+
 def bin_forward(image3, out3, factor, shifts2, scale):
     _require(image3, "image", _REALCPLX)
     _require(out3, "out", _REALCPLX)

@@ -24,6 +24,32 @@ template <class Real>
 double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, Real* acc,
                          index_t batch, const TransferParams& p, bool accumulate, int nthreads);
 
+// Half-spectrum kernels of the ∂H volume model for real objects.  Spectra
+// are (p.ny, nxh) interleaved complex (nxh = p.nx / 2 + 1 columns of a real
+// transform of length p.nx).  H has the band-limit mask of p.z and the phase
+// z_phase * kappa.  Because H(-f) = H(f), the sensor field of a real plane o is
+//   s = irfft(Re(H) O) + i irfft(Im(H) O),   O = rfft(o),
+// and the real part of the adjoint applied to g = gr + i gi is
+//   irfft(Re(H) A + Im(H) B),   A = rfft(gr), B = rfft(gi).
+// dh_accumulate: Sr (+)= Re(H) O, Si (+)= Im(H) O.
+template <class Real>
+void dh_accumulate(const Real* O, Real* Sr, Real* Si, index_t nxh, const TransferParams& p,
+                   double z_phase, bool accumulate, int nthreads);
+
+// dh_backproject: C = Re(H) A + Im(H) B (B may be null: C = Re(H) A).
+template <class Real>
+void dh_backproject(const Real* A, const Real* B, Real* C, index_t nxh, const TransferParams& p,
+                    double z_phase, int nthreads);
+
+// The same with H precomputed: T holds n interleaved complex values of H
+// (one plane's half spectrum), so the loops are plain multiply-adds.
+template <class Real>
+void dh_accumulate_table(const Real* O, const Real* T, Real* Sr, Real* Si, index_t n,
+                         bool accumulate, int nthreads);
+template <class Real>
+void dh_backproject_table(const Real* A, const Real* B, const Real* T, Real* C, index_t n,
+                          int nthreads);
+
 // Exact area-integration binning by an integer factor f, with a sub-pixel
 // shift (sy, sx) per batch element (shifts: batch x 2 doubles, or null for no
 // shift).  in: (batch, ny, nx) with batch stride `in_stride` (0 = broadcast);
@@ -53,6 +79,16 @@ void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* ds
 template <class Real>
 void crop_copy(const Real* src, index_t src_plane, index_t src_row, Real* dst, index_t batch,
                index_t ny, index_t nx, int ncomp, int nthreads);
+
+// One proximal-gradient step of a box-constrained problem with a linear term,
+// fused with FISTA's extrapolation and the sums its line search needs:
+//   y = x + beta (x - xp)   (xp null: y = x),
+//   out = clip(y - step * g + shift, lo, hi),
+//   sums = { sum g (out - y), sum (out - y)^2, sum out }   (double accumulation).
+// For an L1 weight w on a variable in [lo, hi] <= 0, shift = step * w.
+template <class Real>
+void prox_step(const Real* x, const Real* xp, const Real* g, Real* out, index_t n, double beta,
+               double step, double shift, double lo, double hi, double sums[3], int nthreads);
 
 // |u|^2 of n complex values (interleaved) into n reals.
 template <class Real>

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _backend as B
+from .. import _kernels as K
 from .. import _validate as V
 from ..model import Intensity, Model, Param
+from ._dhfast import fista_volume
 from .backprop import backpropagate
 from .io import check_optics
 from .volume import Volume
@@ -58,7 +60,8 @@ class Reconstruction:
 def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born", learn_z=True,
                 dz_range=None, learn_reference=True, sparsity=0.01, tv=0.0, object="absorbing",
                 solver="fista", iterations=100, loss="l2", output="intensity", chunk=16,
-                search="auto", search_points=9, search_steps=6, progress=False, callback=None):
+                search="auto", search_points=9, search_steps=6, progress=False, callback=None,
+                engine="auto"):
     """Reconstruct a particle volume from one in-line hologram.
 
     Parameters
@@ -198,6 +201,15 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
                   device=B.device_of(h))
     if object == "complex":
         constraint = _ShiftedAmplitude()
+    if engine not in ("auto", "fused", "generic"):
+        raise ValueError(f"engine must be 'auto', 'fused' or 'generic', got {engine!r}")
+    fused_ok = (B.is_numpy_namespace(xp) and K.have_cpu() and object == "absorbing"
+                and model in ("born", "gabor") and solver == "fista" and not tv
+                and loss in ("l2", "poisson"))
+    if engine == "fused" and not fused_ok:
+        raise ValueError("engine='fused' needs a numpy hologram (compiled kernels), object='absorbing', "
+                         "model 'born' or 'gabor', solver='fista', tv=0 and loss 'l2' or 'poisson'")
+    use_fast = engine == "fused" or (engine == "auto" and fused_ok)
     do_search = (search is True) or (search == "auto" and learn_z and nz == 1)
     common_solve = dict(loss=loss, regularizers=regs, constraint=constraint, method=solver)
     table = None
@@ -217,15 +229,24 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
                  "loss": r1.search["loss"] + r2.search["loss"], "best": r2.search["best"]}
         dz_p.value = float(r2.search["best"]["volume.dz"])
         x0 = r2.x
-    res = solve(m, h, x0, iterations=int(iterations), progress=progress, callback=callback,
-                **common_solve)
-    res.search = table
-    o = res.x
-    dz = float(B.to_host_float64(res.params["volume.dz"], "dz"))
-    ref = float(B.to_host_float64(res.params["volume.reference"], "reference"))
+    if use_fast:
+        o, dz, ref, hist, msg = fista_volume(
+            h, zs, wavelength=lam, pixel_size=(dy, dx), x0=x0 if do_search else None,
+            dz0=float(dz_p.value), dz_bounds=(lo, hi), learn_z=learn_z, r0=r0,
+            learn_reference=learn_reference, sparsity=float(sparsity), loss=loss,
+            linearized=model == "gabor", iterations=int(iterations), dz_scale=dz_p.scale,
+            r_scale=r_p.scale, callback=callback, progress=progress)
+        res = None
+    else:
+        res = solve(m, h, x0, iterations=int(iterations), progress=progress, callback=callback,
+                    **common_solve)
+        res.search = table
+        o, hist = res.x, res.history
+        dz = float(B.to_host_float64(res.params["volume.dz"], "dz"))
+        ref = float(B.to_host_float64(res.params["volume.reference"], "reference"))
     vol = -o if object == "absorbing" else xp.abs(o)
-    return Reconstruction(vol, zs + dz, dz, ref, "dh", model, "bright", history=res.history,
-                          search=res.search, object=o,
+    return Reconstruction(vol, zs + dz, dz, ref, "dh", model, "bright", history=hist,
+                          search=table, object=o,
                           settings=dict(sparsity=sparsity, tv=tv, object=object, solver=solver,
                                         iterations=iterations, loss=loss, dz_range=(lo, hi)),
                           **common)
