@@ -273,6 +273,44 @@ py::tuple prox_step(py::array x, py::object xp_obj, py::array g, py::array out, 
   return py::make_tuple(sums[0], sums[1], sums[2]);
 }
 
+py::tuple prox_step_rows(py::array x, py::object xp_obj, py::array buf, py::array out, double beta,
+                         double step, double shift, double lo, double hi, int nthreads) {
+  const Kind k = kind_of(x, "x");
+  require(!is_complex(k), "prox_step_rows needs real arrays");
+  require(x.ndim() == 2 && out.ndim() == 2 && buf.ndim() == 2, "x, out and buf must be 2-d");
+  require(kind_of(buf, "buf") == k && kind_of(out, "out") == k, "x, buf and out must have one dtype");
+  const index_t ny = x.shape(0), nx = x.shape(1);
+  require(out.shape(0) == ny && out.shape(1) == nx, "out must have the shape of x");
+  require(buf.shape(0) == ny && buf.shape(1) >= nx, "buf must be (ny, >= nx)");
+  require(out.writeable() && buf.writeable(), "out and buf must be writeable");
+  py::array xp;
+  const void* xp_ptr = nullptr;
+  if (!xp_obj.is_none()) {
+    xp = py::array(xp_obj);
+    require(kind_of(xp, "xp") == k && xp.ndim() == 2 && xp.shape(0) == ny && xp.shape(1) == nx,
+            "xp must match x");
+    xp_ptr = xp.data();
+  }
+  double sums[3];
+  const index_t row = buf.shape(1);
+  const int nt = threads(nthreads);
+  {
+    py::gil_scoped_release release;
+    if (k == Kind::kF32)
+      cpu::prox_step_rows<float>(static_cast<const float*>(x.data()), static_cast<const float*>(xp_ptr),
+                                 static_cast<float*>(buf.mutable_data()), row,
+                                 static_cast<float*>(out.mutable_data()), ny, nx, beta, step, shift, lo,
+                                 hi, sums, nt);
+    else
+      cpu::prox_step_rows<double>(static_cast<const double*>(x.data()),
+                                  static_cast<const double*>(xp_ptr),
+                                  static_cast<double*>(buf.mutable_data()), row,
+                                  static_cast<double*>(out.mutable_data()), ny, nx, beta, step, shift,
+                                  lo, hi, sums, nt);
+  }
+  return py::make_tuple(sums[0], sums[1], sums[2]);
+}
+
 struct BinShapes {
   index_t batch, ny, nx, in_stride;
   const double* shifts;
@@ -454,6 +492,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("dh_backproject_table", &dh_backproject_table, py::arg("A"), py::arg("B"), py::arg("T"),
         py::arg("C"), py::arg("nthreads"));
   m.def("prox_step", &prox_step, py::arg("x"), py::arg("xp"), py::arg("g"), py::arg("out"),
+        py::arg("beta"), py::arg("step"), py::arg("shift"), py::arg("lo"), py::arg("hi"),
+        py::arg("nthreads"));
+  m.def("prox_step_rows", &prox_step_rows, py::arg("x"), py::arg("xp"), py::arg("buf"), py::arg("out"),
         py::arg("beta"), py::arg("step"), py::arg("shift"), py::arg("lo"), py::arg("hi"),
         py::arg("nthreads"));
   m.def("bin_forward", &bin_forward, py::arg("image"), py::arg("out"), py::arg("factor"),

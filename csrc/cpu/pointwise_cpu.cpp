@@ -71,6 +71,58 @@ void prox_step(const Real* x, const Real* xp, const Real* g, Real* out, index_t 
   }
 }
 
+template <class Real>
+void prox_step_rows(const Real* x, const Real* xp, Real* buf, index_t buf_row, Real* out,
+                    index_t ny, index_t nx, double beta, double step, double shift, double lo,
+                    double hi, double sums[3], int nthreads) {
+  std::vector<double> part(3 * static_cast<size_t>(std::max(nthreads, 1)) + 3, 0.0);
+  const index_t grain = std::max<index_t>(1, (index_t(1) << 17) / std::max<index_t>(nx, 1));
+  parallel_for(ny, nthreads, grain, [&](index_t r0, index_t r1, int tid) {
+    double gd = 0.0, dd = 0.0, s = 0.0;
+    const Real rb = static_cast<Real>(beta), ra = static_cast<Real>(step);
+    const Real rs = static_cast<Real>(shift), rlo = static_cast<Real>(lo), rhi = static_cast<Real>(hi);
+    for (index_t i = r0; i < r1; ++i) {
+      const Real* __restrict xr = x + i * nx;
+      const Real* __restrict pr = xp == nullptr ? nullptr : xp + i * nx;
+      Real* __restrict br = buf + i * buf_row;
+      Real* __restrict orow = out + i * nx;
+      Real bgd = 0, bdd = 0, bs = 0;
+      for (index_t j = 0; j < nx; ++j) {
+        const Real xj = xr[j];
+        const Real y = pr == nullptr ? xj : xj + rb * (xj - pr[j]);
+        const Real g = br[j];
+        Real v = y - ra * g + rs;
+        v = v < rlo ? rlo : v;
+        v = v > rhi ? rhi : v;
+        orow[j] = v;
+        br[j] = v;
+        const Real d = v - y;
+        bgd += g * d;
+        bdd += d * d;
+        bs += v;
+      }
+      for (index_t j = nx; j < buf_row; ++j) br[j] = Real(0);
+      gd += bgd;
+      dd += bdd;
+      s += bs;
+    }
+    part[3 * tid] = gd;
+    part[3 * tid + 1] = dd;
+    part[3 * tid + 2] = s;
+  });
+  sums[0] = sums[1] = sums[2] = 0.0;
+  for (size_t t = 0; t + 2 < part.size(); t += 3) {
+    sums[0] += part[t];
+    sums[1] += part[t + 1];
+    sums[2] += part[t + 2];
+  }
+}
+
+template void prox_step_rows<float>(const float*, const float*, float*, index_t, float*, index_t,
+                                    index_t, double, double, double, double, double, double[3], int);
+template void prox_step_rows<double>(const double*, const double*, double*, index_t, double*,
+                                     index_t, index_t, double, double, double, double, double,
+                                     double[3], int);
 template void prox_step<float>(const float*, const float*, const float*, float*, index_t, double,
                                double, double, double, double, double[3], int);
 template void prox_step<double>(const double*, const double*, const double*, double*, index_t,

@@ -130,6 +130,17 @@ def prox_step(x, xp, g, out, beta: float, step: float, shift: float, lo: float, 
     return _core.prox_step(x, xp, g, out, beta, step, shift, lo, hi, get_num_threads())
 
 
+def prox_step_rows(x, xp, buf, out, beta: float, step: float, shift: float, lo: float, hi: float):
+    """prox_step with the gradient read from ``buf[:, :nx]`` (rows of length >= nx); the
+    result goes to ``out`` and over the gradient in ``buf``, whose other columns are
+    zeroed (the padded input of the next transform).  Returns the three sums."""
+    for a, n in ((x, "x"), (buf, "buf"), (out, "out")):
+        _require(a, n, (np.dtype(np.float32), np.dtype(np.float64)))
+    if xp is not None:
+        _require(xp, "xp", (np.dtype(np.float32), np.dtype(np.float64)))
+    return _core.prox_step_rows(x, xp, buf, out, beta, step, shift, lo, hi, get_num_threads())
+
+
 def bin_forward(image3, out3, factor, shifts2, scale):
     _require(image3, "image", _REALCPLX)
     _require(out3, "out", _REALCPLX)

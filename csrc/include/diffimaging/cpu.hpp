@@ -90,6 +90,16 @@ template <class Real>
 void prox_step(const Real* x, const Real* xp, const Real* g, Real* out, index_t n, double beta,
                double step, double shift, double lo, double hi, double sums[3], int nthreads);
 
+// prox_step on (ny, nx) images whose gradient g is read from the first nx
+// columns of the rows of `buf` (row length buf_row >= nx, e.g. the output of an
+// inverse real transform of the padded length): the result goes to `out`
+// (contiguous) and over g in `buf`, whose columns [nx, buf_row) are zeroed, so
+// that `buf` is then the zero-padded input of the next forward transform.
+template <class Real>
+void prox_step_rows(const Real* x, const Real* xp, Real* buf, index_t buf_row, Real* out,
+                    index_t ny, index_t nx, double beta, double step, double shift, double lo,
+                    double hi, double sums[3], int nthreads);
+
 // |u|^2 of n complex values (interleaved) into n reals.
 template <class Real>
 void intensity(const Real* u, Real* out, index_t n, int nthreads);

@@ -48,6 +48,14 @@ from .. import propagation as P
 from .._threads import get_num_threads
 from ..losses import get_loss
 
+try:  # scipy's pocketfft binding takes output buffers (no temporaries per transform)
+    from scipy.fft._pocketfft import pypocketfft as _PP
+
+    _PP.r2c(np.zeros((1, 4)), axes=(1,), forward=True, inorm=0, out=np.empty((1, 3), complex),
+            nthreads=1)
+except Exception:  # pragma: no cover - other scipy builds: the public API
+    _PP = None
+
 __all__ = ["HalfVolume", "fista_volume"]
 
 
@@ -89,30 +97,51 @@ class HalfVolume:
             w[-1] = 1.0
         self.wk = (w[None, :] * kap) / float(self.my * self.mx)  # Parseval weights * kappa / n
         self.workers = get_num_threads()
-        self._rows = np.zeros((ny, self.mx), self.rdt)          # zero-padded rows (work buffer)
+        self.rows = np.zeros((ny, self.mx), self.rdt)           # zero-padded rows (work buffer)
+        self._out = np.empty((ny, self.mx), self.rdt)           # inverse-transform output rows
         self._cols = np.zeros((self.my, self.nxh), self.cdt)    # zero-padded columns
 
     # -- transforms (pruned: zero rows are not transformed, cropped rows not inverted)
-    def rfft_pad(self, a, keep=False):
-        """Half spectrum (my, nxh) of the real (ny, nx) image ``a`` zero-padded.  The
-        result lives in a work buffer (overwritten by the next call) unless ``keep``."""
+    def rfft_pad(self, a=None, keep=False):
+        """Half spectrum (my, nxh) of the real (ny, nx) image ``a`` zero-padded (``a``
+        None: the image already written into ``self.rows[:, :nx]``).  The result lives
+        in a work buffer (overwritten by the next call) unless ``keep``."""
         w = self.workers
-        rows = self._rows
-        rows[:, : self.nx] = a
-        b = sfft.rfft(rows, axis=-1, workers=w)
-        col = self._cols
-        col[: self.ny] = b
-        col[self.ny:] = 0
-        out = sfft.fft(col, axis=0, workers=w, overwrite_x=True)
-        if out is not col and not np.shares_memory(out, col):
-            col[...] = out
+        rows, col, ny = self.rows, self._cols, self.ny
+        if a is not None:
+            rows[:, : self.nx] = a
+        if _PP is not None:
+            # pocketfft straight into the work buffers: no temporaries
+            _PP.r2c(rows, axes=(1,), forward=True, inorm=0, out=col[:ny], nthreads=w)
+            col[ny:] = 0
+            _PP.c2c(col, axes=(0,), forward=True, inorm=0, out=col, nthreads=w)
+        else:
+            col[:ny] = sfft.rfft(rows, axis=-1, workers=w)
+            col[ny:] = 0
+            out = sfft.fft(col, axis=0, workers=w, overwrite_x=True)
+            if out is not col and not np.shares_memory(out, col):
+                col[...] = out
         return col.copy() if keep else col
 
-    def irfft_crop(self, C, overwrite=True):
-        """Real (ny, nx) crop of the inverse of the half spectrum C (overwritten)."""
+    def irfft_crop(self, C, overwrite=True, out=None):
+        """Real (ny, nx) crop of the inverse of the half spectrum C (overwritten unless
+        ``overwrite=False``).  With ``out`` (a (ny, mx) real buffer) the full rows are
+        written there and a view is returned."""
         w = self.workers
+        if _PP is not None:
+            c = C if overwrite else C.copy()
+            _PP.c2c(c, axes=(0,), forward=False, inorm=2, out=c, nthreads=w)
+            if out is None:
+                out = np.empty((self.ny, self.mx), self.rdt)
+            _PP.c2r(c[: self.ny], axes=(1,), lastsize=self.mx, forward=False, inorm=2, out=out,
+                    nthreads=w)
+            return out[:, : self.nx]
         c = sfft.ifft(C, axis=0, workers=w, overwrite_x=overwrite)[: self.ny]
-        return sfft.irfft(c, n=self.mx, axis=-1, workers=w)[:, : self.nx]
+        r = sfft.irfft(c, n=self.mx, axis=-1, workers=w)
+        if out is not None:
+            out[...] = r
+            return out[:, : self.nx]
+        return r[:, : self.nx]
 
     # -- transfer tables
     def build_tables(self, max_bytes):
@@ -197,13 +226,26 @@ class HalfVolume:
             t = t + (B.real * S[0].real + B.imag * S[0].imag)
         return float(np.sum(self.wk * t))
 
-    def plane_grad(self, A, B, k, buf):
-        """Re(P_k^H g) for plane k from the rotated cotangent spectra: (ny, nx) real."""
+    def plane_grad_rows(self, A, B, k, buf):
+        """Re(P_k^H g) for plane k into ``self.rows[:, :nx]`` (full padded rows)."""
         if getattr(self, "T", None) is not None:
             K.dh_backproject_table(A, B, self.T[k], buf)
         else:
             K.dh_backproject(A, B, buf, self.plan, float(self.z[k]), float(self.z[k]))
-        return self.irfft_crop(buf)
+        self.irfft_crop(buf, out=self.rows)
+
+    def plane_grad(self, A, B, k, buf, out=None):
+        """Re(P_k^H g) for plane k from the rotated cotangent spectra: (ny, nx) real,
+        written into ``out`` when given (``buf``: a half-spectrum work array)."""
+        if getattr(self, "T", None) is not None:
+            K.dh_backproject_table(A, B, self.T[k], buf)
+        else:
+            K.dh_backproject(A, B, buf, self.plan, float(self.z[k]), float(self.z[k]))
+        v = self.irfft_crop(buf, out=self._out)
+        if out is None:
+            return v.copy()
+        out[...] = v
+        return out
 
 
 def _model_terms(hv, S, r, h, loss, linearized):
@@ -255,7 +297,6 @@ def fista_volume(h, z, *, wavelength, pixel_size, x0=None, dz0=0.0, dz_bounds=(0
     Sx = hv.spectra(ox) if x0 is not None and np.any(ox) else hv.empty_spectra()
     op, Sp, dzp, rp = ox, Sx, dzx, rx
     on = np.empty(shape, rdt)
-    G = np.empty(shape, rdt)
     buf = np.empty((hv.my, hv.nxh), hv.cdt)
     names = ["volume.dz", "volume.reference"]
     history = {"loss": [], "fidelity": [], "regularizer": [], "params": {k: [] for k in names},
@@ -291,10 +332,12 @@ def fista_volume(h, z, *, wavelength, pixel_size, x0=None, dz0=0.0, dz_bounds=(0
         (A, Bc), (A0, B0) = hv.cotangent_spectra(gr, gi, dzy)
         g_dz = hv.dz_grad(A0, B0, Sy) if learn_z else 0.0
         del A0, B0
-        # gradient of every plane at y (stored: backtracking re-uses it)
-        for k in range(nz):
-            G[k] = hv.plane_grad(A, Bc, k, buf)
+        G = None
         if L is None:
+            # first iteration: the gradient of every plane is stored for the step search
+            G = np.empty(shape, rdt)
+            for k in range(nz):
+                hv.plane_grad(A, Bc, k, buf, out=G[k])
             L = _initial_L(hv, ox, G, g_dz, g_ref, sd2, sr2, f_y, dzy, ry, h, lossf, linearized,
                            lo, hi, nz, r0, lam, dz_scale, r_scale, np.empty(h.shape, rdt))
         while True:
@@ -304,12 +347,20 @@ def fista_volume(h, z, *, wavelength, pixel_size, x0=None, dz0=0.0, dz_bounds=(0
             Sn = hv.empty_spectra()
             gd = dd = l1 = 0.0
             for k in range(nz):
-                gdk, ddk, sk = K.prox_step(ox[k], None if beta == 0.0 else op[k], G[k], on[k], beta, a,
-                                           a * lam, -1.0, 0.0)
+                xpk = None if beta == 0.0 else op[k]
+                if G is None:
+                    # fused: gradient (inverse transform into the row buffer), prox step
+                    # in place (the buffer becomes the padded trial plane), forward transform
+                    hv.plane_grad_rows(A, Bc, k, buf)
+                    gdk, ddk, sk = K.prox_step_rows(ox[k], xpk, hv.rows, on[k], beta, a, a * lam,
+                                                    -1.0, 0.0)
+                    hv.accumulate(None, Sn, k, k == 0)
+                else:
+                    gdk, ddk, sk = K.prox_step(ox[k], xpk, G[k], on[k], beta, a, a * lam, -1.0, 0.0)
+                    hv.accumulate(on[k], Sn, k, k == 0)
                 gd += gdk
                 dd += ddk
                 l1 -= sk
-                hv.accumulate(on[k], Sn, k, k == 0)
             # parameter parts, in scaled variables (u = value / scale)
             if sd2:
                 du = (dzn - dzy) / dz_scale
@@ -324,6 +375,10 @@ def fista_volume(h, z, *, wavelength, pixel_size, x0=None, dz0=0.0, dz_bounds=(0
             if math.isfinite(f_n) and f_n <= f_y + gd + 0.5 * L * dd + 1e-14 * abs(f_y):
                 break
             L *= 2.0
+            if G is None:  # a rejected step: keep the gradients for the next tries
+                G = np.empty(shape, rdt)
+                for k in range(nz):
+                    hv.plane_grad(A, Bc, k, buf, out=G[k])
             if L > 1e30:
                 message = "backtracking failed"
                 break
