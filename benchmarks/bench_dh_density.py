@@ -72,13 +72,16 @@ def main():
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--densities", default="1e-4,5e-4,2e-3,5e-3,1e-2")
     ap.add_argument("--models", default="born")
+    ap.add_argument("--multislice-from", type=float, default=1e-2,
+                    help="add the multi-slice model from this density on (0: never)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_dh_density.json"))
     a = ap.parse_args()
     print(f"{'ppp':>8s} {'method':12s} {'true':>6s} {'found':>6s} {'recall':>7s} {'prec':>7s} "
           f"{'lat px':>7s} {'ax um':>7s} {'dz um':>8s} {'s':>8s}")
     rows = []
     for ppp in [float(v) for v in a.densities.split(",")]:
-        rows += run(a.size, ppp, a.models.split(","), a.iterations)
+        rows += run(a.size, ppp, a.models.split(","), a.iterations,
+                    multislice_from=a.multislice_from if a.multislice_from > 0 else np.inf)
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(json.dumps(dict(
             config=dict(size=a.size, iterations=a.iterations, wavelength=LAM, pixel_size=PX, planes=81,

@@ -35,7 +35,7 @@ def test_planar_sample_distance_learned_from_a_wrong_start():
 
 def test_dh_volume_finds_particles_that_backprop_blurs(small_volume):
     holo, truth, zs = small_volume
-    rec = H.reconstruct(holo, zs, wavelength=LAM, pixel_size=PX, iterations=80)
+    rec = H.reconstruct(holo, zs, wavelength=LAM, pixel_size=PX, iterations=200)
     assert rec.method == "dh" and rec.model == "born" and rec.polarity == "bright"
     assert rec.volume.shape == (zs.size,) + holo.shape
     assert float(rec.volume.min()) >= 0.0 and float(rec.volume.max()) <= 1.0   # -o, o in [-1, 0]
@@ -44,7 +44,7 @@ def test_dh_volume_finds_particles_that_backprop_blurs(small_volume):
     f = H.find_particles(rec)
     m = H.match(f, truth, 2 * PX, 30e-6)
     assert m.recall >= 5 / 6 and m.precision >= 5 / 6, m
-    assert m.lateral_rmse < 1.0 * PX and m.axial_rmse < 20e-6
+    assert m.lateral_rmse < 0.6 * PX and m.axial_rmse < 20e-6
     # the loss went down to near the noise floor 0.5 * n^2 * sigma^2
     floor = 0.5 * holo.size * 1e-4
     assert rec.history["fidelity"][-1] < 3 * floor < rec.history["fidelity"][0]

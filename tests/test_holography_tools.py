@@ -150,3 +150,36 @@ def test_backpropagate_stacks_and_backends():
         H.backpropagate(np.stack([h, h]), zs, wavelength=LAM, pixel_size=PX)
     with pytest.raises(ValueError, match="chunk"):
         H.backpropagate(h, zs, wavelength=LAM, pixel_size=PX, chunk=0)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_minmax_projection_kernel_equals_the_array_path(dtype):
+    from diffimaging import _kernels as K
+    from diffimaging.holography.backprop import _update_projections_np
+
+    rng = np.random.default_rng(3)
+    planes = (0.3 * (rng.standard_normal((5, 17, 23)) + 1j * rng.standard_normal((5, 17, 23)))).astype(dtype)
+    planes[2, 3, 4] = planes[1, 3, 4]        # a tie: the first plane wins
+    zc = np.linspace(1e-3, 2e-3, 5)
+    rdt = np.float32 if dtype == np.complex64 else np.float64
+    fused = _update_projections_np(None, planes.copy(), zc, 1.0, rdt)
+    fused = _update_projections_np(fused, planes[::-1].copy(), zc + 1e-3, 1.0, rdt)  # a second chunk
+    def inten(p):
+        re = (p.real + 1.0).astype(rdt)
+        im = p.imag.astype(rdt)
+        return re * re + im * im
+
+    allv = np.concatenate([inten(planes), inten(planes[::-1])])
+    allz = np.concatenate([zc, zc + 1e-3]).astype(rdt)
+    np.testing.assert_allclose(fused["min"], allv.min(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(fused["max"], allv.max(axis=0), rtol=1e-6)
+    np.testing.assert_array_equal(fused["argmin_z"], allz[np.argmin(allv, axis=0)])
+    np.testing.assert_array_equal(fused["argmax_z"], allz[np.argmax(allv, axis=0)])
+    assert fused["min"].dtype == rdt and K.have_cpu()
+    # the array path (a non-contiguous chunk) gives the same maps
+    strided = np.empty((5, 17, 46), dtype)[:, :, ::2]
+    strided[...] = planes
+    ref = _update_projections_np(None, strided, zc, 1.0, rdt)
+    one = _update_projections_np(None, planes.copy(), zc, 1.0, rdt)
+    for k in ref:
+        np.testing.assert_allclose(one[k], ref[k], rtol=1e-6)

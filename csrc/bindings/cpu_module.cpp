@@ -311,6 +311,35 @@ py::tuple prox_step_rows(py::array x, py::object xp_obj, py::array buf, py::arra
   return py::make_tuple(sums[0], sums[1], sums[2]);
 }
 
+void minmax_project(py::array planes, double offset, py::array z, py::array vmin, py::array zmin,
+                    py::array vmax, py::array zmax, int nthreads) {
+  const Kind k = kind_of(planes, "planes");
+  require(is_complex(k) && planes.ndim() == 3, "planes must be a (k, ny, nx) complex stack");
+  const Kind rk = k == Kind::kC64 ? Kind::kF32 : Kind::kF64;
+  const index_t nk = planes.shape(0), n = planes.shape(1) * planes.shape(2);
+  require(kind_of(z, "z") == Kind::kF64 && z.size() == nk, "z must be float64 with one depth per plane");
+  for (auto* a : {&vmin, &zmin, &vmax, &zmax}) {
+    require(kind_of(*a, "map") == rk, "the projection maps must have the planes' real dtype");
+    require(a->size() == n && a->writeable(), "the projection maps must be writeable (ny, nx) arrays");
+  }
+  const int nt = threads(nthreads);
+  py::gil_scoped_release release;
+  if (k == Kind::kC64)
+    cpu::minmax_project<float>(static_cast<const float*>(planes.data()), nk, n,
+                               static_cast<float>(offset), static_cast<const double*>(z.data()),
+                               static_cast<float*>(vmin.mutable_data()),
+                               static_cast<float*>(zmin.mutable_data()),
+                               static_cast<float*>(vmax.mutable_data()),
+                               static_cast<float*>(zmax.mutable_data()), nt);
+  else
+    cpu::minmax_project<double>(static_cast<const double*>(planes.data()), nk, n, offset,
+                                static_cast<const double*>(z.data()),
+                                static_cast<double*>(vmin.mutable_data()),
+                                static_cast<double*>(zmin.mutable_data()),
+                                static_cast<double*>(vmax.mutable_data()),
+                                static_cast<double*>(zmax.mutable_data()), nt);
+}
+
 struct BinShapes {
   index_t batch, ny, nx, in_stride;
   const double* shifts;
@@ -497,6 +526,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("prox_step_rows", &prox_step_rows, py::arg("x"), py::arg("xp"), py::arg("buf"), py::arg("out"),
         py::arg("beta"), py::arg("step"), py::arg("shift"), py::arg("lo"), py::arg("hi"),
         py::arg("nthreads"));
+  m.def("minmax_project", &minmax_project, py::arg("planes"), py::arg("offset"), py::arg("z"),
+        py::arg("vmin"), py::arg("zmin"), py::arg("vmax"), py::arg("zmax"), py::arg("nthreads"));
   m.def("bin_forward", &bin_forward, py::arg("image"), py::arg("out"), py::arg("factor"),
         py::arg("shifts"), py::arg("scale"), py::arg("nthreads"));
   m.def("bin_adjoint", &bin_adjoint, py::arg("g"), py::arg("out"), py::arg("factor"),

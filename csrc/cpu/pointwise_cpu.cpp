@@ -123,6 +123,36 @@ template void prox_step_rows<float>(const float*, const float*, float*, index_t,
 template void prox_step_rows<double>(const double*, const double*, double*, index_t, double*,
                                      index_t, index_t, double, double, double, double, double,
                                      double[3], int);
+template <class Real>
+void minmax_project(const Real* planes, index_t k, index_t n, Real offset, const double* z,
+                    Real* vmin, Real* zmin, Real* vmax, Real* zmax, int nthreads) {
+  parallel_for(n, nthreads, 1 << 14, [&](index_t b, index_t e, int) {
+    for (index_t b0 = b; b0 < e; b0 += 1024) {
+      const index_t b1 = std::min<index_t>(e, b0 + 1024);
+      for (index_t p = 0; p < k; ++p) {
+        const Real* __restrict u = planes + 2 * (p * n);
+        const Real zp = static_cast<Real>(z[p]);
+        for (index_t j = b0; j < b1; ++j) {
+          const Real re = u[2 * j] + offset, im = u[2 * j + 1];
+          const Real v = re * re + im * im;
+          if (v < vmin[j]) {
+            vmin[j] = v;
+            zmin[j] = zp;
+          }
+          if (v > vmax[j]) {
+            vmax[j] = v;
+            zmax[j] = zp;
+          }
+        }
+      }
+    }
+  });
+}
+
+template void minmax_project<float>(const float*, index_t, index_t, float, const double*, float*,
+                                    float*, float*, float*, int);
+template void minmax_project<double>(const double*, index_t, index_t, double, const double*,
+                                     double*, double*, double*, double*, int);
 template void prox_step<float>(const float*, const float*, const float*, float*, index_t, double,
                                double, double, double, double, double[3], int);
 template void prox_step<double>(const double*, const double*, const double*, double*, index_t,

@@ -141,6 +141,15 @@ def prox_step_rows(x, xp, buf, out, beta: float, step: float, shift: float, lo: 
     return _core.prox_step_rows(x, xp, buf, out, beta, step, shift, lo, hi, get_num_threads())
 
 
+def minmax_project(planes, offset: float, z, proj) -> None:
+    """Update the running min/max of |offset + u|^2 over the (k, ny, nx) complex
+    ``planes`` and their depths ``z`` (k,) in the maps of ``proj`` (in place)."""
+    _require(planes, "planes", _COMPLEX)
+    zz = np.ascontiguousarray(z, dtype=np.float64)
+    _core.minmax_project(planes, float(offset), zz, proj["min"], proj["argmin_z"], proj["max"],
+                         proj["argmax_z"], get_num_threads())
+
+
 def bin_forward(image3, out3, factor, shifts2, scale):
     _require(image3, "image", _REALCPLX)
     _require(out3, "out", _REALCPLX)

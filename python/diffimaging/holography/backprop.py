@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _backend as B
+from .. import _kernels as K
 from ..propagation import propagate
 
 __all__ = ["backpropagate"]
@@ -18,6 +19,10 @@ def _update_projections_np(proj, planes, zc, offset, rdt):
     if proj is None:
         proj = {"min": np.full(shape, np.inf, dtype=rdt), "argmin_z": np.zeros(shape, dtype=rdt),
                 "max": np.full(shape, -np.inf, dtype=rdt), "argmax_z": np.zeros(shape, dtype=rdt)}
+    if K.have_cpu() and planes.flags.c_contiguous:
+        # one fused pass: |offset + u|^2 and the four running maps
+        K.minmax_project(planes, offset, zc, proj)
+        return proj
     mask = np.empty(shape, dtype=bool)
     for k in range(planes.shape[0]):
         pk = planes[k]

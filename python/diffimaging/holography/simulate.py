@@ -51,10 +51,12 @@ def random_particles(shape, pixel_size, *, ppp=None, count=None, z_range=(1e-3, 
 
 def _disk_patch(cy, cx, radius, half, supersample=16):
     """Pixel-area coverage of a disk (centre (cy, cx), radius in pixels) on the
-    (2 half + 1)^2 pixels around round(cy), round(cx); returns (patch, (i0, j0))."""
-    i0, j0 = int(np.floor(cy)) - half, int(np.floor(cx)) - half
+    (2 half + 1)^2 pixels around round(cy), round(cx); returns (patch, (i0, j0)).
+    Pixel i is centred on coordinate i (CONVENTIONS.md: pixel (i, j) sits at
+    (i dy, j dx)), so it covers [i - 1/2, i + 1/2)."""
+    i0, j0 = int(np.floor(cy + 0.5)) - half, int(np.floor(cx + 0.5)) - half
     n = 2 * half + 1
-    s = (np.arange(n * supersample) + 0.5) / supersample
+    s = (np.arange(n * supersample) + 0.5) / supersample - 0.5
     yy = i0 + s[:, None]
     xx = j0 + s[None, :]
     inside = ((yy - cy) ** 2 + (xx - cx) ** 2 <= radius * radius).astype(np.float64)
