@@ -163,7 +163,7 @@ def cmd_demo(args):
     print(f"simulated 2 holograms of {n}x{n} px with {len(tab)} particles ({args.ppp:g} ppp), "
           f"rotating {angle} rad per frame, in {time.perf_counter() - t0:.1f} s")
     results["particles"] = len(tab)
-    recs, found = [], []
+    recs, found, matches = [], [], []
     learn = True
     for name, h, truth in (("a", ha, tab), ("b", hb, tab_b)):
         t0 = time.perf_counter()
@@ -175,6 +175,7 @@ def cmd_demo(args):
         f = H.find_particles(rec)
         m = H.match(f, truth, lateral_tol=2 * px, axial_tol=30e-6)
         found.append(f)
+        matches.append(m)
         results[f"frame_{name}"] = dict(found=len(f), recall=m.recall, precision=m.precision,
                                         lateral_rmse_px=m.lateral_rmse / px,
                                         axial_rmse_um=m.axial_rmse * 1e6, dz_m=rec.dz,
@@ -193,7 +194,7 @@ def cmd_demo(args):
 
     va, vb = (ndimage.gaussian_filter(np.asarray(rc_.volume, dtype=np.float32), 1.0) for rc_ in recs)
     win = (min(16, va.shape[0]), min(64, va.shape[1]), min(64, va.shape[2]))
-    r = H.piv(va, vb, win, 0.5)
+    r = H.piv(va, vb, win, 0.5, passes=3)   # window deformation: 3 passes
     c = r.centers.reshape(-1, 3)
     pos = np.column_stack([c[:, 1] * px, c[:, 2] * px, zr[0] + c[:, 0] * (zr[1] - zr[0])])
     true_d = _rotate(pos, angle, centre) - pos
@@ -204,13 +205,25 @@ def cmd_demo(args):
     print(f"PIV: {len(pos)} vectors, lateral RMSE {lat_rmse:.2f} px per frame")
     H.write_vectors_csv(out / "piv.csv", pos, got)
     H.write_vtk_points(out / "piv.vtk", pos, vectors=got)
-    # PTV: link the found particles, predicted by the PIV field's mean displacement
-    links = H.link(found[0], found[1], max_distance=4 * px, predictor=np.nanmean(got, axis=0))
+    # PTV: link the found particles around the displacement predicted by the PIV field
+    predictor = H.predictor_from_piv(r, (zr[1] - zr[0], px, px), origin=(0.0, 0.0, zr[0]))
+    links = H.link(found[0], found[1], max_distance=3 * px, max_axial_distance=40e-6,
+                   predictor=predictor)
     pred = _rotate(found[0].positions[links.pairs[:, 0]], angle, centre)
     ok = np.linalg.norm((found[1].positions[links.pairs[:, 1]] - pred)[:, :2], axis=1) < 1.5 * px
-    results["ptv"] = dict(links=len(links.pairs), consistent=float(ok.mean()) if len(ok) else 0.0)
-    print(f"PTV: {len(links.pairs)} links, {100 * results['ptv']['consistent']:.1f} % consistent "
-          f"with the true rotation")
+    # a link is correct when both its ends are matched to the same true particle
+    ids = []
+    for m in matches:
+        t = np.full(max(len(f) for f in found) + 1, -1)
+        t[m.pairs[:, 0]] = m.pairs[:, 1]
+        ids.append(t)
+    ta, tb = ids[0][links.pairs[:, 0]], ids[1][links.pairs[:, 1]]
+    correct = (ta >= 0) & (ta == tb)
+    results["ptv"] = dict(links=len(links.pairs), consistent=float(ok.mean()) if len(ok) else 0.0,
+                          correct=float(correct.mean()) if len(correct) else 0.0)
+    print(f"PTV: {len(links.pairs)} links, {100 * results['ptv']['correct']:.1f} % correct (both ends "
+          f"the same true particle), {100 * results['ptv']['consistent']:.1f} % consistent with the "
+          f"true rotation")
     H.write_vectors_csv(out / "ptv.csv", links.positions, links.displacement)
     (out / "metrics.json").write_text(json.dumps(results, indent=1))
     _demo_figures(out, ha, recs[0], tab, found[0], traj, z_window, c, got, true_d, px)
@@ -285,7 +298,7 @@ def build_parser():
     d.add_argument("-o", "--output", default="diffimaging-demo", help="output folder")
     d.add_argument("--size", type=int, default=256, help="hologram size in pixels (default 256)")
     d.add_argument("--ppp", type=float, default=2e-3, help="particles per pixel (default 2e-3)")
-    d.add_argument("--iterations", type=int, default=60, help="∂H iterations per frame (default 60)")
+    d.add_argument("--iterations", type=int, default=100, help="∂H iterations per frame (default 100)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
     h = sub.add_parser("holo", help="hologram reconstruction and particle extraction")

@@ -4,14 +4,20 @@
 illumination learned, or back-propagation); also hologram simulation (:func:`simulate_particles`), preprocessing (:func:`preprocess`, :func:`estimate_background`,
 :func:`divide_background`, :func:`crop_fast`), streamed back-propagation to a depth
 stack or its projections (:func:`backpropagate`) and one-to-one particle matching
-(:func:`match`).  Positions are (y, x, z) in metres: pixel (i, j) of the hologram sits
+(:func:`match`), 3-D PIV (:func:`piv`, window deformation) and PTV (:func:`link`
+with :func:`predictor_from_piv` / :func:`predictor_from_links`), and particle
+motion for simulated sequences (:mod:`.motion`, :func:`simulate_sequence`).
+On numpy, ∂H of absorbing particles runs on a fused real-object engine
+(``reconstruct(engine="auto")``).  Positions are (y, x, z) in metres: pixel (i, j) of the hologram sits
 at (i dy, j dx); z is the distance to the sensor.
 """
 from .backprop import backpropagate
 from .matching import MatchResult, match
 from .particles import FoundParticles, find_particles
 from .piv import PIVResult, normalized_median_test, piv
-from .ptv import Links, link
+from .ptv import Links, link, predictor_from_links, predictor_from_piv
+from . import motion
+from .motion import simulate_sequence
 from .io import (check_optics, read_hologram, read_volume, write_particles_csv,
                  write_vectors_csv, write_volume, write_vtk_points)
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
@@ -25,6 +31,7 @@ __all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_back
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
            "ParticleTable", "find_particles", "FoundParticles", "Volume", "MultiSlice",
            "reconstruct", "Reconstruction", "autofocus", "FocusResult", "focus_curve", "piv",
-           "PIVResult", "normalized_median_test", "link", "Links",
+           "PIVResult", "normalized_median_test", "link", "Links", "predictor_from_piv",
+           "predictor_from_links", "motion", "simulate_sequence",
            "check_optics", "read_hologram", "read_volume", "write_volume", "write_particles_csv",
            "write_vectors_csv", "write_vtk_points"]
