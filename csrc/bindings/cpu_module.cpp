@@ -313,26 +313,35 @@ py::tuple prox_step_rows(py::array x, py::object xp_obj, py::array buf, py::arra
 
 void minmax_project(py::array planes, double offset, py::array z, py::array vmin, py::array zmin,
                     py::array vmax, py::array zmax, int nthreads) {
-  const Kind k = kind_of(planes, "planes");
-  require(is_complex(k) && planes.ndim() == 3, "planes must be a (k, ny, nx) complex stack");
-  const Kind rk = k == Kind::kC64 ? Kind::kF32 : Kind::kF64;
-  const index_t nk = planes.shape(0), n = planes.shape(1) * planes.shape(2);
+  // planes may be a strided view (e.g. the cropped output of an inverse FFT): its
+  // last axis must be contiguous; the strides of the other two are passed on
+  require(planes.ndim() == 3, "planes must be a (k, ny, nx) complex stack");
+  const auto dt = planes.dtype();
+  const bool c64 = dt.equal(py::dtype::of<std::complex<float>>());
+  require(c64 || dt.equal(py::dtype::of<std::complex<double>>()), "planes must be complex");
+  const index_t isz = static_cast<index_t>(dt.itemsize());
+  require(planes.strides(2) == isz && planes.strides(1) % isz == 0 && planes.strides(0) % isz == 0 &&
+              planes.strides(1) >= 0 && planes.strides(0) >= 0,
+          "planes must have contiguous rows and non-negative strides");
+  const Kind rk = c64 ? Kind::kF32 : Kind::kF64;
+  const index_t nk = planes.shape(0), ny = planes.shape(1), nx = planes.shape(2);
   require(kind_of(z, "z") == Kind::kF64 && z.size() == nk, "z must be float64 with one depth per plane");
   for (auto* a : {&vmin, &zmin, &vmax, &zmax}) {
     require(kind_of(*a, "map") == rk, "the projection maps must have the planes' real dtype");
-    require(a->size() == n && a->writeable(), "the projection maps must be writeable (ny, nx) arrays");
+    require(a->size() == ny * nx && a->writeable(), "the projection maps must be writeable (ny, nx) arrays");
   }
+  const index_t ps = planes.strides(0) / isz, rs = planes.strides(1) / isz;
   const int nt = threads(nthreads);
   py::gil_scoped_release release;
-  if (k == Kind::kC64)
-    cpu::minmax_project<float>(static_cast<const float*>(planes.data()), nk, n,
+  if (c64)
+    cpu::minmax_project<float>(static_cast<const float*>(planes.data()), nk, ny, nx, ps, rs,
                                static_cast<float>(offset), static_cast<const double*>(z.data()),
                                static_cast<float*>(vmin.mutable_data()),
                                static_cast<float*>(zmin.mutable_data()),
                                static_cast<float*>(vmax.mutable_data()),
                                static_cast<float*>(zmax.mutable_data()), nt);
   else
-    cpu::minmax_project<double>(static_cast<const double*>(planes.data()), nk, n, offset,
+    cpu::minmax_project<double>(static_cast<const double*>(planes.data()), nk, ny, nx, ps, rs, offset,
                                 static_cast<const double*>(z.data()),
                                 static_cast<double*>(vmin.mutable_data()),
                                 static_cast<double*>(zmin.mutable_data()),

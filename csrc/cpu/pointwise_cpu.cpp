@@ -124,24 +124,29 @@ template void prox_step_rows<double>(const double*, const double*, double*, inde
                                      index_t, index_t, double, double, double, double, double,
                                      double[3], int);
 template <class Real>
-void minmax_project(const Real* planes, index_t k, index_t n, Real offset, const double* z,
-                    Real* vmin, Real* zmin, Real* vmax, Real* zmax, int nthreads) {
-  parallel_for(n, nthreads, 1 << 14, [&](index_t b, index_t e, int) {
-    for (index_t b0 = b; b0 < e; b0 += 1024) {
-      const index_t b1 = std::min<index_t>(e, b0 + 1024);
+void minmax_project(const Real* planes, index_t k, index_t ny, index_t nx, index_t plane_stride,
+                    index_t row_stride, Real offset, const double* z, Real* vmin, Real* zmin,
+                    Real* vmax, Real* zmax, int nthreads) {
+  const index_t grain = std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(nx, 1));
+  parallel_for(ny, nthreads, grain, [&](index_t r0, index_t r1, int) {
+    for (index_t i = r0; i < r1; ++i) {
+      Real* __restrict mn = vmin + i * nx;
+      Real* __restrict zn = zmin + i * nx;
+      Real* __restrict mx = vmax + i * nx;
+      Real* __restrict zx = zmax + i * nx;
       for (index_t p = 0; p < k; ++p) {
-        const Real* __restrict u = planes + 2 * (p * n);
+        const Real* __restrict u = planes + 2 * (p * plane_stride + i * row_stride);
         const Real zp = static_cast<Real>(z[p]);
-        for (index_t j = b0; j < b1; ++j) {
+        for (index_t j = 0; j < nx; ++j) {
           const Real re = u[2 * j] + offset, im = u[2 * j + 1];
           const Real v = re * re + im * im;
-          if (v < vmin[j]) {
-            vmin[j] = v;
-            zmin[j] = zp;
+          if (v < mn[j]) {
+            mn[j] = v;
+            zn[j] = zp;
           }
-          if (v > vmax[j]) {
-            vmax[j] = v;
-            zmax[j] = zp;
+          if (v > mx[j]) {
+            mx[j] = v;
+            zx[j] = zp;
           }
         }
       }
@@ -149,10 +154,10 @@ void minmax_project(const Real* planes, index_t k, index_t n, Real offset, const
   });
 }
 
-template void minmax_project<float>(const float*, index_t, index_t, float, const double*, float*,
-                                    float*, float*, float*, int);
-template void minmax_project<double>(const double*, index_t, index_t, double, const double*,
-                                     double*, double*, double*, double*, int);
+template void minmax_project<float>(const float*, index_t, index_t, index_t, index_t, index_t, float,
+                                    const double*, float*, float*, float*, float*, int);
+template void minmax_project<double>(const double*, index_t, index_t, index_t, index_t, index_t,
+                                     double, const double*, double*, double*, double*, double*, int);
 template void prox_step<float>(const float*, const float*, const float*, float*, index_t, double,
                                double, double, double, double, double[3], int);
 template void prox_step<double>(const double*, const double*, const double*, double*, index_t,

@@ -143,8 +143,10 @@ def prox_step_rows(x, xp, buf, out, beta: float, step: float, shift: float, lo: 
 
 def minmax_project(planes, offset: float, z, proj) -> None:
     """Update the running min/max of |offset + u|^2 over the (k, ny, nx) complex
-    ``planes`` and their depths ``z`` (k,) in the maps of ``proj`` (in place)."""
-    _require(planes, "planes", _COMPLEX)
+    ``planes`` (rows contiguous; a strided view is read in place) and their depths
+    ``z`` (k,) in the maps of ``proj`` (in place)."""
+    if not isinstance(planes, np.ndarray) or planes.dtype not in _COMPLEX:
+        raise TypeError("planes: a complex64/complex128 numpy array is needed")
     zz = np.ascontiguousarray(z, dtype=np.float64)
     _core.minmax_project(planes, float(offset), zz, proj["min"], proj["argmin_z"], proj["max"],
                          proj["argmax_z"], get_num_threads())

@@ -100,13 +100,15 @@ void prox_step_rows(const Real* x, const Real* xp, Real* buf, index_t buf_row, R
                     index_t ny, index_t nx, double beta, double step, double shift, double lo,
                     double hi, double sums[3], int nthreads);
 
-// Running depth projections of a chunk of k planes (k, n) complex: for every
-// pixel j, v = |offset + u_p[j]|^2; vmin/vmax keep the smallest/largest v seen
-// (strictly: the first plane wins ties) and zmin/zmax the depth z[p] where it
-// occurs.  One pass over the planes, no temporaries.
+// Running depth projections of a chunk of k planes (k, ny, nx) complex, with
+// plane and row strides in complex elements (rows contiguous): for every pixel,
+// v = |offset + u_p|^2; vmin/vmax ((ny, nx) contiguous) keep the smallest/largest
+// v seen (strictly: the first plane wins ties) and zmin/zmax the depth z[p] where
+// it occurs.  One pass over the planes, no temporaries.
 template <class Real>
-void minmax_project(const Real* planes, index_t k, index_t n, Real offset, const double* z,
-                    Real* vmin, Real* zmin, Real* vmax, Real* zmax, int nthreads);
+void minmax_project(const Real* planes, index_t k, index_t ny, index_t nx, index_t plane_stride,
+                    index_t row_stride, Real offset, const double* z, Real* vmin, Real* zmin,
+                    Real* vmax, Real* zmax, int nthreads);
 
 // |u|^2 of n complex values (interleaved) into n reals.
 template <class Real>

@@ -19,7 +19,7 @@ def _update_projections_np(proj, planes, zc, offset, rdt):
     if proj is None:
         proj = {"min": np.full(shape, np.inf, dtype=rdt), "argmin_z": np.zeros(shape, dtype=rdt),
                 "max": np.full(shape, -np.inf, dtype=rdt), "argmax_z": np.zeros(shape, dtype=rdt)}
-    if K.have_cpu() and planes.flags.c_contiguous:
+    if K.have_cpu() and planes.strides[-1] == planes.itemsize:
         # one fused pass: |offset + u|^2 and the four running maps
         K.minmax_project(planes, offset, zc, proj)
         return proj
@@ -35,6 +35,34 @@ def _update_projections_np(proj, planes, zc, offset, rdt):
         np.greater(ik, proj["max"], out=mask)
         np.copyto(proj["max"], ik, where=mask)
         np.copyto(proj["argmax_z"], rdt(zc[k]), where=mask)
+    return proj
+
+
+def _projections_np(u, zs, offset, rdt, kw, progress):
+    """Projections on numpy: one spectrum of the hologram, then per plane the fused
+    transfer-function multiply, the pruned inverse transform and the fused min/max
+    update reading the cropped output in place (no stack, no copies)."""
+    from .. import propagation as P
+    from .._threads import get_num_threads
+
+    p = P._make_plan(u, float(-zs[0]), kw["wavelength"], kw["pixel_size"], kw["method"], kw["pad"],
+                     True, False)
+    w = get_num_threads()
+    u3, owned = P._as_batch3(p, u)
+    U = P._fft_np(p, u3, w, owned=owned)
+    tmp = np.empty_like(U)
+    shape = u.shape
+    proj = {"min": np.full(shape, np.inf, dtype=rdt), "argmin_z": np.zeros(shape, dtype=rdt),
+            "max": np.full(shape, -np.inf, dtype=rdt), "argmax_z": np.zeros(shape, dtype=rdt)}
+    planes = range(zs.size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        planes = tqdm(planes, desc="back-propagation", unit="plane")
+    for k in planes:
+        K.transfer_apply(U, tmp, p, float(-zs[k]), conjugate=False)
+        v = P._ifft_crop_np(p, tmp, w)
+        K.minmax_project(v, offset, zs[k:k + 1], proj)
     return proj
 
 
@@ -60,7 +88,9 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
         ``min`` / ``max`` of |u|^2 over depth, ``argmin_z`` / ``argmax_z`` (the depth in
         metres where they occur); "intensity" the (nz, ny, nx) |u|^2 stack; "complex"
         the (nz, ny, nx) field stack.
-    chunk : planes per batch (memory ~ chunk x padded plane)
+    chunk : planes per batch (memory ~ chunk x padded plane) for the stacks and for
+        other array libraries; projections on numpy stream plane by plane from one
+        spectrum of the hologram (fused kernels, memory ~ 2 padded planes)
 
     Example
     -------
@@ -100,6 +130,8 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     rdt = B.real_dtype_for(xp, hologram.dtype)
     stack_parts = []
     proj = None
+    if output == "projections" and B.is_numpy_namespace(xp) and K.have_cpu():
+        return _projections_np(u, zs, offset, rdt, kw, progress)
     for s in starts:
         zc = zs[s:s + chunk]
         planes = propagate(u, xp.asarray(-zc, device=dev), **kw)  # (k, ny, nx)
