@@ -125,6 +125,26 @@ def _link_scores(links, found, truth, field):
                 correct_fraction_axial_100um=float(ok100.mean()) if k else float("nan"))
 
 
+def _ptv_rows(detection, found, truth, field, dmax, pred, repeat, **times):
+    """Detection scores of both frames and the links, plain and PIV-predicted."""
+    det = [H.match(f, t, lateral_tol=2 * PX, axial_tol=30e-6) for f, t in zip(found, truth)]
+    rows = []
+    for lname, kw in (("plain, 3 px + max motion", dict(max_distance=(3 + dmax) * PX)),
+                      ("PIV predictor, 3 px", dict(max_distance=3 * PX, predictor=pred))):
+        kw["max_axial_distance"] = 100e-6
+
+        def run_link(kw=kw):
+            return H.link(found[0], found[1], **kw)
+
+        t_link, _ = _median_time(run_link, repeat)
+        links = run_link()
+        rows.append(dict(detection=detection, linking=lname, found=[len(f) for f in found],
+                         recall=[d.recall for d in det], precision=[d.precision for d in det],
+                         axial_rmse_um=[d.axial_rmse * 1e6 for d in det], link_seconds=t_link,
+                         **times, **_link_scores(links, found, truth, field)))
+    return rows
+
+
 def _piv_fft_floor(shape, window, overlap, passes, workers):
     """The batched window FFTs of ``piv`` alone (2 forward + 1 inverse real FFTs per
     window and pass, float32, batches as in piv)."""
@@ -251,22 +271,7 @@ def main(argv=None):
 
         t_find, _ = _median_time(lambda: detect(vols[0]), a.repeat)
         found = [detect(v) for v in vols]
-        det = [H.match(f, t, lateral_tol=2 * PX, axial_tol=30e-6) for f, t in zip(found, truth)]
-        for lname, kw in (("plain, 3 px + max motion", dict(max_distance=(3 + dmax) * PX)),
-                          ("PIV predictor, 3 px", dict(max_distance=3 * PX, predictor=pred))):
-            kw["max_axial_distance"] = 100e-6
-
-            def run_link(kw=kw):
-                return H.link(found[0], found[1], **kw)
-
-            t_link, _ = _median_time(run_link, a.repeat)
-            links = run_link()
-            row = dict(detection=vname, linking=lname, found=[len(f) for f in found],
-                       recall=[d.recall for d in det], precision=[d.precision for d in det],
-                       axial_rmse_um=[d.axial_rmse * 1e6 for d in det],
-                       find_seconds=t_find, link_seconds=t_link,
-                       **_link_scores(links, found, truth, field))
-            ptv_rows.append(row)
+        ptv_rows += _ptv_rows(vname, found, truth, field, dmax, pred, a.repeat, find_seconds=t_find)
 
     # ∂H detection: reconstruct(method="dh") per frame (fused engine, defaults), then
     # find_particles on the particle map with its automatic threshold
@@ -278,23 +283,8 @@ def main(argv=None):
         t0 = time.perf_counter()
         found = [H.find_particles(r) for r in recs]
         t_find = (time.perf_counter() - t0) / len(recs)
-        det = [H.match(f, t, lateral_tol=2 * PX, axial_tol=30e-6) for f, t in zip(found, truth)]
-        for lname, kw in (("plain, 3 px + max motion", dict(max_distance=(3 + dmax) * PX)),
-                          ("PIV predictor, 3 px", dict(max_distance=3 * PX, predictor=pred))):
-            kw["max_axial_distance"] = 100e-6
-
-            def run_link(kw=kw):
-                return H.link(found[0], found[1], **kw)
-
-            t_link, _ = _median_time(run_link, a.repeat)
-            links = run_link()
-            row = dict(detection=f"dH ({a.dh_iterations} it.)", linking=lname,
-                       found=[len(f) for f in found], recall=[d.recall for d in det],
-                       precision=[d.precision for d in det],
-                       axial_rmse_um=[d.axial_rmse * 1e6 for d in det],
-                       find_seconds=t_find, link_seconds=t_link, reconstruct_seconds=t_dh,
-                       **_link_scores(links, found, truth, field))
-            ptv_rows.append(row)
+        ptv_rows += _ptv_rows(f"dH ({a.dh_iterations} it.)", found, truth, field, dmax, pred, a.repeat,
+                              find_seconds=t_find, reconstruct_seconds=t_dh)
 
     # -- report ----------------------------------------------------------------------------
     print(f"\ntimes: simulate {t_sim:.2f} s (2 frames), preprocess {t_pre:.3f} s, back-propagation "

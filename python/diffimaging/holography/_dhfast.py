@@ -248,6 +248,18 @@ class HalfVolume:
         return out
 
 
+def _param_terms(*parts):
+    """The parameters' share of <g, d> and |d|^2 of a trial step, in the scaled
+    variables u = value / scale; each part is (change, gradient, scale, learned)."""
+    gd = dd = 0.0
+    for change, grad, scale, learned in parts:
+        if learned:
+            du = change / scale
+            gd += grad * scale * du
+            dd += du * du
+    return gd, dd
+
+
 def _model_terms(hv, S, r, h, loss, linearized):
     """Loss value, cotangents (g_r, g_i) of s and the reference gradient at (S, r)."""
     if linearized:
@@ -361,15 +373,9 @@ def fista_volume(h, z, *, wavelength, pixel_size, x0=None, dz0=0.0, dz_bounds=(0
                 gd += gdk
                 dd += ddk
                 l1 -= sk
-            # parameter parts, in scaled variables (u = value / scale)
-            if sd2:
-                du = (dzn - dzy) / dz_scale
-                gd += g_dz * dz_scale * du
-                dd += du * du
-            if sr2:
-                du = (rn - ry) / r_scale
-                gd += g_ref * r_scale * du
-                dd += du * du
+            pgd, pdd = _param_terms((dzn - dzy, g_dz, dz_scale, sd2), (rn - ry, g_ref, r_scale, sr2))
+            gd += pgd
+            dd += pdd
             f_n = _model_terms(hv, hv.refocus(Sn, dzn), rn, h, lossf, linearized)[0]
             evals += 1
             if math.isfinite(f_n) and f_n <= f_y + gd + 0.5 * L * dd + 1e-14 * abs(f_y):
@@ -444,14 +450,9 @@ def _initial_L(hv, ox, G, g_dz, g_ref, sd2, sr2, f, dz, r, h, lossf, linearized,
             hv.accumulate(work, Sn, k, k == 0)
         dzn = float(np.clip(dz - a * sd2 * g_dz, lo, hi))
         rn = max(r - a * sr2 * g_ref, 0.0)
-        if sd2:
-            du = (dzn - dz) / dz_scale
-            gd += g_dz * dz_scale * du
-            dd += du * du
-        if sr2:
-            du = (rn - r) / r_scale
-            gd += g_ref * r_scale * du
-            dd += du * du
+        pgd, pdd = _param_terms((dzn - dz, g_dz, dz_scale, sd2), (rn - r, g_ref, r_scale, sr2))
+        gd += pgd
+        dd += pdd
         if dd == 0.0:
             break
         fc = _model_terms(hv, hv.refocus(Sn, dzn), rn, h, lossf, linearized)[0]
