@@ -109,3 +109,25 @@ def test_bad_inputs(small_volume):
         H.reconstruct(np.stack([holo, holo]), zs, **kw)
     with pytest.raises(ValueError, match="micrometres|metres"):
         H.reconstruct(holo, zs, wavelength=LAM, pixel_size=2.0)
+
+
+def test_automatic_threshold_on_a_crowded_dh_volume():
+    """At 8e-3 particles per pixel an unconverged ∂H volume holds thousands of weak
+    maxima: the automatic threshold (midpoint of the voxels' and the maxima's Otsu
+    thresholds when most maxima are residue) keeps the particles and drops most of
+    them; the voxels' Otsu threshold alone keeps them (measured 0.70 vs 0.36
+    precision at the same recall)."""
+    from diffimaging.holography.particles import _otsu
+
+    n = 128
+    tab = H.random_particles((n, n), PX, ppp=8e-3, z_range=(1.05e-3, 2.95e-3),
+                             diameter_range=(8e-6, 12e-6), seed=3)
+    holo, truth = H.simulate_particles((n, n), tab, wavelength=LAM, pixel_size=PX, gaussian_noise=0.01,
+                                       seed=4)
+    rec = H.reconstruct(holo.astype(np.float32), np.linspace(1e-3, 3e-3, 41), wavelength=LAM,
+                        pixel_size=PX, iterations=150)
+    v = np.asarray(rec.volume, dtype=np.float64)
+    auto = H.match(H.find_particles(rec), truth, 2 * PX, 30e-6)
+    vox = H.match(H.find_particles(rec, threshold=_otsu(v[v > 0])), truth, 2 * PX, 30e-6)
+    assert auto.precision >= 0.6 and auto.precision >= 1.5 * vox.precision, (auto, vox)
+    assert auto.recall >= 0.9 * vox.recall, (auto, vox)

@@ -108,7 +108,10 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         default: about one false alarm per 10^9 Gaussian background voxels).  When
         more than half of the voxels equal the background exactly (a sparse,
         L1-regularised reconstruction: MAD = 0), the threshold is Otsu's threshold
-        of the remaining values, which separates weak residue from particles.
+        of the remaining voxels' values (weak residue against particle voxels);
+        when most local maxima lie below it (a crowded or unconverged
+        reconstruction, thousands of weak maxima), the midpoint of that and Otsu's
+        threshold of the local maxima's values.
     neighborhood : local-maximum window in voxels (z, y, x), or (y, x) in 2-D; two
         particles closer than half of it merge.  Default (3, 5, 5), or, when the
         particle ``diameter`` D [m] and the ``wavelength`` are known (a
@@ -168,19 +171,31 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
             neighborhood = _neighborhood(diameter, wavelength, dy, dx, zs)
         nb = tuple(neighborhood) if len(neighborhood) == 3 else (3,) + tuple(neighborhood)
     med, sigma = _robust_noise(s)
+    local_max = s == ndimage.maximum_filter(s, size=nb, mode="nearest")
     if threshold == "auto":
         thr = med + k * sigma
         mad0 = float(np.median(np.abs(s - med))) == 0.0
         if mad0:
             # sparse reconstructions (e.g. an L1-regularised ∂H volume): most voxels are
-            # exactly the background value, so the MAD is 0; split the other voxels into
-            # weak and strong with Otsu's threshold instead
+            # exactly the background value, so the MAD is 0.  Otsu's threshold of the
+            # other voxels separates weak residue from particle voxels.  When most local
+            # maxima are residue (below that threshold: an unconverged or crowded
+            # reconstruction), Otsu's threshold of the maxima's values separates weak
+            # maxima from particles, and the midpoint of the two is used (measured on
+            # ∂H volumes from 5e-4 to 1e-2 particles per pixel: as good as the first at
+            # low density, far fewer false detections at high density)
             above = s[s > med]
-            thr = _otsu(above) if above.size >= 2 else med
-            sigma = float(np.std(above)) if above.size >= 2 else 1.0
+            if above.size >= 2:
+                thr = t_vox = _otsu(above)
+                cand = s[local_max & (s > med)]
+                if cand.size >= 2 and np.mean(cand <= t_vox) > 0.5:
+                    thr = 0.5 * (t_vox + _otsu(cand))
+                sigma = float(np.std(above))
+            else:
+                thr, sigma = med, 1.0
     else:
         thr = float(threshold) * sign if polarity == "dark" else float(threshold)
-    peaks = (s == ndimage.maximum_filter(s, size=nb, mode="nearest")) & (s > thr)
+    peaks = local_max & (s > thr)
     idx = np.argwhere(peaks)
     if len(idx) == 0:
         return FoundParticles(np.zeros((0, 3)), [], [], thr, sigma)
