@@ -109,9 +109,9 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         more than half of the voxels equal the background exactly (a sparse,
         L1-regularised reconstruction: MAD = 0), the threshold is Otsu's threshold
         of the remaining voxels' values (weak residue against particle voxels);
-        when most local maxima lie below it (a crowded or unconverged
-        reconstruction, thousands of weak maxima), the midpoint of that and Otsu's
-        threshold of the local maxima's values.
+        when over a fifth of the local maxima lie below it (weak residue maxima, as
+        in every ∂H volume measured), the midpoint of that and Otsu's threshold of
+        the local maxima's values.
     neighborhood : local-maximum window in voxels (z, y, x), or (y, x) in 2-D; two
         particles closer than half of it merge.  Default (3, 5, 5), or, when the
         particle ``diameter`` D [m] and the ``wavelength`` are known (a
@@ -178,17 +178,17 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         if mad0:
             # sparse reconstructions (e.g. an L1-regularised ∂H volume): most voxels are
             # exactly the background value, so the MAD is 0.  Otsu's threshold of the
-            # other voxels separates weak residue from particle voxels.  When most local
-            # maxima are residue (below that threshold: an unconverged or crowded
-            # reconstruction), Otsu's threshold of the maxima's values separates weak
-            # maxima from particles, and the midpoint of the two is used (measured on
-            # ∂H volumes from 5e-4 to 1e-2 particles per pixel: as good as the first at
-            # low density, far fewer false detections at high density)
+            # other voxels separates weak residue from particle voxels.  When many local
+            # maxima are residue (over a fifth below that threshold: every ∂H volume
+            # measured, 1e-4 to 1e-2 particles per pixel), Otsu's threshold of the
+            # maxima's values separates weak maxima from particles, and the midpoint of
+            # the two is used: as good as the first at low density, far fewer false
+            # detections at high density (512^2, 5e-3 ppp: precision 0.09 -> 0.56)
             above = s[s > med]
             if above.size >= 2:
                 thr = t_vox = _otsu(above)
                 cand = s[local_max & (s > med)]
-                if cand.size >= 2 and np.mean(cand <= t_vox) > 0.5:
+                if cand.size >= 2 and np.mean(cand <= t_vox) > 0.2:
                     thr = 0.5 * (t_vox + _otsu(cand))
                 sigma = float(np.std(above))
             else:
