@@ -66,42 +66,61 @@ inline index_t mirror_row(index_t i, index_t ny) {
   return (i >= 1 && i <= (ny - 1) / 2) ? ny - i : -1;
 }
 
-template <class Real>
-void transfer_apply(const Real* src, Real* dst, index_t batch, const TransferParams& p,
-                    bool conjugate, int nthreads) {
+namespace {
+
+// Calls row(r, a, zero, tid) for every row r of the p.ny x p.nx frequency grid, on
+// the threads, with a.h (and a.kappa when want_kappa) holding the row of H (its
+// conjugate for conj_sign = -1) for the band limit of p.z and the phase
+// z_phase * kappa.  The phase is computed once per |fy| row pair (rows i and
+// ny - i); `zero` marks rows outside the band limit (a.h is then not set).
+template <class Real, class RowFn>
+void for_rows(const TransferParams& p, double z_phase, double conj_sign, bool want_kappa,
+              int nthreads, RowFn&& row) {
   const ColumnTables cols = make_columns(p);
-  const RowArgs base = row_args(p, cols);
-  const index_t row_len = 2 * p.nx;
-  const index_t plane = p.ny * row_len;
-  const double conj_sign = conjugate ? -1.0 : 1.0;
+  RowArgs base = row_args(p, cols);
+  base.z = z_phase;
   const bool avx2 = use_avx2();
-  const index_t nu = unique_rows(p.ny);
-  parallel_for(nu, nthreads, 4, [&](index_t r0, index_t r1, int) {
+  parallel_for(unique_rows(p.ny), nthreads, 4, [&](index_t r0, index_t r1, int tid) {
     std::vector<Real> hbuf(static_cast<size_t>(2 * p.nx));
+    std::vector<double> kbuf(want_kappa ? static_cast<size_t>(p.nx) : 0);
     RowArgs a = base;
     a.h = hbuf.data();
+    a.kappa = want_kappa ? kbuf.data() : nullptr;
     for (index_t i = r0; i < r1; ++i) {
       const index_t rows[2] = {i, mirror_row(i, p.ny)};
       const double fy = fftfreq(i, p.ny, p.dy);
       const bool zero = std::fabs(fy) > cols.fy_limit;
       if (!zero) {
         a.fy2 = fy * fy;
-        if (avx2) rows_avx2::phase<Real>(a, conj_sign, false);
-        else rows_base::phase<Real>(a, conj_sign, false);
+        if (avx2) rows_avx2::phase<Real>(a, conj_sign, want_kappa);
+        else rows_base::phase<Real>(a, conj_sign, want_kappa);
       }
-      for (index_t b = 0; b < batch; ++b)
-        for (index_t r : rows) {
-          if (r < 0) continue;
-          const Real* s = src + b * plane + r * row_len;
-          Real* d = dst + b * plane + r * row_len;
-          if (zero) {
-            for (index_t j = 0; j < row_len; ++j) d[j] = Real(0);
-          } else if (avx2) {
-            rows_avx2::multiply<Real>(a, s, d);
-          } else {
-            rows_base::multiply<Real>(a, s, d);
-          }
-        }
+      for (index_t r : rows)
+        if (r >= 0) row(r, static_cast<const RowArgs&>(a), zero, tid);
+    }
+  });
+}
+
+}  // namespace
+
+template <class Real>
+void transfer_apply(const Real* src, Real* dst, index_t batch, const TransferParams& p,
+                    bool conjugate, int nthreads) {
+  const index_t row_len = 2 * p.nx;
+  const index_t plane = p.ny * row_len;
+  const bool avx2 = use_avx2();
+  for_rows<Real>(p, p.z, conjugate ? -1.0 : 1.0, false, nthreads,
+                 [&](index_t r, const RowArgs& a, bool zero, int) {
+    for (index_t b = 0; b < batch; ++b) {
+      const Real* s = src + b * plane + r * row_len;
+      Real* d = dst + b * plane + r * row_len;
+      if (zero) {
+        for (index_t j = 0; j < row_len; ++j) d[j] = Real(0);
+      } else if (avx2) {
+        rows_avx2::multiply<Real>(a, s, d);
+      } else {
+        rows_base::multiply<Real>(a, s, d);
+      }
     }
   });
 }
@@ -110,46 +129,26 @@ template <class Real>
 double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, Real* acc,
                          index_t batch, const TransferParams& p, bool accumulate,
                          int nthreads) {
-  const ColumnTables cols = make_columns(p);
-  const RowArgs base = row_args(p, cols);
   const index_t row_len = 2 * p.nx;
   const index_t plane = p.ny * row_len;
   const bool want_dz = U != nullptr;
   const bool avx2 = use_avx2();
-  const index_t nu = unique_rows(p.ny);
   std::vector<double> partial(static_cast<size_t>(std::max(nthreads, 1)) + 1, 0.0);
-  parallel_for(nu, nthreads, 4, [&](index_t r0, index_t r1, int tid) {
-    std::vector<Real> hbuf(static_cast<size_t>(2 * p.nx));
-    std::vector<double> kbuf(static_cast<size_t>(p.nx));
-    RowArgs a = base;
-    a.h = hbuf.data();
-    a.kappa = kbuf.data();
+  for_rows<Real>(p, p.z, 1.0, want_dz, nthreads, [&](index_t r, const RowArgs& a, bool zero, int tid) {
     double sum = 0.0;
-    for (index_t i = r0; i < r1; ++i) {
-      const index_t rows[2] = {i, mirror_row(i, p.ny)};
-      const double fy = fftfreq(i, p.ny, p.dy);
-      const bool zero = std::fabs(fy) > cols.fy_limit;
-      if (!zero) {
-        a.fy2 = fy * fy;
-        if (avx2) rows_avx2::phase<Real>(a, 1.0, want_dz);
-        else rows_base::phase<Real>(a, 1.0, want_dz);
+    for (index_t b = 0; b < batch; ++b) {
+      const Real* g = G + b * plane + r * row_len;
+      Real* ac = acc + b * plane + r * row_len;
+      if (zero) {
+        if (!accumulate)
+          for (index_t j = 0; j < row_len; ++j) ac[j] = Real(0);
+        continue;
       }
-      for (index_t b = 0; b < batch; ++b)
-        for (index_t r : rows) {
-          if (r < 0) continue;
-          const Real* g = G + b * plane + r * row_len;
-          Real* ac = acc + b * plane + r * row_len;
-          if (zero) {
-            if (!accumulate)
-              for (index_t j = 0; j < row_len; ++j) ac[j] = Real(0);
-            continue;
-          }
-          const Real* u = want_dz ? U + 2 * b * u_batch_stride + r * row_len : nullptr;
-          sum += avx2 ? rows_avx2::pullback<Real>(a, u, g, ac, accumulate)
-                      : rows_base::pullback<Real>(a, u, g, ac, accumulate);
-        }
+      const Real* u = want_dz ? U + 2 * b * u_batch_stride + r * row_len : nullptr;
+      sum += avx2 ? rows_avx2::pullback<Real>(a, u, g, ac, accumulate)
+                  : rows_base::pullback<Real>(a, u, g, ac, accumulate);
     }
-    partial[static_cast<size_t>(tid)] = sum;
+    partial[static_cast<size_t>(tid)] += sum;
   });
   double total = 0.0;
   for (double v : partial) total += v;
@@ -161,41 +160,14 @@ double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, R
 // of a real-to-complex transform of length p.nx.  H is the transfer function
 // with the band-limit mask of p.z (the plane's nominal depth) and the phase
 // z_phase * kappa, so that a global offset of every plane moves the phase only.
-namespace {
-
-template <class Real, class RowFn>
-void half_rows(const TransferParams& p, double z_phase, index_t nxh, int nthreads, RowFn&& fn) {
-  const ColumnTables cols = make_columns(p);
-  RowArgs base = row_args(p, cols);
-  base.z = z_phase;
-  const bool avx2 = use_avx2();
-  const index_t nu = unique_rows(p.ny);
-  parallel_for(nu, nthreads, 4, [&](index_t r0, index_t r1, int) {
-    std::vector<Real> hbuf(static_cast<size_t>(2 * p.nx));
-    RowArgs a = base;
-    a.h = hbuf.data();
-    for (index_t i = r0; i < r1; ++i) {
-      const index_t rows[2] = {i, mirror_row(i, p.ny)};
-      const double fy = fftfreq(i, p.ny, p.dy);
-      const bool zero = std::fabs(fy) > cols.fy_limit;
-      if (!zero) {
-        a.fy2 = fy * fy;
-        if (avx2) rows_avx2::phase<Real>(a, 1.0, false);
-        else rows_base::phase<Real>(a, 1.0, false);
-      }
-      for (index_t r : rows)
-        if (r >= 0) fn(r, zero ? nullptr : static_cast<const Real*>(a.h), nxh);
-    }
-  });
-}
-
-}  // namespace
 
 template <class Real>
 void dh_accumulate(const Real* O, Real* Sr, Real* Si, index_t nxh, const TransferParams& p,
                    double z_phase, bool accumulate, int nthreads) {
   const index_t row = 2 * nxh;
-  half_rows<Real>(p, z_phase, nxh, nthreads, [&](index_t r, const Real* h, index_t n) {
+  const index_t n = nxh;
+  for_rows<Real>(p, z_phase, 1.0, false, nthreads, [&](index_t r, const RowArgs& ra, bool zero, int) {
+    const Real* h = zero ? nullptr : static_cast<const Real*>(ra.h);
     const Real* __restrict o = O + r * row;
     Real* __restrict sr = Sr + r * row;
     Real* __restrict si = Si + r * row;
@@ -228,7 +200,9 @@ template <class Real>
 void dh_backproject(const Real* A, const Real* B, Real* C, index_t nxh, const TransferParams& p,
                     double z_phase, int nthreads) {
   const index_t row = 2 * nxh;
-  half_rows<Real>(p, z_phase, nxh, nthreads, [&](index_t r, const Real* h, index_t n) {
+  const index_t n = nxh;
+  for_rows<Real>(p, z_phase, 1.0, false, nthreads, [&](index_t r, const RowArgs& ra, bool zero, int) {
+    const Real* h = zero ? nullptr : static_cast<const Real*>(ra.h);
     const Real* __restrict a = A + r * row;
     Real* __restrict c = C + r * row;
     if (h == nullptr) {

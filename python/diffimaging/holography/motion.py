@@ -33,6 +33,7 @@ Example
 from __future__ import annotations
 
 import numbers
+from abc import ABC, abstractmethod
 
 import numpy as np
 
@@ -82,7 +83,7 @@ def _rk4(f, p, t, substeps):
     return p
 
 
-class Field:
+class Field(ABC):
     """A steady velocity field: ``field(positions)`` -> velocities (N, 3) in metres
     per frame at positions (N, 3) = (y, x, z) metres.
 
@@ -90,8 +91,10 @@ class Field:
     ``t`` (frames) along their path lines: exact for the built-in fields, fourth-order
     Runge–Kutta with ``substeps`` steps per unit time in this base class."""
 
+    @abstractmethod
     def velocity(self, positions):
-        raise NotImplementedError
+        """Velocities (N, 3) (vy, vx, vz) in metres per frame at ``positions`` (N, 3)
+        = (y, x, z) metres (already validated)."""
 
     def __call__(self, positions):
         return self.velocity(_as_positions(positions))
