@@ -91,8 +91,8 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
 
     Parameters
     ----------
-    data : a :class:`Reconstruction` (its volume or projections, depths, pixel size
-        and polarity are used), an (nz, ny, nx) volume (e.g. |o| of a ∂H
+    data : a :class:`Reconstruction` (its volume or projections, depths, pixel size,
+        origin and polarity are used), an (nz, ny, nx) volume (e.g. |o| of a ∂H
         reconstruction or a back-propagated intensity stack), or the dict of projections from :func:`backpropagate`
         (``min``/``argmin_z`` are used for ``polarity="dark"``, ``max``/``argmax_z``
         for ``"bright"``): detection is then 2-D and each particle's depth is read
@@ -136,6 +136,9 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         polarity = rec.polarity if polarity is None else polarity
         wavelength = rec.wavelength if wavelength is None else wavelength
         diameter = 10e-6 if diameter is None else diameter
+        origin = tuple(getattr(rec, "origin", (0.0, 0.0)))
+    else:
+        origin = (0.0, 0.0)
     if pixel_size is None:
         raise ValueError("pixel_size (metres) is required unless data is a Reconstruction")
     polarity = "bright" if polarity is None else polarity
@@ -215,4 +218,6 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         # depth: median of the depth map over the 3x3 pixels around the peak
         zz = np.array([np.median(zmap[max(a - 1, 0):a + 2, max(b - 1, 0):b + 2]) for a, b in zip(iy, ix)])
         pos = np.column_stack([sub[:, 0] * dy, sub[:, 1] * dx, zz])
+    pos[:, 0] += origin[0]
+    pos[:, 1] += origin[1]
     return FoundParticles(pos, peak, size, thr if polarity == "bright" else -thr, sigma)

@@ -11,7 +11,7 @@ import numpy as np
 from .. import _backend as B
 from .. import _kernels as K
 from .. import _validate as V
-from ..model import Intensity, Model, Param
+from ..model import Bin, Intensity, Model, Param
 from ._dhfast import fista_volume
 from .backprop import backpropagate
 from .io import check_optics
@@ -39,6 +39,11 @@ class Reconstruction:
     history : the solver's per-iteration record (loss, fidelity, regulariser,
         parameter values, step, wall time); ``search``: the global stage's table.
     object : the raw ∂H object stack o (o = t - 1) for further use, or None.
+    origin : (y, x) metres of the volume's pixel (0, 0) in the hologram's
+        coordinates (pixel (i, j) of the hologram at (i dy, j dx)): (0, 0), except
+        with ``bin_factor`` f > 1, where the volume's pixels are f times finer and
+        the f x f fine pixels of sensor pixel (0, 0) are centred on it:
+        -(f - 1) / 2 fine pixels.  :func:`find_particles` adds it.
     """
 
     volume: object
@@ -55,13 +60,14 @@ class Reconstruction:
     search: dict | None = None
     object: object = None
     settings: dict = field(default_factory=dict)
+    origin: tuple = (0.0, 0.0)
 
 
 def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born", learn_z=True,
                 dz_range=None, learn_reference=True, sparsity=0.01, tv=0.0, object="absorbing",
                 solver="fista", iterations=100, loss="l2", output="intensity", chunk=16,
                 search="auto", search_points=9, search_steps=6, progress=False, callback=None,
-                engine="auto"):
+                engine="auto", bin_factor=1):
     """Reconstruct a particle volume from one in-line hologram.
 
     Parameters
@@ -102,6 +108,12 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         candidates (over ``dz_range``, then +- one coarse spacing around the
         best), each scored after ``search_steps`` object updates; the joint solve
         starts from the best candidate and its object.
+    bin_factor : integer f >= 1 (∂H): the sensor integrates f x f pixels of the
+        reconstructed volume (exact area binning, mean), so the volume is
+        reconstructed on an f times finer grid (pixel size / f) than the hologram:
+        for particles that the sensor pixels undersample.  Positions stay in the
+        hologram's coordinates (see ``Reconstruction.origin``).  Runs on the
+        generic path.
     engine : "auto" (default), "fused" or "generic".  On numpy, absorbing objects
         with the "born" or "gabor" model, FISTA, no TV and an "l2"/"poisson" loss
         run on the fused real-object engine (``holography._dhfast``: half-spectrum
@@ -176,6 +188,11 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         raise ValueError(f"object must be 'absorbing' or 'complex', got {object!r}")
     if solver not in ("fista", "adam"):
         raise ValueError(f"solver must be 'fista' or 'adam', got {solver!r}")
+    if isinstance(bin_factor, bool) or not isinstance(bin_factor, (int, np.integer)) or bin_factor < 1:
+        raise ValueError(f"bin_factor must be an integer >= 1 (sensor pixels per volume pixel along "
+                         f"each axis), got {bin_factor!r}")
+    fb = int(bin_factor)
+    vdy, vdx = dy / fb, dx / fb              # the volume's pixel size
     nz = zs.size
     if dz_range is None:
         if nz == 1:
@@ -196,10 +213,13 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     if model == "multislice":
         from .multislice import MultiSlice
 
-        stage = MultiSlice(zs, lam, (dy, dx), dz=dz_p, reference=r_p, name="volume")
+        stage = MultiSlice(zs, lam, (vdy, vdx), dz=dz_p, reference=r_p, name="volume")
     else:
-        stage = Volume(zs, lam, (dy, dx), dz=dz_p, reference=r_p, linearized=model == "gabor")
-    m = Model(stage) if model == "gabor" else Model(stage, Intensity())
+        stage = Volume(zs, lam, (vdy, vdx), dz=dz_p, reference=r_p, linearized=model == "gabor")
+    chain = [stage] if model == "gabor" else [stage, Intensity()]
+    if fb > 1:
+        chain.append(Bin(fb, reduce="mean"))
+    m = Model(*chain)
     if isinstance(sparsity, bool) or not isinstance(sparsity, (int, float)) or not sparsity >= 0:
         raise ValueError(f"sparsity must be a non-negative L1 weight, got {sparsity!r}")
     regs = []
@@ -209,7 +229,7 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         regs.append(R.TV(float(tv), ndim=3))
     constraint = R.Box(-1.0, 0.0) if object == "absorbing" else R.AmplitudeAtMost(1.0)
     rdt = B.real_dtype_for(xp, h.dtype)
-    shape = (nz,) + tuple(h.shape)
+    shape = (nz, int(h.shape[0]) * fb, int(h.shape[1]) * fb)
     x0 = xp.zeros(shape, dtype=rdt if object == "absorbing" else B.complex_dtype_for(xp, h.dtype),
                   device=B.device_of(h))
     if object == "complex":
@@ -218,10 +238,10 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         raise ValueError(f"engine must be 'auto', 'fused' or 'generic', got {engine!r}")
     fused_ok = (B.is_numpy_namespace(xp) and K.have_cpu() and object == "absorbing"
                 and model in ("born", "gabor") and solver == "fista" and not tv
-                and loss in ("l2", "poisson"))
+                and loss in ("l2", "poisson") and fb == 1)
     if engine == "fused" and not fused_ok:
         raise ValueError("engine='fused' needs a numpy hologram (compiled kernels), object='absorbing', "
-                         "model 'born' or 'gabor', solver='fista', tv=0 and loss 'l2' or 'poisson'")
+                         "model 'born' or 'gabor', solver='fista', tv=0, loss 'l2' or 'poisson' and bin_factor=1")
     use_fast = engine == "fused" or (engine == "auto" and fused_ok)
     do_search = (search is True) or (search == "auto" and learn_z and nz == 1)
     common_solve = dict(loss=loss, regularizers=regs, constraint=constraint, method=solver)
@@ -261,8 +281,10 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     return Reconstruction(vol, zs + dz, dz, ref, "dh", model, "bright", history=hist,
                           search=table, object=o,
                           settings=dict(sparsity=sparsity, tv=tv, object=object, solver=solver,
-                                        iterations=iterations, loss=loss, dz_range=(lo, hi)),
-                          **common)
+                                        iterations=iterations, loss=loss, dz_range=(lo, hi),
+                                        bin_factor=fb),
+                          origin=(-(fb - 1) / 2 * vdy, -(fb - 1) / 2 * vdx),
+                          **dict(common, pixel_size=(vdy, vdx)))
 
 
 class _ShiftedAmplitude:
