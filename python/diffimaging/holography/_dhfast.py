@@ -182,8 +182,15 @@ class HalfVolume:
         return S
 
     def _rotation(self, dz):
+        """cos and sin of kappa dz; the last one is kept (an iteration asks for the
+        same offset twice: the extrapolated point's spectra and its cotangent)."""
+        cached = getattr(self, "_rot", None)
+        if cached is not None and cached[0] == dz:
+            return cached[1], cached[2]
         ph = (self.kappa * dz).astype(self.rdt)   # |phase| <~ 1 rad: single precision suffices
-        return np.cos(ph), np.sin(ph)
+        c, s = np.cos(ph), np.sin(ph)
+        self._rot = (dz, c, s)
+        return c, s
 
     def refocus(self, S, dz):
         """Spectra of the same volume with every plane moved by ``dz`` [m]:
