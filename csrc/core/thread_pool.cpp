@@ -81,8 +81,8 @@ class Pool {
         throw std::runtime_error(
             "diffimaging: cannot start CPU worker thread " + std::to_string(workers_ + 1) +
             " of " + std::to_string(want) + " (" + e.what() +
-            "); use fewer threads (diffimaging.set_num_threads or DIFFIMAGING_NUM_THREADS) or "
-            "raise the process's thread limit");
+            "): the process may be at its thread or memory limit; use fewer threads "
+            "(diffimaging.set_num_threads or DIFFIMAGING_NUM_THREADS) or raise the limit");
       }
       ++workers_;
     }
