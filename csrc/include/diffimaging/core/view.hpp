@@ -5,6 +5,7 @@
 #include <complex>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "diffimaging/core/common.hpp"
 
@@ -22,7 +23,10 @@ struct PlaneView {
   index_t size() const { return batch * ny * nx; }
 
   // The same planes, read-only.
-  operator PlaneView<const T>() const { return {data, batch, ny, nx}; }
+  template <class U = T, class = std::enable_if_t<!std::is_const<U>::value>>
+  operator PlaneView<const U>() const {
+    return {data, batch, ny, nx};
+  }
 };
 
 // Complex planes: std::complex<Real> is laid out as interleaved (re, im), which
