@@ -4,6 +4,11 @@ The default is the machine's core count (or ``DIFFIMAGING_NUM_THREADS``).
 ``set_num_threads`` changes the process default; ``num_threads(n)`` is a
 context manager that changes it for the current thread/context only
 (contextvars), so concurrent callers do not interfere.
+
+Counts above ``MAX_THREADS`` (1024) are rejected: a count is a request for
+work chunks, which the kernels run on at most the machine's core count of
+threads, so a larger one only costs memory.  Counts above the core count are
+accepted (oversubscription, e.g. to test chunked reductions on a small machine).
 """
 from __future__ import annotations
 
@@ -11,7 +16,19 @@ import contextlib
 import contextvars
 import os
 
-__all__ = ["get_num_threads", "set_num_threads", "num_threads"]
+__all__ = ["get_num_threads", "set_num_threads", "num_threads", "MAX_THREADS"]
+
+#: Largest accepted thread count.
+MAX_THREADS = 1024
+
+
+def _check_count(n: int, what: str, shown) -> int:
+    if n < 1:
+        raise ValueError(f"{what} must be a positive integer, got {shown!r}")
+    if n > MAX_THREADS:
+        raise ValueError(f"{what} must be at most {MAX_THREADS} (this machine has "
+                         f"{os.cpu_count() or 1} cores), got {shown!r}")
+    return n
 
 
 def _env_default() -> int:
@@ -21,10 +38,8 @@ def _env_default() -> int:
             n = int(env)
         except ValueError:
             raise ValueError(f"DIFFIMAGING_NUM_THREADS must be a positive integer, got {env!r}")
-        if n < 1:
-            raise ValueError(f"DIFFIMAGING_NUM_THREADS must be a positive integer, got {env!r}")
-        return n
-    return os.cpu_count() or 1
+        return _check_count(n, "DIFFIMAGING_NUM_THREADS", env)
+    return min(os.cpu_count() or 1, MAX_THREADS)
 
 
 _default = [_env_default()]
@@ -32,9 +47,9 @@ _override: contextvars.ContextVar[int | None] = contextvars.ContextVar("diffimag
 
 
 def _check(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, int):
         raise ValueError(f"number of threads must be a positive integer, got {n!r}")
-    return n
+    return _check_count(n, "number of threads", n)
 
 
 def get_num_threads() -> int:
@@ -44,13 +59,13 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the process-wide default number of CPU threads."""
+    """Set the process-wide default number of CPU threads (1 to ``MAX_THREADS``)."""
     _default[0] = _check(n)
 
 
 @contextlib.contextmanager
 def num_threads(n: int):
-    """Context manager: use ``n`` CPU threads inside the block (this context only)."""
+    """Context manager: use ``n`` CPU threads (1 to ``MAX_THREADS``) inside the block (this context only)."""
     token = _override.set(_check(n))
     try:
         yield

@@ -1,38 +1,35 @@
-// Exact area-integration binning tables, written once for host and device.
-//
-// Along one axis of n input pixels (pixel i covers [i, i+1)), output pixel k
-// integrates the piecewise-constant input over [k f + s, (k+1) f + s), with
-// zero outside the image.  Input pixel i overlaps at most two output
-// intervals (f >= 1); the adjoint is therefore a gather of two taps.
+// Public C++ API of the binning kernels (CPU, no Python): exact area
+// integration by an integer factor with sub-pixel shifts, its adjoint and the
+// shift cotangent.  Weights: diffimaging/math/binning.hpp.  Arrays are
+// C-contiguous; `nthreads` <= 0 means all hardware threads.
 #pragma once
 
-#include "diffimaging/common.hpp"
+#include "diffimaging/core/common.hpp"
 
 namespace diffimaging {
+namespace cpu {
 
-// Overlap length of [i, i+1) with [a, b).
-DI_HD double overlap(double i, double a, double b) {
-  const double lo = i > a ? i : a;
-  const double hi = (i + 1.0) < b ? (i + 1.0) : b;
-  return hi > lo ? hi - lo : 0.0;
-}
+// Exact area-integration binning by an integer factor f, with a sub-pixel
+// shift (sy, sx) per batch element (shifts: batch x 2 doubles, or null for no
+// shift).  in: (batch, ny, nx) with batch stride `in_stride` (0 = broadcast);
+// out: (batch, ny / f, nx / f).  `scale` multiplies the result (1/f^2 = mean).
+// Complex data: ncomp = 2 (interleaved), real: ncomp = 1.
+template <class Real>
+void bin_forward(const Real* in, index_t in_stride, Real* out, index_t batch, index_t ny,
+                 index_t nx, int ncomp, index_t f, const double* shifts, index_t shift_stride,
+                 double scale, int nthreads);
 
-// First input pixel touched by output pixel k (may be < 0).
-DI_HD index_t bin_first_input(index_t k, index_t f, double s) {
-  return static_cast<index_t>(std::floor(static_cast<double>(k * f) + s));
-}
+// Adjoint of bin_forward: g (batch, ny/f, nx/f) -> out (batch, ny, nx).
+template <class Real>
+void bin_adjoint(const Real* g, Real* out, index_t batch, index_t ny, index_t nx, int ncomp,
+                 index_t f, const double* shifts, index_t shift_stride, double scale,
+                 int nthreads);
 
-// Weight of input pixel i in output pixel k.
-DI_HD double bin_weight(index_t k, index_t i, index_t f, double s, index_t n) {
-  if (i < 0 || i >= n) return 0.0;
-  const double a = static_cast<double>(k * f) + s;
-  return overlap(static_cast<double>(i), a, a + static_cast<double>(f));
-}
+// Cotangent of the shifts: dshift[b] = (d/dsy, d/dsx) of sum Re(conj(g) * bin(in)).
+template <class Real>
+void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* dshift,
+                    index_t batch, index_t ny, index_t nx, int ncomp, index_t f,
+                    const double* shifts, index_t shift_stride, double scale, int nthreads);
 
-// First output pixel that input pixel i contributes to (may be < 0 or >= m).
-DI_HD index_t bin_first_output(index_t i, index_t f, double s) {
-  // k with k f + s < i + 1, i.e. the interval of k overlaps [i, i+1) from the left
-  return static_cast<index_t>(std::floor((static_cast<double>(i) - s) / static_cast<double>(f)));
-}
-
+}  // namespace cpu
 }  // namespace diffimaging

@@ -1,8 +1,8 @@
 // Implementation of the row kernels; included by transfer_rows_base.cpp and
-// transfer_rows_avx2.cpp with DI_ROWS_NS set.  See diffimaging/transfer_rows.hpp.
+// transfer_rows_avx2.cpp with DI_ROWS_NS set.  See transfer_rows.hpp.
 #include <type_traits>
 
-#include "diffimaging/transfer_rows.hpp"
+#include "ops/propagate/transfer_rows.hpp"
 
 #if defined(DI_ROWS_AVX2) && defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
@@ -17,37 +17,25 @@ namespace cpu {
 namespace DI_ROWS_NS {
 namespace {
 
-
-// Pass 1: cos and sin of the phase z * kappa (times the 0/1 mask), and
-// optionally kappa itself.  Double precision throughout.
-// H = exp(i z kappa) (times the 0/1 mask) for columns [0, n), stored as
-// interleaved Real; optionally kappa itself.  Phase in double precision.
-template <class Real, int method, bool carrier, bool want_kappa>
+// H = exp(i z kappa) (times the 0/1 band-limit mask) for columns [0, n),
+// stored as interleaved Real; optionally kappa itself (0 where H = 0).  The
+// formula is math/transfer.hpp's; the phase is in double precision.
+template <class Real, Method kMethod, bool kCarrier, bool kWantKappa>
 void phase_row(const RowArgs& a, index_t n, double conj_sign) {
   const double* __restrict fx2 = a.fx2;
   const double* __restrict mask = a.mask;
   Real* __restrict h = static_cast<Real*>(a.h);
   double* __restrict k_out = a.kappa;
-  const double fy2 = a.fy2, z = a.z, inv_l = a.inv_l, inv_l2 = a.inv_l2, lam = a.lam;
-  const double carrier_rate = carrier ? kTwoPi * inv_l : 0.0;
+  const double fy2 = a.fy2, z = a.z;
+  const Wave w = a.wave;
   for (index_t j = 0; j < n; ++j) {
-    const double f2 = fx2[j] + fy2;
-    double m, kappa;
-    if (method == 0) {
-      const double s = inv_l2 - f2;
-      m = (s > 0.0 ? 1.0 : 0.0) * mask[j];
-      const double kz = std::sqrt(s > 0.0 ? s : 0.0);
-      kappa = carrier ? kTwoPi * kz : -kTwoPi * f2 / (kz + inv_l);
-    } else {
-      m = mask[j];
-      kappa = carrier_rate - kPi * lam * f2;
-    }
-    const double phase = m * (z * kappa);
-    double sn, cs;
-    sincos_poly(phase, &sn, &cs);
-    h[2 * j] = static_cast<Real>(m * cs);
-    h[2 * j + 1] = static_cast<Real>(m * conj_sign * sn);
-    if (want_kappa) k_out[j] = m * kappa;
+    double kappa;
+    const double m = transfer_rate<kMethod, kCarrier>(fx2[j] + fy2, w, &kappa) * mask[j];
+    double re, im;
+    transfer_value(m, z, kappa, conj_sign, &re, &im);
+    h[2 * j] = static_cast<Real>(re);
+    h[2 * j + 1] = static_cast<Real>(im);
+    if (kWantKappa) k_out[j] = m * kappa;
   }
 }
 
@@ -103,12 +91,13 @@ void phase(const RowArgs& a, double conj_sign, bool want_kappa) {
   const index_t nx = a.nx;
   const index_t n = nx / 2 + 1 < nx ? nx / 2 + 1 : nx;  // columns 0..nx/2 (fx >= 0 and Nyquist)
   using Fn = void (*)(const RowArgs&, index_t, double);
+  constexpr Method kAsm = Method::kAngularSpectrum, kFresnel = Method::kFresnel;
   static const Fn table[2][2][2] = {
-      {{&phase_row<Real, 0, false, false>, &phase_row<Real, 0, false, true>},
-       {&phase_row<Real, 0, true, false>, &phase_row<Real, 0, true, true>}},
-      {{&phase_row<Real, 1, false, false>, &phase_row<Real, 1, false, true>},
-       {&phase_row<Real, 1, true, false>, &phase_row<Real, 1, true, true>}}};
-  table[a.method == 0 ? 0 : 1][a.carrier ? 1 : 0][want_kappa ? 1 : 0](a, n, conj_sign);
+      {{&phase_row<Real, kAsm, false, false>, &phase_row<Real, kAsm, false, true>},
+       {&phase_row<Real, kAsm, true, false>, &phase_row<Real, kAsm, true, true>}},
+      {{&phase_row<Real, kFresnel, false, false>, &phase_row<Real, kFresnel, false, true>},
+       {&phase_row<Real, kFresnel, true, false>, &phase_row<Real, kFresnel, true, true>}}};
+  table[a.method == kAsm ? 0 : 1][a.carrier ? 1 : 0][want_kappa ? 1 : 0](a, n, conj_sign);
   // mirror: column nx - j has frequency -f_j for 1 <= j <= (nx - 1) / 2
   Real* h = static_cast<Real*>(a.h);
   for (index_t j = 1; j <= (nx - 1) / 2; ++j) {

@@ -1,39 +1,16 @@
-// Element-wise CPU kernels.
+// Fused proximal-gradient steps of the holography solvers (FISTA with a box
+// constraint and an L1 weight), with the sums their line search needs.
 #include <algorithm>
-#include <cstring>
 #include <vector>
 
-#include "diffimaging/cpu.hpp"
-#include "diffimaging/parallel.hpp"
+#include "diffimaging/core/thread_pool.hpp"
+#include "diffimaging/holography.hpp"
 
 namespace diffimaging {
 namespace cpu {
-
-template <class Real>
-void intensity(const Real* u, Real* out, index_t n, int nthreads) {
-  parallel_for(n, nthreads, 1 << 16, [&](index_t b, index_t e, int) {
-    for (index_t j = b; j < e; ++j) {
-      const Real re = u[2 * j], im = u[2 * j + 1];
-      out[j] = re * re + im * im;
-    }
-  });
-}
-
-template <class Real>
-void crop_copy(const Real* src, index_t src_plane, index_t src_row, Real* dst, index_t batch,
-               index_t ny, index_t nx, int ncomp, int nthreads) {
-  const size_t bytes = static_cast<size_t>(nx) * static_cast<size_t>(ncomp) * sizeof(Real);
-  parallel_for(batch * ny, nthreads, 64, [&](index_t b0, index_t b1, int) {
-    for (index_t r = b0; r < b1; ++r) {
-      const index_t b = r / ny, i = r % ny;
-      std::memcpy(dst + r * nx * ncomp, src + (b * src_plane + i * src_row) * ncomp, bytes);
-    }
-  });
-}
-
 namespace {
 
-// The proximal step on one contiguous segment of n elements (see cpu.hpp), with
+// The proximal step on one contiguous segment of n elements (see holography.hpp), with
 // the three sums added to acc.  `copy` (may alias g: each g[j] is read before
 // copy[j] is written) receives the result too when not null.  Blocks of 512 are
 // accumulated in Real (vectorised), the blocks summed in double.
@@ -66,18 +43,20 @@ inline void prox_segment(const Real* __restrict x, const Real* __restrict xp, co
   }
 }
 
-// Runs body(begin, end, acc) over [0, n) on the threads and sums the per-thread acc.
+// Runs body(begin, end, acc) over [0, n) on the threads and sums the
+// per-chunk acc (one slot per chunk, summed in chunk order).
 template <class Body>
 void reduce3(index_t n, int nthreads, index_t grain, double sums[3], Body&& body) {
-  std::vector<double> part(3 * static_cast<size_t>(std::max(nthreads, 1)) + 3, 0.0);
-  parallel_for(n, nthreads, grain, [&](index_t b, index_t e, int tid) {
+  const Partition part = partition(n, nthreads, grain);
+  std::vector<double> slot(3 * static_cast<size_t>(part.count), 0.0);
+  parallel_for(part, [&](index_t b, index_t e, int chunk) {
     double acc[3] = {0.0, 0.0, 0.0};
     body(b, e, acc);
-    for (int c = 0; c < 3; ++c) part[3 * static_cast<size_t>(tid) + c] = acc[c];
+    for (int c = 0; c < 3; ++c) slot[3 * static_cast<size_t>(chunk) + c] = acc[c];
   });
   sums[0] = sums[1] = sums[2] = 0.0;
-  for (size_t t = 0; t + 2 < part.size(); t += 3)
-    for (int c = 0; c < 3; ++c) sums[c] += part[t + c];
+  for (size_t t = 0; t < slot.size(); t += 3)
+    for (int c = 0; c < 3; ++c) sums[c] += slot[t + c];
 }
 
 }  // namespace
@@ -115,47 +94,6 @@ template void prox_step_rows<float>(const float*, const float*, float*, index_t,
 template void prox_step_rows<double>(const double*, const double*, double*, index_t, double*,
                                      index_t, index_t, double, double, double, double, double,
                                      double[3], int);
-template <class Real>
-void minmax_project(const Real* planes, index_t k, index_t ny, index_t nx, index_t plane_stride,
-                    index_t row_stride, Real offset, const double* z, Real* vmin, Real* zmin,
-                    Real* vmax, Real* zmax, int nthreads) {
-  const index_t grain = std::max<index_t>(1, (index_t(1) << 14) / std::max<index_t>(nx, 1));
-  parallel_for(ny, nthreads, grain, [&](index_t r0, index_t r1, int) {
-    for (index_t i = r0; i < r1; ++i) {
-      Real* __restrict mn = vmin + i * nx;
-      Real* __restrict zn = zmin + i * nx;
-      Real* __restrict mx = vmax + i * nx;
-      Real* __restrict zx = zmax + i * nx;
-      for (index_t p = 0; p < k; ++p) {
-        const Real* __restrict u = planes + 2 * (p * plane_stride + i * row_stride);
-        const Real zp = static_cast<Real>(z[p]);
-        for (index_t j = 0; j < nx; ++j) {
-          const Real re = u[2 * j] + offset, im = u[2 * j + 1];
-          const Real v = re * re + im * im;
-          if (v < mn[j]) {
-            mn[j] = v;
-            zn[j] = zp;
-          }
-          if (v > mx[j]) {
-            mx[j] = v;
-            zx[j] = zp;
-          }
-        }
-      }
-    }
-  });
-}
-
-template void minmax_project<float>(const float*, index_t, index_t, index_t, index_t, index_t, float,
-                                    const double*, float*, float*, float*, float*, int);
-template void minmax_project<double>(const double*, index_t, index_t, index_t, index_t, index_t,
-                                     double, const double*, double*, double*, double*, double*, int);
-template void crop_copy<float>(const float*, index_t, index_t, float*, index_t, index_t, index_t,
-                               int, int);
-template void crop_copy<double>(const double*, index_t, index_t, double*, index_t, index_t,
-                                index_t, int, int);
-template void intensity<float>(const float*, float*, index_t, int);
-template void intensity<double>(const double*, double*, index_t, int);
 
 }  // namespace cpu
 }  // namespace diffimaging

@@ -1,31 +1,9 @@
-// diffimaging: definitions shared by the host (C++) and device (CUDA) code.
-// No Python, no CUDA runtime headers: this file compiles with any C++17 compiler
-// and with nvcc.
+// sin and cos of a double argument, host and device.
 #pragma once
 
-#include <cmath>
-#include <cstdint>
-
-#if defined(__CUDACC__)
-#define DI_HD __host__ __device__ __forceinline__
-#else
-#define DI_HD inline
-#endif
+#include "diffimaging/core/common.hpp"
 
 namespace diffimaging {
-
-using index_t = std::int64_t;
-
-constexpr double kPi = 3.14159265358979323846;
-constexpr double kTwoPi = 6.28318530717958647692;
-
-// Frequency of FFT bin j of an n-point transform with sample spacing d, in the
-// FFT's own (unshifted) order: identical to numpy.fft.fftfreq(n, d)[j].
-DI_HD double fftfreq(index_t j, index_t n, double d) {
-  const index_t half = (n + 1) / 2;  // number of non-negative frequencies
-  const index_t m = j < half ? j : j - n;
-  return static_cast<double>(m) / (static_cast<double>(n) * d);
-}
 
 // Branch-free sin and cos of a double argument, accurate to ~1 ulp of the
 // result for |x| < 2^30 (|x| up to ~1e9 rad).  Cody-Waite reduction to

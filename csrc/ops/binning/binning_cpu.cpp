@@ -1,11 +1,11 @@
 // CPU kernels for exact area-integration binning (forward, adjoint and the
-// shift cotangent).  See diffimaging/binning.hpp for the weights.
+// shift cotangent).  See diffimaging/math/binning.hpp for the weights.
 #include <cstring>
 #include <vector>
 
 #include "diffimaging/binning.hpp"
-#include "diffimaging/cpu.hpp"
-#include "diffimaging/parallel.hpp"
+#include "diffimaging/core/thread_pool.hpp"
+#include "diffimaging/math/binning.hpp"
 
 namespace diffimaging {
 namespace cpu {
@@ -236,9 +236,10 @@ void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* ds
   const index_t my = ny / f, mx = nx / f;
   const ShiftTables tables = make_tables(shifts, shift_stride, batch, ny, nx, f, true, false);
   const index_t row_len = nx * nc;
-  const int nt = std::max(nthreads, 1);
+  const Partition part = partition(batch * my, nthreads, 4);
+  const index_t nt = part.count;  // one (batch, 2) slot per chunk
   std::vector<double> partial(static_cast<size_t>(nt * batch * 2), 0.0);
-  parallel_for(batch * my, nthreads, 4, [&](index_t r0, index_t r1, int tid) {
+  parallel_for(part, [&](index_t r0, index_t r1, int tid) {
     std::vector<Real> tmp(static_cast<size_t>(row_len));
     std::vector<Real> xlo(static_cast<size_t>(mx * nc)), xhi(static_cast<size_t>(mx * nc));
     for (index_t r = r0; r < r1; ++r) {
@@ -279,7 +280,7 @@ void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* ds
   });
   for (index_t b = 0; b < batch; ++b) {
     double sy = 0.0, sx = 0.0;
-    for (int t = 0; t < nt; ++t) {
+    for (index_t t = 0; t < nt; ++t) {
       sy += partial[(static_cast<size_t>(t) * batch + b) * 2];
       sx += partial[(static_cast<size_t>(t) * batch + b) * 2 + 1];
     }

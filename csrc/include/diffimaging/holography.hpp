@@ -1,28 +1,14 @@
-// Public C++ API of the CPU kernels (no Python).  All arrays are C-contiguous;
-// complex arrays are interleaved (re, im) pairs of Real (float or double).
-// `nthreads` <= 0 means all hardware threads.
+// Public C++ API of the holography system's kernels (CPU, no Python): the
+// half-spectrum kernels of the ∂H volume model, its fused proximal steps and
+// the depth projections of reconstructed volumes.  Complex arrays are
+// interleaved (re, im) pairs of Real; `nthreads` <= 0 means all hardware threads.
 #pragma once
 
-#include "diffimaging/transfer.hpp"
+#include "diffimaging/core/common.hpp"
+#include "diffimaging/math/transfer.hpp"
 
 namespace diffimaging {
 namespace cpu {
-
-// dst[b, i, j] = H(fy_i, fx_j) * src[b, i, j]  (conj(H) when `conjugate`),
-// for b < batch on a p.ny x p.nx frequency grid.  src may equal dst.
-template <class Real>
-void transfer_apply(const Real* src, Real* dst, index_t batch, const TransferParams& p,
-                    bool conjugate, int nthreads);
-
-// Pullback of the transfer-function multiply, fused:
-//   returns  sum_{b,i,j} Re( conj(G) * (i kappa) * H * U )       (double accumulation)
-//   and sets acc = conj(H) * G   (acc += conj(H) * G when `accumulate`).
-// U may be null (then the z-reduction is skipped and 0 is returned).  acc may
-// equal G when not accumulating.  `u_batch_stride` is 0 when U is shared by
-// every batch element (one spectrum broadcast over a stack), else p.ny*p.nx.
-template <class Real>
-double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, Real* acc,
-                         index_t batch, const TransferParams& p, bool accumulate, int nthreads);
 
 // Half-spectrum kernels of the ∂H volume model for real objects.  Spectra
 // are (p.ny, nxh) interleaved complex (nxh = p.nx / 2 + 1 columns of a real
@@ -49,36 +35,6 @@ void dh_accumulate_table(const Real* O, const Real* T, Real* Sr, Real* Si, index
 template <class Real>
 void dh_backproject_table(const Real* A, const Real* B, const Real* T, Real* C, index_t n,
                           int nthreads);
-
-// Exact area-integration binning by an integer factor f, with a sub-pixel
-// shift (sy, sx) per batch element (shifts: batch x 2 doubles, or null for no
-// shift).  in: (batch, ny, nx) with batch stride `in_stride` (0 = broadcast);
-// out: (batch, ny / f, nx / f).  `scale` multiplies the result (1/f^2 = mean).
-// Complex data: ncomp = 2 (interleaved), real: ncomp = 1.
-template <class Real>
-void bin_forward(const Real* in, index_t in_stride, Real* out, index_t batch, index_t ny,
-                 index_t nx, int ncomp, index_t f, const double* shifts, index_t shift_stride,
-                 double scale, int nthreads);
-
-// Adjoint of bin_forward: g (batch, ny/f, nx/f) -> out (batch, ny, nx).
-template <class Real>
-void bin_adjoint(const Real* g, Real* out, index_t batch, index_t ny, index_t nx, int ncomp,
-                 index_t f, const double* shifts, index_t shift_stride, double scale,
-                 int nthreads);
-
-// Cotangent of the shifts: dshift[b] = (d/dsy, d/dsx) of sum Re(conj(g) * bin(in)).
-template <class Real>
-void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* dshift,
-                    index_t batch, index_t ny, index_t nx, int ncomp, index_t f,
-                    const double* shifts, index_t shift_stride, double scale, int nthreads);
-
-// dst[b, i, :] = src[b, i, :nx] for i < ny: the top-left (ny, nx) block of each
-// (src_ny, src_nx) plane, `ncomp` Reals per element, threaded (first touch of a
-// freshly allocated dst is spread over the threads).  src may have a row stride
-// `src_row` >= nx and a plane stride `src_plane` (in elements).
-template <class Real>
-void crop_copy(const Real* src, index_t src_plane, index_t src_row, Real* dst, index_t batch,
-               index_t ny, index_t nx, int ncomp, int nthreads);
 
 // One proximal-gradient step of a box-constrained problem with a linear term,
 // fused with FISTA's extrapolation and the sums its line search needs:
@@ -109,10 +65,6 @@ template <class Real>
 void minmax_project(const Real* planes, index_t k, index_t ny, index_t nx, index_t plane_stride,
                     index_t row_stride, Real offset, const double* z, Real* vmin, Real* zmin,
                     Real* vmax, Real* zmax, int nthreads);
-
-// |u|^2 of n complex values (interleaved) into n reals.
-template <class Real>
-void intensity(const Real* u, Real* out, index_t n, int nthreads);
 
 }  // namespace cpu
 }  // namespace diffimaging

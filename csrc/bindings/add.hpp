@@ -1,0 +1,17 @@
+// The binding functions of each domain: add_<domain>(m) defines its kernels in
+// module m.  module_cpu.cpp / module_cuda.cpp call them.
+#pragma once
+
+#include <pybind11/pybind11.h>
+
+namespace diffimaging {
+namespace bind {
+
+void add_propagate(pybind11::module_& m);    // ops/propagate/propagate_bind.cpp
+void add_binning(pybind11::module_& m);      // ops/binning/binning_bind.cpp
+void add_pointwise(pybind11::module_& m);    // ops/pointwise/pointwise_bind.cpp
+void add_holography(pybind11::module_& m);   // systems/holography/holography_bind.cpp
+void add_propagate_cuda(pybind11::module_& m);  // ops/propagate/propagate_cuda_bind.cpp
+
+}  // namespace bind
+}  // namespace diffimaging
