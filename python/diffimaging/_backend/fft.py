@@ -25,9 +25,10 @@ private SciPy module, so it is probed once at import and, where it is missing or
 its signature changed (a SciPy release may rename it), the public ``scipy.fft``
 functions are used instead, with the same results (a copy into ``out`` then
 replaces the in-place write).  Measured cost of that fallback
-(``benchmarks/bench_fft_fallback.py``, 2 threads, one r2c + c2c forward and
-c2c + c2r inverse pair of the ∂H engine): about +10% at 512² (padded 1024²,
-float32) and +17% at 256², from the temporaries and copies.
+(``benchmarks/bench_fft_fallback.py``, 2 threads of a shared machine, one padded
+r2c + c2c forward and c2c + c2r cropped inverse pair of the ∂H engine, float32):
++3% at 256² (1.49 -> 1.54 ms) and +7% at 512² (5.05 -> 5.42 ms), from the
+temporaries and copies.
 """
 from __future__ import annotations
 
