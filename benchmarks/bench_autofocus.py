@@ -41,10 +41,10 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
 
-from diffimaging._config import config_dict
+from diffimaging._backend.config import config_dict
 from diffimaging.holography import simulate_particles
 from diffimaging.holography.autofocus import autofocus
-from diffimaging.propagation import propagate
+from diffimaging.ops.propagate import propagate
 
 LAM, PX = 532e-9, 2e-6
 Z_RANGE = (1e-3, 5e-3)

@@ -55,7 +55,7 @@ except ImportError:  # running from a source checkout without PYTHONPATH=python
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
     import diffimaging as di
 
-from diffimaging import _config as di_config
+from diffimaging._backend import config as di_config
 
 WAVELENGTH = 532e-9  # m
 PIXEL = 2e-6  # m
@@ -514,7 +514,7 @@ def parse_args(argv=None):
 
 
 def run(args) -> dict:
-    from diffimaging import _kernels
+    from diffimaging._backend import kernels as _kernels
 
     if not _kernels.have_cpu():
         raise SystemExit("bench_core: the compiled CPU kernels are not in use (diffimaging._core did "

@@ -55,7 +55,7 @@ except ImportError:
     import diffimaging as di
 
 from diffimaging import holography as H
-from diffimaging._config import config_dict
+from diffimaging._backend.config import config_dict
 from diffimaging.holography import motion as M
 from diffimaging.holography.ptv import predictor_from_piv
 

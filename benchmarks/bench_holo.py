@@ -36,14 +36,15 @@ except ImportError:
     import diffimaging as di
 
 from diffimaging import holography as H
-from diffimaging._config import config_dict
+from diffimaging._backend.config import config_dict
 
 
 def transforms_floor(hv, count, w):
-    """``count`` x (padded rfft2 + cropped irfft2) of the engine's grid, bare: pocketfft
-    on preallocated buffers (the real-to-complex rows of the image's ny rows, the
-    column transforms of the half spectrum, and back), no copies or zero fills."""
-    from diffimaging.holography._dhfast import _PP
+    """``count`` x (padded rfft2 + cropped irfft2) of the engine's grid, bare: the FFT
+    layer's buffer transforms (pocketfft on preallocated buffers where scipy's binding
+    is available) on the real-to-complex rows of the image's ny rows, the column
+    transforms of the half spectrum, and back; no copies or zero fills."""
+    from diffimaging._backend import fft as F
 
     rows = np.zeros((hv.ny, hv.mx), np.float32)
     col = np.zeros((hv.my, hv.nxh), np.complex64)
@@ -52,15 +53,10 @@ def transforms_floor(hv, count, w):
 
     def run():
         for _ in range(count):
-            if _PP is not None:
-                _PP.r2c(rows, axes=(1,), forward=True, inorm=0, out=col[: hv.ny], nthreads=w)
-                _PP.c2c(col, axes=(0,), forward=True, inorm=0, out=col, nthreads=w)
-                _PP.c2c(col2, axes=(0,), forward=False, inorm=2, out=col2, nthreads=w)
-                _PP.c2r(col2[: hv.ny], axes=(1,), lastsize=hv.mx, forward=False, inorm=2, out=out,
-                        nthreads=w)
-            else:
-                sfft.fft(sfft.rfft(rows, axis=-1, workers=w), n=hv.my, axis=0, workers=w)
-                sfft.irfft(sfft.ifft(col2, axis=0, workers=w)[: hv.ny], n=hv.mx, axis=-1, workers=w)
+            F.r2c(rows, (1,), out=col[: hv.ny], workers=w)
+            F.c2c(col, (0,), True, out=col, workers=w)
+            F.c2c(col2, (0,), False, out=col2, workers=w)
+            F.c2r(col2[: hv.ny], (1,), hv.mx, out=out, workers=w)
 
     return run
 

@@ -38,8 +38,9 @@ except ImportError:  # source checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
     import diffimaging as di
 
-from diffimaging import _kernels, propagation
-from diffimaging._config import config_dict
+from diffimaging._backend import fft as _fft
+from diffimaging._backend import kernels as _kernels
+from diffimaging._backend.config import config_dict
 from diffimaging.priors import Box
 
 LAM, PX = 532e-9, 2e-6
@@ -93,8 +94,8 @@ def time_solve(n, iterations, dtype, instrument):
     fft_t, ker_t = _Timer(), _Timer()
     saved = {}
     if instrument:
-        saved["sfft"] = propagation._sfft
-        propagation._sfft = _FFTProxy(propagation._sfft, fft_t)
+        saved["sfft"] = _fft._sfft
+        _fft._sfft = _FFTProxy(_fft._sfft, fft_t)
         for name in ("transfer_apply", "transfer_pullback", "crop_copy", "intensity"):
             saved[name] = getattr(_kernels, name)
             setattr(_kernels, name, ker_t.wrap(saved[name]))
@@ -107,7 +108,7 @@ def time_solve(n, iterations, dtype, instrument):
         total = time.perf_counter() - t0
     finally:
         if instrument:
-            propagation._sfft = saved.pop("sfft")
+            _fft._sfft = saved.pop("sfft")
             for name, fn in saved.items():
                 setattr(_kernels, name, fn)
     its = max(r.iterations, 1)

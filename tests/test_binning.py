@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import diffimaging as di
 from conftest import DOT_TOL, rand as _rand
-from diffimaging import binning
+from diffimaging.ops import binning
 
 DTYPES = [np.complex128, np.float64, np.complex64, np.float32]
 TOL = DOT_TOL

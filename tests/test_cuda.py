@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 import diffimaging as di
-from diffimaging import _kernels as K
-from diffimaging import propagation as P
+from diffimaging._backend import kernels as K
+from diffimaging.ops import propagate as P
 
 from conftest import crandn, gpu_available
 
@@ -28,7 +28,7 @@ def test_cuda_transfer_matches_cpu(rng, dtype, method, carrier):
     if not K.have_cuda_module():
         pytest.skip("CUDA module not built")
     u = crandn(rng, (3, 40, 52), dtype)
-    p = P._make_plan(u, 2e-3, 532e-9, (2e-6, 2.5e-6), method, False, True, carrier)
+    p = P.Plan.make(u, 2e-3, 532e-9, (2e-6, 2.5e-6), method, False, True, carrier)
     ref = np.empty_like(u)
     K.transfer_apply(u, ref, p, 2e-3, conjugate=False)
     d_src = cp.asarray(u)

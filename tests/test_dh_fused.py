@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import diffimaging as di
-from diffimaging import _kernels as K
+from diffimaging._backend import kernels as K
 from diffimaging import holography as H
 from diffimaging.holography._dhfast import HalfVolume, _model_terms, fista_volume
 from diffimaging.losses import get_loss

@@ -160,7 +160,7 @@ def test_backpropagate_stacks_and_backends():
 
 @pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
 def test_minmax_projection_kernel_equals_the_array_path(dtype):
-    from diffimaging import _kernels as K
+    from diffimaging._backend import kernels as K
     from diffimaging.holography.backprop import _update_projections_np
 
     rng = np.random.default_rng(3)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import diffimaging as di
-from diffimaging import propagation as P
+from diffimaging.ops import propagate as P
 
 from conftest import crandn, vdot
 
@@ -135,7 +135,7 @@ def test_kernel_matches_reference(rng, dtype, tol, method, pad, carrier):
     for z in (2e-4, np.array([1e-4, -3e-4, 5e-4])):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", di.SamplingWarning)
-            p = P._make_plan(u, z, LAM, (1e-6, 1.3e-6), method, pad, True, carrier)
+            p = P.Plan.make(u, z, LAM, (1e-6, 1.3e-6), method, pad, True, carrier)
         assert p.kernel
         a = P._forward_kernel(p, u)
         b = P._forward_reference(p, u)

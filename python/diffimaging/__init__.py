@@ -17,13 +17,14 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0+src"
 
-from ._autodiff import register_vjp, vjp
-from ._config import show_config
-from ._threads import get_num_threads, num_threads, set_num_threads
-from ._validate import SamplingWarning
-from .binning import bin
-from .propagation import free_workspace, propagate, transfer_function
-from .shifting import intensity, shift
+from ._backend.autodiff import register_vjp, vjp
+from ._backend.capabilities import BackendFallbackWarning
+from ._backend.config import show_config
+from ._backend.threads import get_num_threads, num_threads, set_num_threads
+from ._backend.validate import SamplingWarning
+from .ops.binning import bin
+from .ops.propagate import free_workspace, propagate, transfer_function
+from .ops.shift import intensity, shift
 from . import losses
 from .priors import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
                      Regularizer, Support)
@@ -45,6 +46,7 @@ __all__ = [
     "set_num_threads",
     "num_threads",
     "SamplingWarning",
+    "BackendFallbackWarning",
     "__version__",
     # forward models (issue 3)
     "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",

@@ -31,7 +31,7 @@ import jax  # absolute import: the JAX package, not this module
 import jax.numpy as jnp
 import numpy as np
 
-from . import _autodiff
+from ._backend import autodiff as _autodiff
 
 __all__ = ["function"]
 

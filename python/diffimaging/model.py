@@ -24,12 +24,12 @@ from typing import Callable
 import numpy as np
 
 from . import _backend as B
-from . import _validate as V
-from ._autodiff import vjp as _vjp
-from .binning import bin as _bin
-from .propagation import propagate as _propagate
-from .shifting import intensity as _intensity
-from .shifting import shift as _shift
+from ._backend import validate as V
+from ._backend.autodiff import vjp as _vjp
+from .ops.binning import bin as _bin
+from .ops.propagate import propagate as _propagate
+from .ops.shift import intensity as _intensity
+from .ops.shift import shift as _shift
 
 __all__ = [
     "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",
@@ -431,7 +431,7 @@ class Gain(Stage):
     def backward(self, res, g):
         x, a, b = res
         xp = B.namespace(g)
-        from ._util import sum_to_shape
+        from ._backend.util import sum_to_shape
 
         ga = xp.real(xp.conj(g) * x) if B.is_complex(xp, g.dtype) else g * x
         gb = xp.real(g) if B.is_complex(xp, g.dtype) else g

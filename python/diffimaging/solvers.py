@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 
 from . import _backend as B
-from ._autodiff import vjp as _vjp
+from ._backend.autodiff import vjp as _vjp
 from .model import Model
 
 __all__ = ["solve", "SolveResult", "SolverError"]

@@ -23,7 +23,7 @@ import numbers
 import torch  # absolute import: the PyTorch package, not this module
 from torch.autograd.function import once_differentiable
 
-from . import _autodiff
+from ._backend import autodiff as _autodiff
 
 __all__ = ["function"]
 

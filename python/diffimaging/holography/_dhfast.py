@@ -41,20 +41,12 @@ import math
 import time
 
 import numpy as np
-import scipy.fft as sfft
 
-from .. import _kernels as K
-from .. import propagation as P
-from .._threads import get_num_threads
+from .._backend import fft as F
+from .._backend import kernels as K
+from .._backend.threads import get_num_threads
 from ..losses import get_loss
-
-try:  # scipy's pocketfft binding takes output buffers (no temporaries per transform)
-    from scipy.fft._pocketfft import pypocketfft as _PP
-
-    _PP.r2c(np.zeros((1, 4)), axes=(1,), forward=True, inorm=0, out=np.empty((1, 3), complex),
-            nthreads=1)
-except Exception:  # pragma: no cover - other scipy builds: the public API
-    _PP = None
+from ..ops.propagate import Plan, transfer_kappa
 
 __all__ = ["HalfVolume", "fista_volume"]
 
@@ -74,23 +66,18 @@ class HalfVolume:
             raise TypeError(f"HalfVolume works in float32 or float64, got {self.rdt}")
         self.cdt = np.dtype(np.complex64 if self.rdt == np.float32 else np.complex128)
         ny, nx = (int(v) for v in shape)
-        self.plan = P._make_plan(np.zeros((ny, nx), self.cdt), float(self.z[0]), wavelength,
-                                 pixel_size, method, True, band_limit, False)
+        self.plan = Plan.make(np.zeros((ny, nx), self.cdt), float(self.z[0]), wavelength,
+                              pixel_size, method, True, band_limit, False, op="dh_fused")
         self.ny, self.nx = ny, nx
         self.my, self.mx = self.plan.py, self.plan.px
         self.nxh = self.mx // 2 + 1
         p = self.plan
-        fy = np.fft.fftfreq(self.my, p.dy)[:, None]
-        fx = np.fft.rfftfreq(self.mx, p.dx)[None, :]
-        f2 = fy * fy + fx * fx
-        il = 1.0 / p.wavelength
-        if method == "asm":
-            s = il * il - f2
-            kz = np.sqrt(np.maximum(s, 0.0))
-            kap = np.where(s > 0, -2 * np.pi * f2 / (kz + il), 0.0)
-        else:
-            kap = -np.pi * p.wavelength * f2
-        self.kappa = kap                                # phase rate d(phase)/dz [rad/m]
+        # phase rate d(phase)/dz [rad/m] on the half spectrum; no band limit here (the
+        # kernels apply each plane's mask, the offset moves the phase only)
+        _, kap = transfer_kappa((self.my, self.mx), 0.0, wavelength=p.wavelength,
+                                pixel_size=(p.dy, p.dx), method=method, band_limit=False,
+                                carrier=False, half=True)
+        self.kappa = kap
         w = np.full(self.nxh, 2.0)
         w[0] = 1.0
         if self.mx % 2 == 0:
@@ -110,17 +97,11 @@ class HalfVolume:
         rows, col, ny = self.rows, self._cols, self.ny
         if a is not None:
             rows[:, : self.nx] = a
-        if _PP is not None:
-            # pocketfft straight into the work buffers: no temporaries
-            _PP.r2c(rows, axes=(1,), forward=True, inorm=0, out=col[:ny], nthreads=w)
-            col[ny:] = 0
-            _PP.c2c(col, axes=(0,), forward=True, inorm=0, out=col, nthreads=w)
-        else:
-            col[:ny] = sfft.rfft(rows, axis=-1, workers=w)
-            col[ny:] = 0
-            out = sfft.fft(col, axis=0, workers=w, overwrite_x=True)
-            if out is not col and not np.shares_memory(out, col):
-                col[...] = out
+        # straight into the work buffers (no temporaries where the FFT layer has
+        # output buffers)
+        F.r2c(rows, (1,), out=col[:ny], workers=w)
+        col[ny:] = 0
+        F.c2c(col, (0,), True, out=col, workers=w)
         return col.copy() if keep else col
 
     def irfft_crop(self, C, overwrite=True, out=None):
@@ -128,20 +109,12 @@ class HalfVolume:
         ``overwrite=False``).  With ``out`` (a (ny, mx) real buffer) the full rows are
         written there and a view is returned."""
         w = self.workers
-        if _PP is not None:
-            c = C if overwrite else C.copy()
-            _PP.c2c(c, axes=(0,), forward=False, inorm=2, out=c, nthreads=w)
-            if out is None:
-                out = np.empty((self.ny, self.mx), self.rdt)
-            _PP.c2r(c[: self.ny], axes=(1,), lastsize=self.mx, forward=False, inorm=2, out=out,
-                    nthreads=w)
-            return out[:, : self.nx]
-        c = sfft.ifft(C, axis=0, workers=w, overwrite_x=overwrite)[: self.ny]
-        r = sfft.irfft(c, n=self.mx, axis=-1, workers=w)
-        if out is not None:
-            out[...] = r
-            return out[:, : self.nx]
-        return r[:, : self.nx]
+        c = C if overwrite else C.copy()
+        F.c2c(c, (0,), False, out=c, workers=w)
+        if out is None:
+            out = np.empty((self.ny, self.mx), self.rdt)
+        F.c2r(c[: self.ny], (1,), self.mx, out=out, workers=w)
+        return out[:, : self.nx]
 
     # -- transfer tables
     def build_tables(self, max_bytes):

@@ -16,13 +16,13 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.fft as sfft
 from scipy.ndimage import gaussian_filter
 from scipy.optimize import minimize_scalar
 
-from .. import _validate as V
-from .._autodiff import vjp
-from ..propagation import propagate
+from .._backend import fft as F
+from .._backend import validate as V
+from .._backend.autodiff import vjp
+from ..ops.propagate import band_limit_mask, padded_shape, propagate
 from .io import check_optics
 
 __all__ = ["autofocus", "focus_curve", "FocusResult", "estimate_noise"]
@@ -221,10 +221,8 @@ class _Focus:
         self.wy, self.wx = wy, wx
         # the zero-padded grid that propagate(pad=True) would use, built here so that
         # the deviation can be low-passed on it once (see set_band)
-        self.py, self.px = sfft.next_fast_len(2 * wy), sfft.next_fast_len(2 * wx)
-        self.S = sfft.fft2(s, s=(self.py, self.px))
-        self.fy = np.abs(np.fft.fftfreq(self.py, self.dy))[:, None]
-        self.fx = np.abs(np.fft.fftfreq(self.px, self.dx))[None, :]
+        self.py, self.px = padded_shape((wy, wx))
+        self.S = F.fftn(s, s=(self.py, self.px), xp=np)
         self.mask = None
         self.sp = None
         if center is None:
@@ -252,10 +250,9 @@ class _Focus:
         smooth in z (no steps where a frequency leaves the band) and the noise power
         it sees does not depend on z (otherwise noise-sensitive criteria drift
         towards small z, where more noise passes)."""
-        fly = 1.0 / (self.lam * math.sqrt((2.0 * z_top / (self.py * self.dy)) ** 2 + 1.0))
-        flx = 1.0 / (self.lam * math.sqrt((2.0 * z_top / (self.px * self.dx)) ** 2 + 1.0))
-        self.mask = (self.fy <= fly) & (self.fx <= flx)
-        self.sp = np.ascontiguousarray(sfft.ifft2(self.S * self.mask).real)
+        self.mask = band_limit_mask((self.py, self.px), z_top, wavelength=self.lam,
+                                    pixel_size=(self.dy, self.dx), method="asm")
+        self.sp = np.ascontiguousarray(F.ifftn(self.S * self.mask, xp=np).real)
 
     # -- fields
     def field(self, z):
@@ -332,7 +329,7 @@ class _Focus:
         g = np.zeros((self.py, self.px), dtype=out.dtype)
         g[:self.wy, :self.wx] = gu
         gsp = np.real(pullback(g)[0])
-        gs = sfft.ifft2(sfft.fft2(gsp) * self.mask).real[:self.wy, :self.wx]
+        gs = F.ifftn(F.fftn(gsp, xp=np) * self.mask, xp=np).real[:self.wy, :self.wx]
         if self.contrast:
             return gs
         # d sqrt(max(h, 0)) / dh = 1 / (2 sqrt(h)) where h > 0, else 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _backend as B
-from .. import _kernels as K
-from ..propagation import propagate
+from .._backend import kernels as K
+from .._backend.capabilities import route
+from ..ops.propagate import Plan, propagate
+from ..ops.shift import intensity
 
 __all__ = ["backpropagate"]
 
@@ -13,13 +15,11 @@ __all__ = ["backpropagate"]
 def _update_projections_np(proj, planes, zc, offset, rdt):
     """Running min/max of |offset + u_k|^2 and the depths where they occur, plane by
     plane with in-place numpy operations (no (k, ny, nx) temporaries)."""
-    from ..shifting import intensity
-
     shape = planes.shape[1:]
     if proj is None:
         proj = {"min": np.full(shape, np.inf, dtype=rdt), "argmin_z": np.zeros(shape, dtype=rdt),
                 "max": np.full(shape, -np.inf, dtype=rdt), "argmax_z": np.zeros(shape, dtype=rdt)}
-    if K.have_cpu() and planes.strides[-1] == planes.itemsize:
+    if route("backpropagate", np) == "kernel" and planes.strides[-1] == planes.itemsize:
         # one fused pass: |offset + u|^2 and the four running maps
         K.minmax_project(planes, offset, zc, proj)
         return proj
@@ -42,14 +42,9 @@ def _projections_np(u, zs, offset, rdt, kw, progress):
     """Projections on numpy: one spectrum of the hologram, then per plane the fused
     transfer-function multiply, the pruned inverse transform and the fused min/max
     update reading the cropped output in place (no stack, no copies)."""
-    from .. import propagation as P
-    from .._threads import get_num_threads
-
-    p = P._make_plan(u, float(-zs[0]), kw["wavelength"], kw["pixel_size"], kw["method"], kw["pad"],
-                     True, False)
-    w = get_num_threads()
-    u3, owned = P._as_batch3(p, u)
-    U = P._fft_np(p, u3, w, owned=owned)
+    p = Plan.make(u, float(-zs[0]), kw["wavelength"], kw["pixel_size"], kw["method"], kw["pad"],
+                  True, False, op="backpropagate")
+    U = p.spectrum(u)
     tmp = np.empty_like(U)
     shape = u.shape
     proj = {"min": np.full(shape, np.inf, dtype=rdt), "argmin_z": np.zeros(shape, dtype=rdt),
@@ -61,8 +56,8 @@ def _projections_np(u, zs, offset, rdt, kw, progress):
         planes = tqdm(planes, desc="back-propagation", unit="plane")
     for k in planes:
         K.transfer_apply(U, tmp, p, float(-zs[k]), conjugate=False)
-        v = P._ifft_crop_np(p, tmp, w)
-        K.minmax_project(v, offset, zs[k:k + 1], proj)
+        v = p.inverse_crop(tmp)
+        K.minmax_project(v[None], offset, zs[k:k + 1], proj)
     return proj
 
 
@@ -130,7 +125,7 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     rdt = B.real_dtype_for(xp, hologram.dtype)
     stack_parts = []
     proj = None
-    if output == "projections" and B.is_numpy_namespace(xp) and K.have_cpu():
+    if output == "projections" and route("backpropagate", xp) == "kernel":
         return _projections_np(u, zs, offset, rdt, kw, progress)
     for s in starts:
         zc = zs[s:s + chunk]

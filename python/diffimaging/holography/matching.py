@@ -9,7 +9,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-__all__ = ["match", "MatchResult"]
+__all__ = ["match", "MatchResult", "as_positions"]
 
 
 @dataclass
@@ -37,7 +37,10 @@ class MatchResult:
                 f"lateral_rmse={self.lateral_rmse:.3g} m, axial_rmse={self.axial_rmse:.3g} m)")
 
 
-def _positions(t, name):
+def as_positions(t, name="positions"):
+    """(N, 3) float64 array of (y, x, z) positions in metres from an array or from a
+    table with a ``positions`` attribute (e.g. :class:`ParticleTable`); raises naming
+    ``name`` when the shape is not (N, 3) or a value is not finite."""
     pos = getattr(t, "positions", t)
     pos = np.asarray(pos, dtype=np.float64)
     if pos.ndim != 2 or pos.shape[1] != 3:
@@ -68,8 +71,8 @@ def match(found, truth, lateral_tol, axial_tol) -> MatchResult:
     >>> m = match(found, truth, lateral_tol=2 * 2e-6, axial_tol=3 * 10e-6)
     >>> m.recall, m.precision, m.lateral_rmse
     """
-    F = _positions(found, "found")
-    T = _positions(truth, "truth")
+    F = as_positions(found, "found")
+    T = as_positions(truth, "truth")
     for v, name in ((lateral_tol, "lateral_tol"), (axial_tol, "axial_tol")):
         if not (np.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive distance in metres, got {v!r}")

@@ -12,9 +12,9 @@ import numbers
 import numpy as np
 
 from .. import _backend as B
-from .._autodiff import vjp as _vjp
+from .._backend.autodiff import vjp as _vjp
 from ..model import Stage, _value_in
-from ..propagation import propagate
+from ..ops.propagate import propagate
 
 __all__ = ["MultiSlice"]
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .. import _validate as V
+from .._backend import validate as V
 from .simulate import ParticleTable
 
 __all__ = ["find_particles", "FoundParticles"]

@@ -6,11 +6,11 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft as sfft
 from scipy import ndimage
 from scipy.interpolate import RegularGridInterpolator
 
-from .._threads import get_num_threads
+from .._backend import fft as F
+from .._backend.threads import get_num_threads
 
 __all__ = ["piv", "PIVResult", "normalized_median_test"]
 
@@ -190,14 +190,14 @@ def _correlate(a, b, origins, win, pad, workers):
         wa = (wa - wa.mean(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
         wb = (wb - wb.mean(axis=(1, 2, 3), keepdims=True)).astype(np.float32)
         valid = np.any(wa != 0, axis=(1, 2, 3)) & np.any(wb != 0, axis=(1, 2, 3))
-        fa = sfft.rfftn(wa, s=pad, axes=(1, 2, 3), workers=workers)
-        fb = sfft.rfftn(wb, s=pad, axes=(1, 2, 3), workers=workers)
+        fa = F.rfftn(wa, s=pad, axes=(1, 2, 3), xp=np, workers=workers)
+        fb = F.rfftn(wb, s=pad, axes=(1, 2, 3), xp=np, workers=workers)
         fa = np.conj(fa, out=fa)
         fa *= fb
         del fb
-        corr = sfft.irfftn(fa, s=pad, axes=(1, 2, 3), workers=workers)
+        corr = F.irfftn(fa, s=pad, axes=(1, 2, 3), xp=np, workers=workers)
         del fa
-        corr = np.fft.fftshift(corr, axes=(1, 2, 3))
+        corr = F.fftshift(corr, axes=(1, 2, 3), xp=np)
         r = np.arange(m)
         # the peak is searched among the lags free of wrap-around, |lag| <= pad - window
         sub = corr[(slice(None),) + box]
@@ -353,7 +353,7 @@ def piv(vol_a, vol_b, window=(16, 16, 16), overlap=0.5, *, replace_outliers=True
     centers = (origins + first).reshape(grid + (3,)).astype(np.float64)
     # zero padding by half a window: a linear correlation, free of wrap-around for
     # displacements up to half a window
-    pad = tuple(sfft.next_fast_len(w + max(w // 2, 4), real=True) for w in win)
+    pad = tuple(F.next_fast_len(w + max(w // 2, 4), real=True) for w in win)
     workers = get_num_threads()
     pred = _predictor_grid(predictor, centers, grid)
     deform = predictor is not None

@@ -3,8 +3,9 @@ cropping to an FFT-friendly window."""
 from __future__ import annotations
 
 import numpy as np
-import scipy.fft as sfft
 from scipy.ndimage import gaussian_filter
+
+from .._backend import fft as F
 
 __all__ = ["estimate_background", "divide_background", "crop_fast", "preprocess"]
 
@@ -75,9 +76,9 @@ def crop_fast(image, multiple_of=1):
         raise ValueError(f"image must have at least 2 dimensions, got shape {a.shape}")
     size = []
     for n in a.shape[-2:]:
-        m = sfft.prev_fast_len(int(n))
+        m = F.prev_fast_len(int(n))
         while multiple_of > 1 and m % multiple_of:
-            m = sfft.prev_fast_len(m - 1)
+            m = F.prev_fast_len(m - 1)
         size.append(m)
     y0, x0 = (a.shape[-2] - size[0]) // 2, (a.shape[-1] - size[1]) // 2
     return a[..., y0:y0 + size[0], x0:x0 + size[1]], (y0, x0)

@@ -7,7 +7,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from .matching import _positions
+from .matching import as_positions
 
 __all__ = ["link", "Links", "predictor_from_piv", "predictor_from_links"]
 
@@ -50,7 +50,7 @@ def link(frame_a, frame_b, max_distance, *, predictor=None, max_axial_distance=N
     >>> links = link(found_a, found_b, 6e-6, max_axial_distance=40e-6,
     ...              predictor=predictor_from_links(first))             # refined
     """
-    A, Bp = _positions(frame_a, "frame_a"), _positions(frame_b, "frame_b")
+    A, Bp = as_positions(frame_a, "frame_a"), as_positions(frame_b, "frame_b")
     if not (np.isfinite(max_distance) and max_distance > 0):
         raise ValueError(f"max_distance must be a positive distance in metres, got {max_distance!r}")
     if max_axial_distance is None:
@@ -135,7 +135,7 @@ def predictor_from_piv(result, voxel_size, origin=(0.0, 0.0, 0.0)):
         return result.interpolate(vox)[:, [1, 2, 0]] * vs[[1, 2, 0]]
 
     def predict(positions):
-        p = _positions(positions, "positions")
+        p = as_positions(positions, "positions")
         d = field(p)
         return field(p + 0.5 * d)
 
@@ -180,7 +180,7 @@ def predictor_from_links(links, k=12, *, iterations=3):
     tree = cKDTree(S)
 
     def predict(positions):
-        q = _positions(positions, "positions")
+        q = as_positions(positions, "positions")
         if len(q) == 0:
             return np.zeros((0, 3))
         _, nb = tree.query(q, k=kk)

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _backend as B
-from .. import _kernels as K
-from .. import _validate as V
+from .._backend import validate as V
+from .._backend.capabilities import route
 from ..model import Bin, Intensity, Model, Param
 from ._dhfast import fista_volume
 from .backprop import backpropagate
@@ -236,7 +236,7 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         constraint = _ShiftedAmplitude()
     if engine not in ("auto", "fused", "generic"):
         raise ValueError(f"engine must be 'auto', 'fused' or 'generic', got {engine!r}")
-    fused_ok = (B.is_numpy_namespace(xp) and K.have_cpu() and object == "absorbing"
+    fused_ok = (engine != "generic" and route("dh_fused", xp) == "kernel" and object == "absorbing"
                 and model in ("born", "gabor") and solver == "fista" and not tv
                 and loss in ("l2", "poisson") and fb == 1)
     if engine == "fused" and not fused_ok:

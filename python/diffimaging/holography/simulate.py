@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _validate as V
-from ..binning import bin as _bin
-from ..propagation import propagate
+from .._backend import validate as V
+from ..ops.binning import bin as _bin
+from ..ops.propagate import propagate
 
 __all__ = ["simulate_particles", "ParticleTable", "random_particles"]
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _backend as B
-from .. import _kernels as K
-from .. import propagation as P
-from .._autodiff import vjp as _vjp
-from .._threads import get_num_threads
+from .._backend import kernels as K
+from .._backend.autodiff import vjp as _vjp
+from .._backend.capabilities import route
 from ..model import Stage, _value_in
-from ..propagation import propagate
+from ..ops.propagate import Plan, propagate
 
 __all__ = ["Volume"]
 
@@ -71,24 +70,23 @@ class Volume(Stage):
                              f"{tuple(o.shape)}")
 
     def _plan(self, o):
-        return P._make_plan(o[0], float(self.z[0]), self.static["wavelength"], self.static["pixel_size"],
-                            self.static["method"], self.static["pad"], self.static["band_limit"], False)
+        return Plan.make(o[0], float(self.z[0]), self.static["wavelength"], self.static["pixel_size"],
+                         self.static["method"], self.static["pad"], self.static["band_limit"], False,
+                         op="volume")
 
     def _scattered(self, o, zs):
-        """s (ny, nx) and, on numpy, the accumulated padded spectrum and the plan."""
-        xp = B.namespace(o)
-        if B.is_numpy_namespace(xp) and K.have_cpu():
+        """s (ny, nx) and, on the kernel path, the accumulated padded spectrum and the plan."""
+        if route("volume", B.namespace(o)) == "kernel":
             plan = self._plan(o)
-            w = get_num_threads()
             acc = None
             for k in range(zs.size):
-                Ok = P._spectrum(plan, o[k], w)
+                Ok = plan.spectrum(o[k])
                 if acc is None:
                     acc = np.zeros_like(Ok)
                 # acc += H(z_k) O_k  (H(z) = conj(H(-z)) for the carrier-free transfer function)
                 K.transfer_pullback(None, Ok, acc, plan, float(-zs[k]), accumulate=True)
             spec = acc.copy()
-            s = P._ifft_crop_np(plan, acc, w)
+            s = plan.inverse_crop(acc)
             return np.ascontiguousarray(s).reshape(o.shape[1:]), spec, plan
         s = None
         for k in range(zs.size):
@@ -120,8 +118,7 @@ class Volume(Stage):
             gs = r * g
         gref = float(gr) if isinstance(r, float) else xp.reshape(gr, tuple(r.shape))
         if plan is not None:
-            w = get_num_threads()
-            G = P._spectrum(plan, np.asarray(gs, dtype=plan.cdtype), w)
+            G = plan.spectrum(np.asarray(gs, dtype=plan.cdtype))
             tmp = np.empty_like(G)
             # every plane has the same phase rate d(phase)/dz, so the distance gradient is
             # one reduction against the accumulated spectrum sum_k H(z_k) O_k
@@ -129,7 +126,7 @@ class Volume(Stage):
             go = np.empty(o.shape, dtype=o.dtype)
             for k in range(zs.size):
                 K.transfer_pullback(None, G, tmp, plan, float(zs[k]), accumulate=False)
-                v = P._ifft_crop_np(plan, tmp, w)
+                v = plan.inverse_crop(tmp)
                 go[k] = v.real if real_o else v
             return go, {"dz": ddz, "reference": gref}
         gos, ddz = [], 0.0

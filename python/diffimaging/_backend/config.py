@@ -4,8 +4,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-from . import _kernels as K
-from ._threads import get_num_threads
+from . import capabilities as C
+from . import kernels as K
+from .threads import get_num_threads
 
 
 def _gpu_visible() -> str:
@@ -23,45 +24,54 @@ def _gpu_visible() -> str:
 
 
 def config_dict() -> dict:
-    from . import __version__
+    """The configuration as a dict (what :func:`show_config` prints; benchmarks store it)."""
+    from .. import __version__
+    from . import fft
 
     info = {
         "version": __version__,
         "python": sys.version.split()[0],
         "cpu_kernels": K.have_cpu(),
         "cpu_threads": get_num_threads(),
-        "cpu_simd": (K._core.simd() if K.have_cpu() else None),
+        "cpu_simd": K.cpu_simd(),
         "cuda_module": K.have_cuda_module(),
         "gpu_visible": _gpu_visible(),
         "fft": {},
+        "capabilities": {op: {b: cap.path for b, cap in row.items()} for op, row in C.TABLE.items()},
     }
     if K.have_cuda_module():
-        info["cuda_runtime"] = K._cuda.runtime_version()
-    for lib, engine in (("numpy", "scipy.fft (pocketfft) with worker threads"),
-                        ("cupy", "cupy.fft (cuFFT); operators run the array-API reference path"),
-                        ("torch", "torch.fft (array-API reference path)")):
+        info["cuda_runtime"] = K.cuda_runtime_version()
+    import numpy as np
+
+    for lib, engine in (("numpy", fft.engine(np)),
+                        ("cupy", "cupy.fft (cuFFT)"),
+                        ("torch", "torch.fft")):
         try:
             mod = importlib.import_module(lib)
             info["fft"][lib] = f"{engine} [{lib} {getattr(mod, '__version__', '?')}]"
         except Exception:
             info["fft"][lib] = "not installed"
-    info["fft"]["other array-API"] = "xp.fft (array-API fft extension, reference path)"
+    info["fft"]["other array-API"] = "xp.fft (array-API fft extension)"
     return info
 
 
 def show_config() -> None:
-    """Print the version, the compiled kernels in use, threads, CUDA and FFT engines."""
+    """Print the version, the compiled kernels in use, threads, CUDA, the FFT engines
+    and the capability table (which path runs each operation for each library)."""
     c = config_dict()
     print(f"diffimaging {c['version']} (Python {c['python']})")
     if c["cpu_kernels"]:
         print(f"  CPU kernels      : compiled C++ in use ({c['cpu_simd']}), {c['cpu_threads']} threads")
     else:
-        print(f"  CPU kernels      : NOT built ({K._core_error}); using the array-API reference path")
+        print(f"  CPU kernels      : NOT built ({K.cpu_unavailable_reason()}); using the array-API "
+              f"reference path")
     if c["cuda_module"]:
         print(f"  CUDA module      : built (CUDA runtime {c['cuda_runtime']}, static)")
     else:
-        print(f"  CUDA module      : not built ({K._cuda_error})")
+        print(f"  CUDA module      : not built ({K.cuda_unavailable_reason()})")
     print(f"  GPU visible      : {c['gpu_visible']}")
     print("  FFT engines      :")
     for lib, e in c["fft"].items():
         print(f"    {lib:16s} {e}")
+    print("  Capabilities (operation x array library):")
+    print("    " + C.markdown_table().replace("\n", "\n    "))

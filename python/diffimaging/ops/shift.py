@@ -4,29 +4,24 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.fft as _sfft
 
-from . import _backend as B
-from . import _kernels as K
-from . import _validate as V
-from ._autodiff import register_vjp
-from ._threads import get_num_threads
-from ._util import broadcast_batch, parse_shift, sum_to_shape
-from .propagation import _freqs  # cycles per sample with d = 1
+from .. import _backend as B
+from .._backend import fft as F
+from .._backend import kernels as K
+from .._backend import validate as V
+from .._backend.autodiff import register_vjp
+from .._backend.capabilities import route
+from .._backend.util import broadcast_batch, parse_shift, sum_to_shape
 
 __all__ = ["shift", "intensity"]
 
 
 def _fft2(xp, u):
-    if B.is_numpy_namespace(xp):
-        return _sfft.fft2(u, workers=get_num_threads())
-    return xp.fft.fftn(u, axes=(-2, -1))
+    return F.fftn(u, xp=xp)
 
 
 def _ifft2(xp, u):
-    if B.is_numpy_namespace(xp):
-        return _sfft.ifft2(u, workers=get_num_threads(), overwrite_x=True)
-    return xp.fft.ifftn(u, axes=(-2, -1))
+    return F.ifftn(u, xp=xp, overwrite=True)
 
 
 class _ShiftPlan:
@@ -34,6 +29,7 @@ class _ShiftPlan:
         xp = B.namespace(field, s, names=["field", "shift"])
         kind = V.field_array(field, "field", xp)
         host, sb, skind, sdtype = parse_shift(s, xp)
+        self.path = route("shift", xp)  # the reference path on every library (see the table)
         self.xp, self.device = xp, B.device_of(field)
         self.real_input = kind in ("f4", "f8")
         self.cdtype = B.complex_dtype_for(xp, field.dtype)
@@ -46,8 +42,9 @@ class _ShiftPlan:
         sh = xp.asarray(sh, dtype=xp.float64)
         self.sy = sh[..., 0][..., None, None]
         self.sx = sh[..., 1][..., None, None]
-        self.fy = xp.reshape(_freqs(xp, self.ny, 1.0, self.device), (self.ny, 1))
-        self.fx = xp.reshape(_freqs(xp, self.nx, 1.0, self.device), (1, self.nx))
+        # cycles per sample (d = 1)
+        self.fy = xp.reshape(F.fftfreq(self.ny, 1.0, xp=xp, device=self.device), (self.ny, 1))
+        self.fx = xp.reshape(F.fftfreq(self.nx, 1.0, xp=xp, device=self.device), (1, self.nx))
 
     def ramp(self, sign=1.0):
         """exp(-2 pi i (fy sy + fx sx)) (sign=-1: its conjugate), separable factors."""
@@ -133,7 +130,7 @@ def intensity(field):
     kind = V.field_array(field, "field", xp)
     if kind in ("f4", "f8"):
         return field * field
-    if B.is_numpy_namespace(xp) and K.have_cpu():
+    if route("intensity", xp) == "kernel":
         return K.intensity(np.ascontiguousarray(field))
     re, im = xp.real(field), xp.imag(field)
     return re * re + im * im

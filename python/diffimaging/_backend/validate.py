@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 
-from . import _backend as B
+from .namespace import dtype_kind, to_host_float64
 
 
 class SamplingWarning(UserWarning):
@@ -19,7 +19,7 @@ def positive_scalar(value, name: str, unit: str = "m", typical: tuple | None = N
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         arr = None
         if hasattr(value, "shape") and tuple(getattr(value, "shape")) == ():
-            arr = B.to_host_float64(value, name)
+            arr = to_host_float64(value, name)
         if arr is None:
             raise TypeError(f"{name} must be a real number in {unit}, got {value!r}")
         value = float(arr)
@@ -36,7 +36,7 @@ def positive_scalar(value, name: str, unit: str = "m", typical: tuple | None = N
 def pixel_size(value, name: str = "pixel_size") -> tuple[float, float]:
     """A float or a (dy, dx) pair, in metres."""
     if isinstance(value, (tuple, list)) or (hasattr(value, "shape") and len(getattr(value, "shape")) == 1):
-        vals = list(B.to_host_float64(value, name).reshape(-1))
+        vals = list(to_host_float64(value, name).reshape(-1))
         if len(vals) != 2:
             raise ValueError(f"{name} must be a float or a (dy, dx) pair in metres, got {value!r}")
         dy = positive_scalar(vals[0], f"{name}[0] (dy)", typical=(1e-9, 1e-2))
@@ -58,7 +58,7 @@ def field_array(x, name: str, xp, *, allow_real: bool = True):
     if ndim < 2:
         raise ValueError(f"{name} must have at least 2 dimensions (..., ny, nx), got shape "
                          f"{tuple(x.shape)}")
-    kind = B.dtype_kind(xp, x.dtype)
+    kind = dtype_kind(xp, x.dtype)
     if kind == "other":
         raise TypeError(f"{name} must be float32, float64, complex64 or complex128, got {x.dtype}"
                         f" (convert integer or boolean images with .astype(float32) first)")

@@ -1,9 +1,9 @@
-"""Array-library dispatch: namespaces, dtypes, devices and FFT engines.
+"""Array namespaces, dtypes and devices.
 
 The namespace always comes from the inputs (``array_api_compat``); nothing here
-is a global backend switch.  numpy arrays use the compiled CPU kernels and
-``scipy.fft``; every other array-API array uses the pure array-API reference
-implementation (CuPy included until its CUDA kernels land).
+is a global backend switch.  Which implementation runs for which array library
+is decided in :mod:`.capabilities`; the FFT engine of each library is named in
+:func:`.fft.engine`.
 """
 from __future__ import annotations
 
@@ -15,9 +15,14 @@ import numpy as np
 __all__ = [
     "namespace",
     "is_numpy_namespace",
+    "is_cupy_namespace",
+    "is_torch_namespace",
     "complex_dtype_for",
     "real_dtype_for",
-    "fft_engine",
+    "dtype_kind",
+    "is_complex",
+    "device_of",
+    "to_host_float64",
 ]
 
 
@@ -107,19 +112,6 @@ def is_complex(xp, dtype) -> bool:
 
 def device_of(x):
     return aac.device(x)
-
-
-def fft_engine(xp) -> str:
-    """Human-readable name of the FFT engine used for arrays of namespace ``xp``."""
-    if is_numpy_namespace(xp):
-        import scipy
-
-        return f"scipy.fft (pocketfft, scipy {scipy.__version__}, worker threads)"
-    if is_cupy_namespace(xp):
-        return "cupy.fft (cuFFT)"
-    if is_torch_namespace(xp):
-        return "torch.fft"
-    return f"{getattr(xp, '__name__', 'xp')}.fft (array-API fft extension)"
 
 
 def to_host_float64(x, name: str) -> np.ndarray:

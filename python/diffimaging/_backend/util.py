@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from . import _backend as B
+from .namespace import dtype_kind, to_host_float64
 
 
 def broadcast_batch(a: tuple, b: tuple, names: tuple[str, str]) -> tuple:
@@ -44,14 +44,14 @@ def parse_shift(shift, xp, name: str = "shift"):
         if getattr(shift, "ndim", None) is None:
             raise TypeError(f"{name} must be a (sy, sx) pair or an array of shape (..., 2), got "
                             f"{type(shift).__name__}")
-        if B.dtype_kind(xp, shift.dtype) not in ("f4", "f8"):
+        if dtype_kind(xp, shift.dtype) not in ("f4", "f8"):
             if xp.isdtype(shift.dtype, "integral"):
-                host = B.to_host_float64(shift, name)
+                host = to_host_float64(shift, name)
                 return _check_host(host, name), tuple(host.shape[:-1]), "sequence", None
             else:
                 raise TypeError(f"{name} must be real (pixels), got dtype {shift.dtype}")
         else:
-            host = B.to_host_float64(shift, name)
+            host = to_host_float64(shift, name)
         kind, dtype = "array", shift.dtype
     return _check_host(host, name), tuple(host.shape[:-1]), kind, dtype
 

@@ -5,11 +5,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _backend as B
-from . import _kernels as K
-from . import _validate as V
-from ._autodiff import register_vjp
-from ._util import broadcast_batch, parse_shift, prod, sum_to_shape
+from .. import _backend as B
+from .._backend import kernels as K
+from .._backend import validate as V
+from .._backend.autodiff import register_vjp
+from .._backend.capabilities import route
+from .._backend.util import broadcast_batch, parse_shift, prod, sum_to_shape
 
 __all__ = ["bin"]
 
@@ -51,7 +52,7 @@ def _make_plan(image, shift, factor, reduce) -> _Plan:
     return _Plan(xp=xp, device=B.device_of(image), f=f, ny=ny, nx=nx, my=ny // f, mx=nx // f,
                  scale=1.0 if reduce == "sum" else 1.0 / (f * f), img_batch=img_batch,
                  out_batch=out_batch, shift_host=host, shift_batch=sb, shift_kind=kind,
-                 shift_dtype=dtype, kernel=B.is_numpy_namespace(xp) and K.have_cpu())
+                 shift_dtype=dtype, kernel=route("bin", xp) == "kernel")
 
 
 # ------------------------------------------------------------------ kernel path

@@ -3,26 +3,41 @@ from __future__ import annotations
 
 import math
 import numbers
-import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.fft as _sfft
 
-from . import _backend as B
-from . import _kernels as K
-from . import _validate as V
-from ._autodiff import register_vjp
-from ._threads import get_num_threads
+from .. import _backend as B
+from .._backend import fft as F
+from .._backend import kernels as K
+from .._backend import validate as V
+from .._backend.autodiff import register_vjp
+from .._backend.capabilities import route
 
-__all__ = ["propagate", "transfer_function", "free_workspace"]
+__all__ = ["propagate", "transfer_function", "transfer_kappa", "band_limit_freq",
+           "band_limit_mask", "free_workspace", "padded_shape", "Plan"]
 
 _METHODS = {"asm": 0, "fresnel": 1}
 
+free_workspace = F.free_workspace
+
 
 @dataclass
-class _Plan:
+class Plan:
+    """Everything one propagation needs, checked once: the array library, dtypes,
+    the field's grid (ny, nx) and the FFT grid (py, px) (zero-padded when ``pad``),
+    the optics (metres) and the distances.
+
+    Build it with :meth:`make`.  Its methods are the building blocks of the
+    propagators of the package (the ∂H volume, streamed back-propagation): the
+    spectrum on the FFT grid (:meth:`spectrum`), the inverse transform cropped back
+    (:meth:`inverse_crop`), the transfer function (:meth:`transfer`).  On the kernel
+    path (numpy with the compiled module, ``kernel`` True) the plan is also what the
+    C++ transfer kernels read (``wavelength``, ``dy``, ``dx``, ``px``, ``method``,
+    ``band_limit``, ``carrier``).
+    """
+
     xp: object
     device: object
     cdtype: object
@@ -45,9 +60,73 @@ class _Plan:
     z_shape: tuple
     kernel: bool
 
+    @classmethod
+    def make(cls, field, z, wavelength, pixel_size, method="asm", pad=True, band_limit=True,
+             carrier=True, op="propagate") -> "Plan":
+        """Check the arguments of :func:`propagate` (same meaning and units) and plan
+        the transforms.  ``op`` names the operation whose path (kernel or reference)
+        the capability table decides."""
+        xp = B.namespace(field, z, names=["field", "z"])
+        kind = V.field_array(field, "field", xp)
+        if method not in _METHODS:
+            raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
+        lam = V.wavelength(wavelength)
+        dy, dx = V.pixel_size(pixel_size)
+        zs, zkind, zdtype, zshape, stack = _parse_z(z, xp)
+        ny, nx = int(field.shape[-2]), int(field.shape[-1])
+        py, px = padded_shape((ny, nx)) if pad else (ny, nx)
+        plan = cls(xp=xp, device=B.device_of(field), cdtype=B.complex_dtype_for(xp, field.dtype),
+                   real_input=kind in ("f4", "f8"), batch_shape=tuple(field.shape[:-2]), ny=ny,
+                   nx=nx, py=py, px=px, dy=dy, dx=dx, wavelength=lam, method=method,
+                   band_limit=bool(band_limit), carrier=bool(carrier), zs=zs, stack=stack,
+                   z_kind=zkind, z_dtype=zdtype, z_shape=zshape,
+                   kernel=route(op, xp) == "kernel")
+        _check_sampling(plan)
+        return plan
 
-def _fast_len(n: int) -> int:
-    return int(_sfft.next_fast_len(int(n)))
+    def batch3(self, a):
+        """(batch, ny, nx) complex C-contiguous numpy view of ``a``, and whether it is
+        a new array that may be overwritten (a conversion copy) or the caller's data."""
+        b = np.ascontiguousarray(a, dtype=self.cdtype)
+        owned = not np.shares_memory(b, a) if isinstance(a, np.ndarray) else True
+        return b.reshape((-1, b.shape[-2], b.shape[-1])), owned
+
+    def spectrum(self, a):
+        """Spectrum of ``a`` (..., ny, nx) on the FFT grid, (..., py, px) of the plan's
+        complex dtype (``a`` zero-padded; never modified).  Kernel path: pruned numpy
+        transforms, C-contiguous result."""
+        if self.kernel:
+            a3, owned = self.batch3(a)
+            U = F.padded_fft2(a3, (self.py, self.px), owned=owned)
+            return U.reshape(tuple(a.shape[:-2]) + (self.py, self.px))
+        xp = self.xp
+        u = xp.astype(a, self.cdtype) if a.dtype != self.cdtype else a
+        s = (self.py, self.px) if (self.py, self.px) != (self.ny, self.nx) else None
+        return F.fftn(u, s=s, xp=xp)
+
+    def inverse_crop(self, V):
+        """Inverse transform of the spectrum ``V`` (..., py, px) cropped to the field's
+        grid (..., ny, nx).  Kernel path: ``V`` is overwritten and the result is a view
+        with contiguous rows."""
+        if self.kernel:
+            return F.ifft2_crop(V, (self.ny, self.nx))
+        v = F.ifftn(V, xp=self.xp)
+        return v[..., :self.ny, :self.nx] if (self.py, self.px) != (self.ny, self.nx) else v
+
+    def transfer(self, z, kappa=False):
+        """Transfer function H(z) on the FFT grid (the plan's dtype, library and device);
+        with ``kappa`` also its phase rate d(phase)/dz [rad/m] (see
+        :func:`transfer_function`)."""
+        return transfer_function((self.py, self.px), z, wavelength=self.wavelength,
+                                 pixel_size=(self.dy, self.dx), method=self.method,
+                                 band_limit=self.band_limit, carrier=self.carrier, xp=self.xp,
+                                 device=self.device, dtype=self.cdtype, return_kappa=kappa)
+
+
+def padded_shape(shape) -> tuple[int, int]:
+    """The zero-padded FFT grid of ``propagate(pad=True)`` for a (ny, nx) field: the
+    smallest fast FFT lengths of at least twice each size."""
+    return F.next_fast_len(2 * int(shape[0])), F.next_fast_len(2 * int(shape[1]))
 
 
 def _parse_z(z, xp):
@@ -77,30 +156,11 @@ def _parse_z(z, xp):
     return zs, kind, dtype, shape, stack
 
 
-def _make_plan(field, z, wavelength, pixel_size, method, pad, band_limit, carrier) -> _Plan:
-    xp = B.namespace(field, z, names=["field", "z"])
-    kind = V.field_array(field, "field", xp)
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
-    lam = V.wavelength(wavelength)
-    dy, dx = V.pixel_size(pixel_size)
-    zs, zkind, zdtype, zshape, stack = _parse_z(z, xp)
-    ny, nx = int(field.shape[-2]), int(field.shape[-1])
-    if pad:
-        py, px = _fast_len(2 * ny), _fast_len(2 * nx)
-    else:
-        py, px = ny, nx
-    plan = _Plan(xp=xp, device=B.device_of(field), cdtype=B.complex_dtype_for(xp, field.dtype),
-                 real_input=kind in ("f4", "f8"), batch_shape=tuple(field.shape[:-2]), ny=ny, nx=nx,
-                 py=py, px=px, dy=dy, dx=dx, wavelength=lam, method=method,
-                 band_limit=bool(band_limit), carrier=bool(carrier), zs=zs, stack=stack,
-                 z_kind=zkind, z_dtype=zdtype, z_shape=zshape,
-                 kernel=B.is_numpy_namespace(xp) and K.have_cpu())
-    _check_sampling(plan)
-    return plan
-
-
-def _band_limit_freq(method, lam, n, d, z):
+def band_limit_freq(method, wavelength, n, d, z) -> float:
+    """Band-limit frequency [1/m] (Matsushima & Shimobaba 2009) along one axis of an
+    ``n``-point FFT grid of spacing ``d`` [m] for propagation by ``z`` [m]:
+    beyond it the transfer function's phase is undersampled (aliased)."""
+    lam = wavelength
     df = 1.0 / (n * d)
     az = abs(z)
     if method == "asm":
@@ -108,13 +168,13 @@ def _band_limit_freq(method, lam, n, d, z):
     return math.inf if az == 0 else 1.0 / (2.0 * df * lam * az)
 
 
-def _check_sampling(p: _Plan) -> None:
+def _check_sampling(p: Plan) -> None:
     """Warn (SamplingWarning) where the grid makes the result unreliable."""
     zmax = float(np.max(np.abs(p.zs)))
     if zmax == 0:
         return
     # per axis: Nyquist frequency of the samples and the band-limit frequency of the FFT grid
-    axes = [(0.5 / d, _band_limit_freq(p.method, p.wavelength, n, d, zmax), n, d)
+    axes = [(0.5 / d, band_limit_freq(p.method, p.wavelength, n, d, zmax), n, d)
             for n, d in ((p.py, p.dy), (p.px, p.dx))]
     cut = [(fl, nyq, n, d) for nyq, fl, n, d in axes if fl < nyq]
     if cut:
@@ -153,32 +213,61 @@ def _check_sampling(p: _Plan) -> None:
 # reference implementation (any array-API namespace)
 # --------------------------------------------------------------------------
 
-def _freqs(xp, n, d, device):
-    j = xp.arange(n, dtype=xp.float64, device=device)
-    half = (n + 1) // 2
-    return xp.where(j < half, j, j - n) / (n * d)
+def _grid(shape, pixel_size, half, xp, device):
+    dy, dx = pixel_size
+    ny, nx = int(shape[0]), int(shape[1])
+    fy = F.fftfreq(ny, dy, xp=xp, device=device)[:, None]
+    fx = (F.rfftfreq if half else F.fftfreq)(nx, dx, xp=xp, device=device)[None, :]
+    return fy, fx
 
 
-def transfer_function(shape, z, *, wavelength, pixel_size, method="asm", band_limit=True,
-                      carrier=True, xp=None, device=None, dtype=None, return_kappa=False):
-    """Transfer function H(fy, fx) of free-space propagation by ``z`` metres on an
-    FFT grid of ``shape = (ny, nx)`` samples spaced ``pixel_size`` metres, in
-    the FFT's (unshifted) frequency order.
-
-    The phase is computed in float64; the result is cast to ``dtype``
-    (complex128 by default).  With ``return_kappa`` also returns the phase rate
-    kappa = d(phase)/dz in rad/m (float64, 0 where H = 0).
-    """
+def band_limit_mask(shape, z, *, wavelength, pixel_size, method="asm", half=False, xp=None,
+                    device=None):
+    """Boolean band-limit mask (Matsushima & Shimobaba 2009) of the transfer function
+    for propagation by ``z`` metres on an FFT grid of ``shape = (ny, nx)`` samples spaced
+    ``pixel_size`` metres: True where |fy| and |fx| are within the band-limit
+    frequencies of :func:`band_limit_freq`.  ``half``: the half spectrum of a real
+    transform, (ny, nx // 2 + 1)."""
     xp = np if xp is None else xp
-    dtype = xp.complex128 if dtype is None else dtype
     lam = V.wavelength(wavelength)
     dy, dx = V.pixel_size(pixel_size)
     if method not in _METHODS:
         raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
-    z = float(z)
-    ny, nx = int(shape[0]), int(shape[1])
-    fy = _freqs(xp, ny, dy, device)[:, None]
-    fx = _freqs(xp, nx, dx, device)[None, :]
+    fy, fx = _grid(shape, (dy, dx), half, xp, device)
+    return _band_mask(fy, fx, xp, method, lam, shape, (dy, dx), float(z))
+
+
+def _band_mask(fy, fx, xp, method, lam, shape, pixel_size, z):
+    fyl = band_limit_freq(method, lam, int(shape[0]), pixel_size[0], z)
+    fxl = band_limit_freq(method, lam, int(shape[1]), pixel_size[1], z)
+    return (xp.abs(fy) <= fyl) & (xp.abs(fx) <= fxl)
+
+
+def transfer_kappa(shape, z, *, wavelength, pixel_size, method="asm", band_limit=True,
+                   carrier=True, half=False, xp=None, device=None):
+    """Support and phase rate of the free-space transfer function on an FFT grid.
+
+    The one place where the transfer function's formula is written: propagation by
+    ``z`` metres multiplies the spectrum by ``H = ok * exp(i z kappa)``, where
+
+    - ``kappa`` [rad/m] is 2 pi sqrt(1/lambda^2 - f^2) (angular spectrum) or
+      2 pi / lambda - pi lambda f^2 (Fresnel) with ``carrier``; without it the carrier
+      2 pi / lambda is subtracted (for the angular spectrum in the cancellation-free
+      form -2 pi f^2 / (sqrt(1/lambda^2 - f^2) + 1/lambda));
+    - ``ok`` (bool) drops the evanescent components (angular spectrum) and, with
+      ``band_limit``, the frequencies beyond the band limit of ``z``
+      (:func:`band_limit_mask`).
+
+    ``shape = (ny, nx)`` samples spaced ``pixel_size`` metres, in the FFT's own
+    (unshifted) order; ``half``: the half spectrum (ny, nx // 2 + 1) of a real
+    transform.  Returns ``(ok, kappa)``: float64 kappa, 0 where ``ok`` is False.
+    """
+    xp = np if xp is None else xp
+    lam = V.wavelength(wavelength)
+    dy, dx = V.pixel_size(pixel_size)
+    if method not in _METHODS:
+        raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
+    fy, fx = _grid(shape, (dy, dx), half, xp, device)
     f2 = fy * fy + fx * fx
     inv_l = 1.0 / lam
     if method == "asm":
@@ -190,43 +279,51 @@ def transfer_function(shape, z, *, wavelength, pixel_size, method="asm", band_li
         ok = xp.ones(f2.shape, dtype=xp.bool, device=device)
         kappa = (2 * math.pi * inv_l if carrier else 0.0) - math.pi * lam * f2
     if band_limit:
-        fyl = _band_limit_freq(method, lam, ny, dy, z)
-        fxl = _band_limit_freq(method, lam, nx, dx, z)
-        ok = ok & (xp.abs(fy) <= fyl) & (xp.abs(fx) <= fxl)
-    kappa = xp.where(ok, kappa, 0.0)
+        ok = ok & _band_mask(fy, fx, xp, method, lam, shape, (dy, dx), float(z))
+    return ok, xp.where(ok, kappa, 0.0)
+
+
+def transfer_function(shape, z, *, wavelength, pixel_size, method="asm", band_limit=True,
+                      carrier=True, xp=None, device=None, dtype=None, return_kappa=False):
+    """Transfer function H(fy, fx) of free-space propagation by ``z`` metres on an
+    FFT grid of ``shape = (ny, nx)`` samples spaced ``pixel_size`` metres, in
+    the FFT's (unshifted) frequency order.
+
+    The phase is computed in float64; the result is cast to ``dtype``
+    (complex128 by default).  With ``return_kappa`` also returns the phase rate
+    kappa = d(phase)/dz in rad/m (float64, 0 where H = 0); see :func:`transfer_kappa`.
+    """
+    xp = np if xp is None else xp
+    dtype = xp.complex128 if dtype is None else dtype
+    z = float(z)
+    ok, kappa = transfer_kappa(shape, z, wavelength=wavelength, pixel_size=pixel_size,
+                               method=method, band_limit=band_limit, carrier=carrier, xp=xp,
+                               device=device)
     phase = z * kappa
     m = xp.astype(ok, xp.float64)
     H = xp.astype(m * xp.cos(phase), dtype) + xp.astype(m * xp.sin(phase), dtype) * 1j
     return (H, kappa) if return_kappa else H
 
 
-def _tf(p: _Plan, z, kappa=False):
-    return transfer_function((p.py, p.px), z, wavelength=p.wavelength, pixel_size=(p.dy, p.dx),
-                             method=p.method, band_limit=p.band_limit, carrier=p.carrier,
-                             xp=p.xp, device=p.device, dtype=p.cdtype, return_kappa=kappa)
+def _fft_ref(p: Plan, u):
+    s = (p.py, p.px) if (p.py, p.px) != (p.ny, p.nx) else None
+    return F.fftn(u, s=s, xp=p.xp)
 
 
-def _fft_ref(p: _Plan, u):
-    xp = p.xp
-    if (p.py, p.px) != (p.ny, p.nx):
-        return xp.fft.fftn(u, s=(p.py, p.px), axes=(-2, -1))
-    return xp.fft.fftn(u, axes=(-2, -1))
-
-
-def _ifft_crop_ref(p: _Plan, U):
-    v = p.xp.fft.ifftn(U, axes=(-2, -1))
+def _ifft_crop_ref(p: Plan, U):
+    v = F.ifftn(U, xp=p.xp)
     return v[..., :p.ny, :p.nx] if (p.py, p.px) != (p.ny, p.nx) else v
 
 
-def _forward_reference(p: _Plan, field):
+def _forward_reference(p: Plan, field):
     xp = p.xp
     u = xp.astype(field, p.cdtype) if p.real_input else field
     U = _fft_ref(p, u)
-    outs = [_ifft_crop_ref(p, U * _tf(p, z)) for z in p.zs]
+    outs = [_ifft_crop_ref(p, U * p.transfer(z)) for z in p.zs]
     return xp.stack(outs, axis=0) if p.stack else outs[0]
 
 
-def _pullback_reference(p: _Plan, field, g, want_z=True):
+def _pullback_reference(p: Plan, field, g, want_z=True):
     xp = p.xp
     u = xp.astype(field, p.cdtype) if p.real_input else field
     U = _fft_ref(p, u) if want_z else None
@@ -236,7 +333,7 @@ def _pullback_reference(p: _Plan, field, g, want_z=True):
     planes = [g[k, ...] for k in range(len(p.zs))] if p.stack else [g]
     for z, gk in zip(p.zs, planes):
         G = _fft_ref(p, gk)
-        H, kappa = _tf(p, z, kappa=True)
+        H, kappa = p.transfer(z, kappa=True)
         if want_z:
             w = xp.astype(kappa, p.cdtype) * 1j * H * U
             dz.append(float(xp.sum(xp.real(xp.conj(G) * w))) / n)
@@ -250,95 +347,12 @@ def _pullback_reference(p: _Plan, field, g, want_z=True):
 # compiled path (numpy + C++ kernels + scipy.fft)
 # --------------------------------------------------------------------------
 
-# Pruned FFTs on the padded grid: the zero rows of the padded input need no
-# row transform, and the rows that the crop discards need no inverse row
-# transform.  (Set to False to time the plain fft2/ifft2 variant.)
-_PRUNED = True
-
-
-_WS = threading.local()
-
-
-def free_workspace() -> None:
-    """Release the padded work buffer that ``propagate`` keeps per thread between
-    calls (one array of the padded grid size, reused while shapes repeat)."""
-    _WS.__dict__.clear()
-
-
-def _workspace(shape, dtype):
-    buf = getattr(_WS, "buf", None)
-    if buf is None or buf.shape != shape or buf.dtype != dtype:
-        _WS.buf = None  # drop the old one first
-        buf = _WS.buf = np.empty(shape, dtype=dtype)
-    return buf
-
-
-def _fft_np(p: _Plan, u3, workers, workspace=False, owned=False):
-    """Spectrum of the (implicitly zero-padded) batch u3 on the FFT grid.
-    With ``workspace`` the result lives in the per-thread work buffer (no new
-    allocation, so no page faults on a large array)."""
-    if (p.py, p.px) == (p.ny, p.nx):
-        if not owned:
-            # the caller's data: copy (threaded, first touch spread over the
-            # threads) into the result, then transform in place
-            own = np.empty(u3.shape, dtype=p.cdtype)
-            K.crop_copy(u3, own)
-            u3 = own
-        return _sfft.fft2(u3, workers=workers, overwrite_x=True)
-    if not _PRUNED:
-        return _sfft.fft2(u3, s=(p.py, p.px), workers=workers)
-    if workspace:
-        buf = _workspace((u3.shape[0], p.py, p.px), p.cdtype)
-        buf[:, :p.ny, :p.nx] = u3
-        buf[:, :p.ny, p.nx:] = 0
-        buf[:, p.ny:, :] = 0
-        rows = buf[:, :p.ny, :]
-        a = _sfft.fft(rows, axis=-1, workers=workers, overwrite_x=True)  # ny rows only
-        if a is not rows and not np.shares_memory(a, buf):
-            rows[...] = a
-        b = _sfft.fft(buf, axis=-2, workers=workers, overwrite_x=True)
-        if b is not buf and not np.shares_memory(b, buf):
-            buf[...] = b
-        return buf
-    a = _sfft.fft(u3, n=p.px, axis=-1, workers=workers)             # ny rows only
-    return _sfft.fft(a, n=p.py, axis=-2, workers=workers, overwrite_x=True)
-
-
-def _ifft_crop_np(p: _Plan, V, workers):
-    """Inverse transform of the spectrum V (overwritten) cropped to (ny, nx)."""
-    if (p.py, p.px) == (p.ny, p.nx):
-        return _sfft.ifft2(V, workers=workers, overwrite_x=True)
-    if not _PRUNED:
-        return _sfft.ifft2(V, workers=workers, overwrite_x=True)[..., :p.ny, :p.nx]
-    # rows first (contiguous, all rows), then the strided column transforms of
-    # the kept columns only: the column pass is the costly one
-    V = _sfft.ifft(V, axis=-1, workers=workers, overwrite_x=True)
-    cols = V[..., :p.nx]
-    v = _sfft.ifft(cols, axis=-2, workers=workers, overwrite_x=True)
-    return v[..., :p.ny, :]
-
-
-def _as_batch3(p: _Plan, a):
-    """(batch, ny, nx) complex C-contiguous view of a, and whether it is a new
-    array that may be overwritten (a conversion copy) or the caller's data."""
-    b = np.ascontiguousarray(a, dtype=p.cdtype)
-    owned = not np.shares_memory(b, a) if isinstance(a, np.ndarray) else True
-    return b.reshape((-1, b.shape[-2], b.shape[-1])), owned
-
-
-def _spectrum(p: _Plan, a, workers):
-    """Spectrum on the FFT grid of an array (never modifies it)."""
-    a3, owned = _as_batch3(p, a)
-    return _fft_np(p, a3, workers, owned=owned)
-
-
-def _forward_kernel(p: _Plan, field):
-    w = get_num_threads()
-    u3, owned = _as_batch3(p, field)
-    U = _fft_np(p, u3, w, workspace=True, owned=owned)
+def _forward_kernel(p: Plan, field):
+    u3, owned = p.batch3(field)
+    U = F.padded_fft2(u3, (p.py, p.px), owned=owned, workspace=True)
     if not p.stack:
         K.transfer_apply(U, U, p, float(p.zs[0]), conjugate=False)
-        v = _ifft_crop_np(p, U, w)
+        v = p.inverse_crop(U)
         if v.flags.c_contiguous:
             return v.reshape(p.batch_shape + (p.ny, p.nx))
         out = np.empty(u3.shape, dtype=p.cdtype)
@@ -351,7 +365,7 @@ def _forward_kernel(p: _Plan, field):
     # (it streams two tables through the cache per plane)
     for k, z in enumerate(p.zs):
         K.transfer_apply(U, tmp, p, float(z), conjugate=False)
-        v = _ifft_crop_np(p, tmp, w)
+        v = p.inverse_crop(tmp)
         if v.flags.c_contiguous:
             out[k] = v
         else:
@@ -359,33 +373,32 @@ def _forward_kernel(p: _Plan, field):
     return out.reshape((len(p.zs),) + p.batch_shape + (p.ny, p.nx))
 
 
-def _pullback_kernel(p: _Plan, field, g, want_z=True):
-    w = get_num_threads()
+def _pullback_kernel(p: Plan, field, g, want_z=True):
     n = float(p.py * p.px)
-    U = _spectrum(p, field, w) if want_z else None
+    U = p.spectrum(field) if want_z else None
     if not p.stack:
-        G = _spectrum(p, g, w)
+        G = p.spectrum(g)
         dz = K.transfer_pullback(U, G, G, p, float(p.zs[0]), accumulate=False)
-        return _ifft_crop_np(p, G, w), [dz / n]
+        return p.inverse_crop(G), [dz / n]
     g = np.asarray(g)
     acc = None
     dz = []
     for k, z in enumerate(p.zs):
-        G = _spectrum(p, g[k], w)
+        G = p.spectrum(g[k])
         if acc is None:
             acc = G
             d = K.transfer_pullback(U, G, acc, p, float(z), accumulate=False)
         else:
             d = K.transfer_pullback(U, G, acc, p, float(z), accumulate=True)
         dz.append(d / n)
-    return _ifft_crop_np(p, acc, w), dz
+    return p.inverse_crop(acc), dz
 
 
 # --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
 
-def _forward(p: _Plan, field):
+def _forward(p: Plan, field):
     return _forward_kernel(p, field) if p.kernel else _forward_reference(p, field)
 
 
@@ -428,13 +441,13 @@ def propagate(field, z, *, wavelength, pixel_size, method="asm", pad=True, band_
     >>> u = np.ones((256, 256), np.complex64)
     >>> v = propagate(u, 1e-3, wavelength=532e-9, pixel_size=2e-6)
     """
-    p = _make_plan(field, z, wavelength, pixel_size, method, pad, band_limit, carrier)
+    p = Plan.make(field, z, wavelength, pixel_size, method, pad, band_limit, carrier)
     return _forward(p, field)
 
 
 def _propagate_fwd(field, z, *, wavelength, pixel_size, method="asm", pad=True, band_limit=True,
                    carrier=True):
-    p = _make_plan(field, z, wavelength, pixel_size, method, pad, band_limit, carrier)
+    p = Plan.make(field, z, wavelength, pixel_size, method, pad, band_limit, carrier)
     return _forward(p, field), (p, field)
 
 

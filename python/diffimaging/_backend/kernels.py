@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._threads import get_num_threads
+from .threads import get_num_threads
 
 try:
-    from . import _core
+    from .. import _core
 except ImportError as _exc:  # pragma: no cover - only without a build
     _core = None
     _core_error = str(_exc)
@@ -21,12 +21,12 @@ else:
     _core_error = None
 
 try:
-    from . import _cuda
+    from .. import _cuda
 except ImportError as _exc:
     import importlib.util as _ilu
 
     _cuda = None
-    if _ilu.find_spec(f"{__package__}._cuda") is None:
+    if _ilu.find_spec(__name__.split(".")[0] + "._cuda") is None:
         _cuda_error = ("not part of this build: no CUDA compiler was found at build time, or "
                        "DIFFIMAGING_CUDA=OFF")
     else:
@@ -43,6 +43,26 @@ def have_cpu() -> bool:
 
 def have_cuda_module() -> bool:
     return _cuda is not None
+
+
+def cpu_unavailable_reason() -> str | None:
+    """Why the compiled CPU module is missing (None when it is in use)."""
+    return _core_error
+
+
+def cuda_unavailable_reason() -> str | None:
+    """Why the CUDA module is missing (None when it is importable)."""
+    return _cuda_error
+
+
+def cpu_simd() -> str | None:
+    """Instruction set the CPU kernels were compiled for (None without them)."""
+    return _core.simd() if _core is not None else None
+
+
+def cuda_runtime_version() -> int | None:
+    """CUDA runtime version of the CUDA module (e.g. 12040; None without it)."""
+    return int(_cuda.runtime_version()) if _cuda is not None else None
 
 
 def cuda_device_count() -> int:
