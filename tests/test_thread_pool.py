@@ -10,8 +10,8 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import diffimaging as di
-from diffimaging import _kernels as K
-from diffimaging._threads import MAX_THREADS
+from diffimaging._backend import kernels as K
+from diffimaging._backend.threads import MAX_THREADS
 
 from conftest import crandn
 
