@@ -10,7 +10,7 @@ from .. import _kernels as K
 from .. import propagation as P
 from .._autodiff import vjp as _vjp
 from .._threads import get_num_threads
-from ..model import Stage, _value_in
+from ..model import Stage, param_value
 from ..propagation import propagate
 
 __all__ = ["Volume"]
@@ -100,7 +100,7 @@ class Volume(Stage):
         self._check(o)
         xp = B.namespace(o)
         zs = self.z + _scalar(p["dz"], "dz")
-        r = _value_in(p, "reference", o)
+        r = param_value(p, "reference", o)
         s, spec, plan = self._scattered(o, zs)
         if self.linearized:
             out = (r * r) * (1.0 + 2.0 * xp.real(s))
