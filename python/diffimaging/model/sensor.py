@@ -89,8 +89,11 @@ class Gain(Stage):
         return off.fixed and not np.any(B.to_host_float64(off.value, "offset"))
 
     def forward(self, x, p):
-        a = param_value(p, "gain", x)
-        b = param_value(p, "offset", x)
+        xp = B.namespace(x)
+        rdt = B.real_dtype_for(xp, x.dtype)
+        # array parameters in the data's precision: a float64 gain must not upcast float32 data
+        a, b = (v if isinstance(v, float) else xp.astype(v, rdt)
+                for v in (param_value(p, "gain", x), param_value(p, "offset", x)))
         return x * a + b, (x, a, b)
 
     def backward(self, res, g):
