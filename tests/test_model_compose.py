@@ -43,7 +43,7 @@ def test_oshape_of_every_stage_matches_its_output(rng):
     for stage, ishape, expected in _stages(rng):
         assert stage.oshape(ishape) == expected, stage
         x = rng.standard_normal(ishape) + (1j * rng.standard_normal(ishape)
-                                           if not isinstance(stage, di.model.objects._Pair) else 0)
+                                           if not isinstance(stage, (di.AmplitudePhase, di.AbsorptionPhase)) else 0)
         assert tuple(stage(x).shape) == expected, stage
 
 

@@ -181,7 +181,8 @@ class Adjoint(Stage):
     input shapes give the same output shape, e.g. a K-distance Propagate in
     mode "auto" after a single image) with ``y``'s dtype.  It shares ``op``'s
     parameters (same names, same :class:`Param` objects) and uses their current
-    values; ``Adjoint(op).H`` is ``op``.  ``op.H`` is ``Adjoint(op)``.
+    values, or those of ``adjoint(y, params={name: value})``; ``Adjoint(op).H``
+    is ``op``.  ``op.H`` is ``Adjoint(op)``.
 
     A^H y is computed as the VJP of ``op`` in x (for a linear map the two are
     the same): a forward pass on zeros, then the backward pass; a stage with a
