@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import diffimaging as di
-from diffimaging.model import _noll_to_nm
+from diffimaging.model import noll_to_nm
 
 from conftest import crandn, rand, vdot
 
@@ -119,9 +119,9 @@ def test_noll_indices_and_orthonormality():
              8: (3, 1), 9: (3, -3), 10: (3, 3), 11: (4, 0), 12: (4, 2), 13: (4, -2), 14: (4, 4),
              15: (4, -4), 16: (5, 1), 17: (5, -1), 22: (6, 0)}
     for j, nm in table.items():
-        assert _noll_to_nm(j) == nm, j
+        assert noll_to_nm(j) == nm, j
     with pytest.raises(ValueError):
-        _noll_to_nm(0)
+        noll_to_nm(0)
     n = 801
     t = (np.arange(n) - n // 2) / (n // 2)
     yy, xx = np.meshgrid(t, t, indexing="ij")

@@ -29,8 +29,9 @@ from . import losses
 from .priors import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
                      Regularizer, Support)
 from .solvers import SolveResult, SolverError, solve
-from .model import (AbsorptionPhase, AmplitudePhase, Bin, Complex, Custom, Gain, Intensity, Model,
-                    Param, Propagate, Pupil, Quantize, Saturate, Shift, Stage, zernike_noll)
+from .model import (AbsorptionPhase, Adjoint, AmplitudePhase, Bin, Complex, Custom, Gain, Intensity,
+                    Model, Param, Propagate, Pupil, Quantize, Saturate, Shift, Stack, Stage, Sum,
+                    zernike_noll)
 
 __all__ = [
     "propagate",
@@ -51,7 +52,7 @@ __all__ = [
     # forward models (issue 3)
     "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",
     "Quantize", "Saturate", "Complex", "AmplitudePhase", "AbsorptionPhase", "Custom",
-    "zernike_noll",
+    "zernike_noll", "Sum", "Stack", "Adjoint",
     # losses (diffimaging.losses), regularisers, constraints, solvers (issue 3)
     "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
     "AmplitudeAtMost", "Intersection", "solve", "SolveResult", "SolverError",

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import _backend as B
 from .._backend.autodiff import vjp as _vjp
-from ..model import Stage, _value_in
+from ..model import Stage, param_value
 from ..ops.propagate import propagate
 
 __all__ = ["MultiSlice"]
@@ -138,7 +138,7 @@ class MultiSlice(Stage):
     @staticmethod
     def _reference(p, o, rdtype):
         """(r as a float or a 0-d array of the data's real precision, r's own shape)."""
-        r = _value_in(p, "reference", o)
+        r = param_value(p, "reference", o)
         if isinstance(r, float):
             return r, None
         xp = B.namespace(o)

@@ -9,7 +9,7 @@ from .. import _backend as B
 from .._backend import kernels as K
 from .._backend.autodiff import vjp as _vjp
 from .._backend.capabilities import route
-from ..model import Stage, _value_in
+from ..model import Stage, param_value
 from ..ops.propagate import Plan, propagate
 
 __all__ = ["Volume"]
@@ -98,7 +98,7 @@ class Volume(Stage):
         self._check(o)
         xp = B.namespace(o)
         zs = self.z + _scalar(p["dz"], "dz")
-        r = _value_in(p, "reference", o)
+        r = param_value(p, "reference", o)
         s, spec, plan = self._scattered(o, zs)
         if self.linearized:
             out = (r * r) * (1.0 + 2.0 * xp.real(s))
