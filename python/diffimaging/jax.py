@@ -18,11 +18,8 @@ wrapper conjugates complex cotangents on the way in and on the way out, so
 ``jax.grad`` of a real loss through a wrapped function equals ``jax.grad``
 of the same operator written in ``jax.numpy``.
 
-This module is the public name; the adapter lives in
-:mod:`diffimaging.interop.jax` on the framework-independent
-:mod:`diffimaging.interop.core`, which it shares with :mod:`diffimaging.torch`.
-It is imported on demand (``import diffimaging.jax``, or the attribute
-``diffimaging.jax``); ``import diffimaging`` alone never imports JAX.
+Implemented in :mod:`diffimaging.interop.jax`.  Imported on demand:
+``import diffimaging`` alone never imports JAX.
 """
 import jax  # noqa: F401  (the JAX package, as diffimaging.jax.jax)
 

@@ -13,11 +13,8 @@ is traced by torch inside the operator.
 Gradient convention: diffimaging's cotangent of a complex variable,
 dL/dRe(u) + i dL/dIm(u), is PyTorch's own, so cotangents pass through unchanged.
 
-This module is the public name; the adapter lives in
-:mod:`diffimaging.interop.torch` on the framework-independent
-:mod:`diffimaging.interop.core`, which it shares with :mod:`diffimaging.jax`.
-It is imported on demand (``import diffimaging.torch``, or the attribute
-``diffimaging.torch``); ``import diffimaging`` alone never imports torch.
+Implemented in :mod:`diffimaging.interop.torch`.  Imported on demand:
+``import diffimaging`` alone never imports torch.
 """
 import torch  # noqa: F401  (the PyTorch package, as diffimaging.torch.torch)
 

@@ -173,23 +173,28 @@ class Arguments(NamedTuple):
 class Adapter(ABC):
     """What every framework adapter does, given a few framework-specific hooks.
 
-    Subclasses set the class attributes used in messages and implement
-    :meth:`is_array`, :meth:`pack` and :meth:`apply`; :meth:`wrap` is the body
-    of their public ``function(fn)``.
+    Subclasses name their framework for messages and docstrings (the
+    constructor's arguments) and implement :meth:`is_array`, :meth:`pack` and
+    :meth:`apply`; :meth:`wrap` is the body of their public ``function(fn)``.
+
+    Parameters
+    ----------
+    framework : str
+        Module name, e.g. ``"torch"``: messages name ``diffimaging.torch.function``.
+    title : str
+        The framework as named in docstrings, e.g. ``"torch"``, ``"JAX"``.
+    array_noun : str
+        One differentiable argument, e.g. ``"torch tensor"``.
+    convert : str
+        How to convert another array, e.g. ``"torch.as_tensor(...)"``.
+    backward_note : str
+        The backward in a few words, for the wrappers' docstrings.
     """
 
-    #: module name, e.g. ``"torch"``: messages name ``diffimaging.torch.function``
-    framework: str
-    #: the framework as named in docstrings, e.g. ``"torch"``, ``"JAX"``
-    title: str
-    #: one differentiable argument, e.g. ``"torch tensor"``
-    array_noun: str
-    #: what positional arguments may be, e.g. ``"torch tensors (or Python numbers, ...)"``
-    accepted: str
-    #: how to convert another array, e.g. ``"torch.as_tensor(...)"``
-    convert: str
-    #: the backward in a few words, for the wrappers' docstrings
-    backward_note: str
+    def __init__(self, framework: str, title: str, array_noun: str, convert: str,
+                 backward_note: str):
+        self.framework, self.title, self.array_noun = framework, title, array_noun
+        self.convert, self.backward_note = convert, backward_note
 
     # ------------------------------------------------------------ hooks
 
@@ -217,7 +222,33 @@ class Adapter(ABC):
         """``fn(*arguments.fill(arrays), **static)`` as a differentiable
         operation of the framework whose backward is ``fn``'s explicit VJP."""
 
-    # ---------------------------------------------------------- messages
+    # -------------------------------------------------- messages and docs
+
+    def function_doc(self, returns: str, example: str, notes: str = "") -> str:
+        """The docstring of the public ``function(fn)``: the parts every adapter
+        shares, with this framework's ``returns`` (the body of the Returns
+        entry), ``notes`` (a Notes section, may be empty) and ``example``
+        (doctest lines), each given without indentation."""
+        sections = [
+            f"Wrap a diffimaging function or model with an explicit VJP as a differentiable "
+            f"{self.title} function.",
+            "Parameters\n----------\n"
+            "fn : callable with a registered VJP, or a :class:`diffimaging.Model`\n"
+            "    :func:`diffimaging.propagate`, :func:`diffimaging.bin`,\n"
+            "    :func:`diffimaging.shift`, :func:`diffimaging.intensity`, a function\n"
+            "    registered with :func:`diffimaging.register_vjp`, or a model.",
+            "Returns\n-------\ncallable ``f(*args, **static)`` (a model: ``f(x, params=None)``)\n"
+            + _indent(returns),
+            notes and "Notes\n-----\n" + notes,
+            "Raises\n------\n"
+            "TypeError\n"
+            f"    If ``fn`` has no registered VJP, or (on call) if a positional argument\n"
+            f"    is of another kind than {self.array_noun}s and Python numbers.\n"
+            "KeyError\n"
+            "    On call of a model, if ``params`` names a parameter it does not have.",
+            "Example\n-------\n" + example,
+        ]
+        return "\n\n".join(part.strip("\n") for part in sections if part) + "\n"
 
     def prefix(self, fn) -> str:
         """``"diffimaging.<framework>.function(<name>)"``, the start of call-time errors."""
@@ -266,7 +297,8 @@ class Adapter(ABC):
                     arrays.append(packed)
             else:
                 raise TypeError(f"{self.prefix(fn)}: argument {i} is a {_type_name(a)}; "
-                                f"positional arguments must be {self.accepted} - convert with "
+                                f"positional arguments must be {self.array_noun}s or Python "
+                                f"numbers (constants, no gradient) - convert with "
                                 f"{self.convert} first, or call diffimaging.{name_of(fn)} "
                                 f"directly on other arrays")
         return Arguments(tuple(template), tuple(slots)), tuple(arrays)
@@ -347,3 +379,7 @@ class Adapter(ABC):
 
 def _type_name(a: Any) -> str:
     return f"{type(a).__module__}.{type(a).__name__}"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line if line else line for line in text.strip("\n").splitlines())

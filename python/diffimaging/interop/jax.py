@@ -154,12 +154,10 @@ def _custom_vjp(fn, arguments, static):
 
 
 class _JaxAdapter(core.Adapter):
-    framework = "jax"
-    title = "JAX"
-    array_noun = "array"
-    accepted = "JAX arrays (or numpy arrays / Python numbers)"
-    convert = "jnp.asarray(...)"
-    backward_note = "backward: its explicit VJP, conjugated to JAX's convention"
+    def __init__(self):
+        super().__init__("jax", "JAX", "array", convert="jnp.asarray(...)",
+                         backward_note="backward: its explicit VJP, conjugated to JAX's "
+                                       "convention")
 
     def is_array(self, a) -> bool:
         return isinstance(a, (jax.Array, _Tracer, np.ndarray))
@@ -185,56 +183,35 @@ _ADAPTER = _JaxAdapter()
 
 
 def function(fn):
-    """Wrap a diffimaging function or model with an explicit VJP as a differentiable JAX function.
-
-    Parameters
-    ----------
-    fn : callable with a registered VJP, or a :class:`diffimaging.Model`
-        :func:`diffimaging.propagate`, :func:`diffimaging.bin`,
-        :func:`diffimaging.shift`, :func:`diffimaging.intensity`, a function
-        registered with :func:`diffimaging.register_vjp`, or a model.
-
-    Returns
-    -------
-    callable ``f(*args, **static)`` (a model: ``f(x, params=None)``)
-        Positional arguments are JAX arrays (differentiable; numpy arrays are
-        converted with ``jnp.asarray``; a tuple holding JAX arrays, e.g. a
-        shift ``(sy, sx)``, is stacked into one array) or Python numbers and
-        tuples of numbers (constants).  Keyword arguments are static and passed
-        to ``fn`` unchanged (Python values, not traced arrays).  For a model,
-        ``params`` maps parameter names to values: arrays get gradients,
-        numbers are constants.  Returns a JAX array.  Works eagerly and under
-        ``jax.jit``, ``jax.grad``, ``jax.vjp`` and ``jax.vmap`` (the numpy
-        work runs on the host through ``jax.pure_callback``; vmap loops over
-        the batch).  Reverse mode only: ``jax.jvp`` / ``jax.jacfwd`` are not
-        supported (``jax.custom_vjp``).
-
-    Notes
-    -----
-    Eagerly, the gradient reuses the forward's residuals.  Under ``jax.jit``
-    the backward recomputes the forward on the host (residuals of the numpy
-    kernels cannot cross a compiled boundary), and the output shape is found
-    at trace time by one evaluation on zeros (cached per shapes and static
-    arguments).  Complex cotangents are conjugated at the boundary (JAX's
-    convention is the conjugate of diffimaging's).
-
-    Raises
-    ------
-    TypeError
-        If ``fn`` has no registered VJP, or (on call) if a positional argument
-        is neither an array nor a Python number.
-    KeyError
-        On call of a model, if ``params`` names a parameter it does not have.
-
-    Example
-    -------
-    >>> import jax, jax.numpy as jnp, diffimaging as di, diffimaging.jax
-    >>> jax.config.update("jax_enable_x64", True)
-    >>> propagate = di.jax.function(di.propagate)
-    >>> intensity = di.jax.function(di.intensity)
-    >>> u = jnp.ones((64, 64), jnp.complex128)
-    >>> def loss(u, z):
-    ...     return intensity(propagate(u, z, wavelength=532e-9, pixel_size=2e-6)).sum()
-    >>> du, dz = jax.jit(jax.grad(loss, argnums=(0, 1)))(u, 1e-3)
-    """
     return _ADAPTER.wrap(fn)
+
+
+function.__doc__ = _ADAPTER.function_doc(
+    returns="""\
+Positional arguments are JAX arrays (differentiable; numpy arrays are
+converted with ``jnp.asarray``; a tuple holding JAX arrays, e.g. a
+shift ``(sy, sx)``, is stacked into one array) or Python numbers and
+tuples of numbers (constants).  Keyword arguments are static and passed
+to ``fn`` unchanged (Python values, not traced arrays).  For a model,
+``params`` maps parameter names to values: arrays get gradients,
+numbers are constants.  Returns a JAX array.  Works eagerly and under
+``jax.jit``, ``jax.grad``, ``jax.vjp`` and ``jax.vmap`` (the numpy
+work runs on the host through ``jax.pure_callback``; vmap loops over
+the batch).  Reverse mode only: ``jax.jvp`` / ``jax.jacfwd`` are not
+supported (``jax.custom_vjp``).""",
+    notes="""\
+Eagerly, the gradient reuses the forward's residuals.  Under ``jax.jit``
+the backward recomputes the forward on the host (residuals of the numpy
+kernels cannot cross a compiled boundary), and the output shape is found
+at trace time by one evaluation on zeros (cached per shapes and static
+arguments).  Complex cotangents are conjugated at the boundary (JAX's
+convention is the conjugate of diffimaging's).""",
+    example="""\
+>>> import jax, jax.numpy as jnp, diffimaging as di, diffimaging.jax
+>>> jax.config.update("jax_enable_x64", True)
+>>> propagate = di.jax.function(di.propagate)
+>>> intensity = di.jax.function(di.intensity)
+>>> u = jnp.ones((64, 64), jnp.complex128)
+>>> def loss(u, z):
+...     return intensity(propagate(u, z, wavelength=532e-9, pixel_size=2e-6)).sum()
+>>> du, dz = jax.jit(jax.grad(loss, argnums=(0, 1)))(u, 1e-3)""")

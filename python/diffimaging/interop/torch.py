@@ -59,12 +59,9 @@ class _ExplicitVJP(torch.autograd.Function):
 
 
 class _TorchAdapter(core.Adapter):
-    framework = "torch"
-    title = "torch"
-    array_noun = "torch tensor"
-    accepted = "torch tensors (or Python numbers, which get no gradient)"
-    convert = "torch.as_tensor(...)"
-    backward_note = "backward: its explicit VJP"
+    def __init__(self):
+        super().__init__("torch", "torch", "torch tensor", convert="torch.as_tensor(...)",
+                         backward_note="backward: its explicit VJP")
 
     def is_array(self, a) -> bool:
         return isinstance(a, torch.Tensor)
@@ -86,43 +83,24 @@ _ADAPTER = _TorchAdapter()
 
 
 def function(fn):
-    """Wrap a diffimaging function or model with an explicit VJP as a differentiable torch function.
-
-    Parameters
-    ----------
-    fn : callable with a registered VJP, or a :class:`diffimaging.Model`
-        :func:`diffimaging.propagate`, :func:`diffimaging.bin`,
-        :func:`diffimaging.shift`, :func:`diffimaging.intensity`, a function
-        registered with :func:`diffimaging.register_vjp`, or a model.
-
-    Returns
-    -------
-    callable ``f(*args, **static)`` (a model: ``f(x, params=None)``)
-        Positional arguments are torch tensors (differentiable: each gets a
-        gradient of its own shape and dtype) or Python numbers and tuples of
-        numbers (constants, no gradient).  Keyword arguments are static and
-        passed to ``fn`` unchanged.  For a model, ``params`` maps parameter
-        names to values: tensors get gradients, other values are fixed.
-        Returns a torch tensor on the inputs' device; its backward is ``fn``'s
-        hand-derived pullback.  Double backward and the ``torch.func``
-        transforms are not supported.
-
-    Raises
-    ------
-    TypeError
-        If ``fn`` has no registered VJP, or (on call) if a positional argument
-        is not a tensor or a Python number (e.g. a numpy array).
-    KeyError
-        On call of a model, if ``params`` names a parameter it does not have.
-
-    Example
-    -------
-    >>> import torch, diffimaging as di, diffimaging.torch
-    >>> propagate = di.torch.function(di.propagate)
-    >>> intensity = di.torch.function(di.intensity)
-    >>> u = torch.ones(64, 64, dtype=torch.complex128, requires_grad=True)
-    >>> z = torch.tensor(1e-3, dtype=torch.float64, requires_grad=True)
-    >>> loss = intensity(propagate(u, z, wavelength=532e-9, pixel_size=2e-6)).sum()
-    >>> loss.backward()                   # u.grad, z.grad from the explicit VJPs
-    """
     return _ADAPTER.wrap(fn)
+
+
+function.__doc__ = _ADAPTER.function_doc(
+    returns="""\
+Positional arguments are torch tensors (differentiable: each gets a
+gradient of its own shape and dtype) or Python numbers and tuples of
+numbers (constants, no gradient).  Keyword arguments are static and
+passed to ``fn`` unchanged.  For a model, ``params`` maps parameter
+names to values: tensors get gradients, other values are fixed.
+Returns a torch tensor on the inputs' device; its backward is ``fn``'s
+hand-derived pullback.  Double backward and the ``torch.func``
+transforms are not supported.""",
+    example="""\
+>>> import torch, diffimaging as di, diffimaging.torch
+>>> propagate = di.torch.function(di.propagate)
+>>> intensity = di.torch.function(di.intensity)
+>>> u = torch.ones(64, 64, dtype=torch.complex128, requires_grad=True)
+>>> z = torch.tensor(1e-3, dtype=torch.float64, requires_grad=True)
+>>> loss = intensity(propagate(u, z, wavelength=532e-9, pixel_size=2e-6)).sum()
+>>> loss.backward()                   # u.grad, z.grad from the explicit VJPs""")
