@@ -24,18 +24,10 @@ WL, DX = 500e-9, 1e-6  # metres
 UM = 1e-6
 
 
-def test_import_diffimaging_imports_neither_torch_nor_jax():
-    code = ("import sys, diffimaging\n"
-            "assert 'torch' not in sys.modules and 'jax' not in sys.modules, "
-            "[m for m in ('torch', 'jax') if m in sys.modules]\n")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(di.__path__[0]),
-                                                     env.get("PYTHONPATH")) if p)
-    subprocess.run([sys.executable, "-c", code], check=True, env=env)
-
-
-def test_import_interop_core_imports_neither_torch_nor_jax():
-    code = ("import sys, diffimaging.interop.core\n"
+@pytest.mark.parametrize("module", ["diffimaging", "diffimaging.interop",
+                                    "diffimaging.interop.core"])
+def test_import_diffimaging_imports_neither_torch_nor_jax(module):
+    code = (f"import sys, {module}\n"
             "assert 'torch' not in sys.modules and 'jax' not in sys.modules, "
             "[m for m in ('torch', 'jax') if m in sys.modules]\n")
     env = dict(os.environ)
@@ -120,7 +112,8 @@ def test_core_classify_errors_name_the_argument():
 
 def test_core_call_and_wrap(rng):
     ad = _NumpyAdapter()
-    with pytest.raises(TypeError, match=r"numpy.function: sin has no registered VJP; .*register_vjp"):
+    with pytest.raises(TypeError, match=r"numpy.function: sin has no registered VJP; "
+                                        r".*register_vjp"):
         ad.wrap(np.sin)
     S = ad.wrap(di.shift)
     assert S.__name__ == "shift" and S.__wrapped__ is di.shift

@@ -1,4 +1,4 @@
-"""The JAX part of the adapters: ``jax.custom_vjp`` and ``jax.pure_callback`` around an explicit VJP.
+"""The JAX part of the adapters: ``jax.custom_vjp`` + ``jax.pure_callback`` around an explicit VJP.
 
 JAX arrays are converted to numpy at the boundary, so the work is done by
 diffimaging's compiled CPU kernels; results come back as JAX arrays.  Under
