@@ -3,7 +3,9 @@
 The torch adapter is checked with torch.autograd.gradcheck in double precision
 (PyTorch's complex convention is diffimaging's).  The JAX adapter is checked
 against jax.grad of the same operators written in jax.numpy (JAX's complex
-convention is the conjugate of diffimaging's: the wrapper converts).
+convention is the conjugate of diffimaging's: the wrapper converts).  Their
+shared core (diffimaging.interop.core) is checked on its own, without any
+framework, through a minimal numpy adapter.
 """
 import os
 import subprocess
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 import diffimaging as di
+from diffimaging.interop import core
 
 from conftest import crandn
 
@@ -21,14 +24,162 @@ WL, DX = 500e-9, 1e-6  # metres
 UM = 1e-6
 
 
-def test_import_diffimaging_imports_neither_torch_nor_jax():
-    code = ("import sys, diffimaging\n"
+@pytest.mark.parametrize("module", ["diffimaging", "diffimaging.interop",
+                                    "diffimaging.interop.core"])
+def test_import_diffimaging_imports_neither_torch_nor_jax(module):
+    code = (f"import sys, {module}\n"
             "assert 'torch' not in sys.modules and 'jax' not in sys.modules, "
             "[m for m in ('torch', 'jax') if m in sys.modules]\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(di.__path__[0]),
                                                      env.get("PYTHONPATH")) if p)
     subprocess.run([sys.executable, "-c", code], check=True, env=env)
+
+
+# ==================================================================== shared core
+
+class _NumpyAdapter(core.Adapter):
+    """The smallest adapter: numpy arrays are the differentiable arguments and
+    ``apply`` returns ``(out, pullback)``, so the core is tested on its own."""
+
+    def __init__(self):
+        super().__init__("numpy", "numpy", "numpy array", convert="np.asarray(...)",
+                         backward_note="backward: its explicit VJP")
+
+    def is_array(self, a):
+        return isinstance(a, np.ndarray)
+
+    def pack(self, fn, i, seq):
+        return np.stack([np.asarray(b, dtype=float) for b in seq])
+
+    def apply(self, fn, arguments, arrays, static):
+        out, pullback = core.vjp(fn, *arguments.fill(arrays), **static)
+        return out, lambda g: [pullback(g)[i] for i in arguments.slots]
+
+
+def _hologram_model():
+    return di.Model(di.AbsorptionPhase(), di.Propagate(di.Param(2e-5), 532e-9, 1e-6),
+                    di.Intensity(), di.Bin(2, di.Param(np.array([0.1, -0.2]))))
+
+
+class _Unhashable:
+    __eq__ = object.__eq__
+    __hash__ = None
+
+    def __call__(self, x):
+        return x
+
+
+def test_core_differentiable_callables_and_names():
+    model = _hologram_model()
+    for fn in (di.propagate, di.bin, di.shift, di.intensity, model):
+        assert core.has_vjp(fn)
+    for fn in (np.sin, lambda x: x, _Unhashable()):
+        assert not core.has_vjp(fn)
+    assert core.is_model(model) and not core.is_model(di.propagate)
+    bound = core.BoundModel(model, ["propagate.z"])
+    assert core.has_vjp(bound) and not core.is_model(bound)  # a plain function of (x, z)
+    assert core.name_of(di.propagate) == "propagate"
+    assert core.name_of(model) == "Model" and core.name_of(bound) == "Model[propagate.z]"
+
+
+def test_core_classify_splits_constants_and_arrays():
+    ad = _NumpyAdapter()
+    u, s = np.ones((3, 4)), np.array([0.5, 1.0])
+    args = (u, 2.5, None, "mean", [1, 2], (np.float64(0.5), s[0]), s)
+    layout, arrays = ad.classify(di.bin, args)
+    # numpy scalars are numbers (constants); a sequence holding an array is packed
+    assert layout.template == (None, 2.5, None, "mean", (1, 2), (0.5, 0.5), None)
+    assert layout.slots == (0, 6)
+    assert arrays[0] is u and arrays[1] is s
+    layout, arrays = ad.classify(di.shift, (u, (np.asarray(0.5), 0.25)))
+    assert layout.slots == (0, 1) and layout.template == (None, None)
+    np.testing.assert_array_equal(arrays[1], [0.5, 0.25])
+    assert layout.fill(["a", "b"]) == ["a", "b"]
+    assert core.Arguments((None, 3, None), (0, 2)).fill([1, 2]) == [1, 3, 2]
+
+
+def test_core_classify_errors_name_the_argument():
+    ad = _NumpyAdapter()
+    with pytest.raises(TypeError, match=r"diffimaging.numpy.function\(shift\): argument 1 is a "
+                                        r"builtins.dict; positional arguments must be numpy "
+                                        r"arrays or Python numbers .* np.asarray"):
+        ad.classify(di.shift, (np.ones(3), {"sy": 1}))
+    with pytest.raises(TypeError, match=r"argument 1 holds a builtins.str; pass numpy arrays or "
+                                        r"Python numbers"):
+        ad.classify(di.shift, (np.ones(3), (0.5, "x")))
+
+
+def test_core_call_and_wrap(rng):
+    ad = _NumpyAdapter()
+    with pytest.raises(TypeError, match=r"numpy.function: sin has no registered VJP; "
+                                        r".*register_vjp"):
+        ad.wrap(np.sin)
+    S = ad.wrap(di.shift)
+    assert S.__name__ == "shift" and S.__wrapped__ is di.shift
+    assert S.__doc__.startswith("Differentiable numpy version of diffimaging.shift")
+    with pytest.raises(TypeError, match=r"function\(shift\) needs at least one positional"):
+        S()
+    with pytest.raises(TypeError, match=r"no numpy array among the positional arguments .* "
+                                        r"call diffimaging.shift directly"):
+        S(1.0, (0.5, 0.5))
+    u, g = crandn(rng, (5, 6)), crandn(rng, (5, 6))
+    out, pullback = S(u, (0.3, -0.2))  # the constant tuple gets no cotangent
+    np.testing.assert_array_equal(out, di.shift(u, (0.3, -0.2)))
+    (du,) = pullback(g)
+    np.testing.assert_allclose(du, di.vjp(di.shift, u, (0.3, -0.2))[1](g)[0])
+    with pytest.raises(TypeError, match="returns one numpy array, got tuple"):
+        raise ad.output_error(di.shift, (out,))
+
+
+def test_core_bound_model_and_bind(rng):
+    ad = _NumpyAdapter()
+    model = _hologram_model()
+    x, g = rng.random((2, 8, 8)), rng.random((4, 4))
+    z, s = np.asarray(2.3e-5), np.array([0.15, -0.25])
+    with pytest.raises(KeyError, match=r"unknown parameter\(s\) \['nope'\]; the model has "
+                                       r"\['bin.shift', 'propagate.z'\]"):
+        ad.bind(model, {"nope": 1.0})
+    # arrays become positional (sorted by name), other values are fixed
+    bound, values, static = ad.bind(model, {"propagate.z": z, "bin.shift": (0.15, -0.25)})
+    assert bound.names == ("propagate.z",) and values == [z]
+    assert static == {"fixed": {"bin.shift": (0.15, -0.25)}}
+    assert bound == core.BoundModel(model, ("propagate.z",)) != core.BoundModel(model, ())
+    assert hash(bound) == hash(core.BoundModel(model, ["propagate.z"]))
+    with pytest.raises(TypeError, match=r"Model\[propagate.z\] takes 1 parameter value"):
+        bound(x)
+    # the bound model's pullback: one cotangent per positional argument
+    y, pb = core.vjp(model, x, {"propagate.z": z, "bin.shift": s})
+    gx, gp = pb(g)
+    f = ad.wrap(model)
+    assert f.__name__ == "Model" and "params" in f.__doc__
+    out, pullback = f(x, params={"bin.shift": s, "propagate.z": z})
+    np.testing.assert_array_equal(out, y)
+    cx, cs, cz = pullback(g)
+    np.testing.assert_array_equal(cx, gx)
+    np.testing.assert_array_equal(cs, gp["bin.shift"])
+    np.testing.assert_array_equal(cz, gp["propagate.z"])
+
+
+def test_core_reduce_cotangent():
+    ct = np.array([1 + 2j, 3 - 1j])
+    np.testing.assert_array_equal(core.reduce_cotangent(ct, (2,), False, "x"), [1.0, 3.0])
+    assert core.reduce_cotangent(ct, (2,), True, "x") is ct
+    real = np.array([1.0, 2.0])
+    assert core.reduce_cotangent(real, (2,), True, "x") is real
+    with pytest.raises(RuntimeError, match=r"internal error: cotangent of argument 3 has shape "
+                                           r"\(2,\), expected \(1, 2\)"):
+        core.reduce_cotangent(ct, (1, 2), False, "argument 3")
+
+
+def test_core_function_doc():
+    doc = _NumpyAdapter().function_doc(returns="Line one.\nLine two.", example=">>> 1 + 1",
+                                       notes="A note.")
+    assert doc.startswith("Wrap a diffimaging function or model with an explicit VJP as a "
+                          "differentiable numpy function.\n\nParameters\n----------\n")
+    assert "\n    Line one.\n    Line two.\n\nNotes\n-----\nA note.\n\nRaises\n" in doc
+    assert doc.endswith("Example\n-------\n>>> 1 + 1\n")
+    assert "Notes" not in _NumpyAdapter().function_doc(returns="r", example=">>> 0")
 
 
 # =========================================================================== torch
@@ -177,6 +328,38 @@ def test_torch_errors(dt, rng):
     with pytest.raises(TypeError, match="torch.stack"):
         S(torch.ones(4, 4, dtype=torch.complex128), (sy, 0.25))
     assert "propagate" in P.__name__ and ">>>" in dt.function.__doc__
+
+
+def _two_outputs(x):
+    return x, x
+
+
+di.register_vjp(_two_outputs, lambda x: ((x, x), None), lambda res, g: (g[0] + g[1],))
+
+
+def test_torch_constants_fixed_params_and_output_errors(dt, rng):
+    import torch
+
+    S = dt.function(di.shift)
+    u0 = crandn(rng, (4, 5))
+    u = _t(u0)
+    shift = [torch.tensor(0.5, dtype=torch.float64), 0.25]  # holds a tensor needing no grad: constant
+    y = S(u, shift)
+    np.testing.assert_allclose(y.detach().numpy(), di.shift(u0, (0.5, 0.25)), rtol=1e-12,
+                               atol=1e-14)
+    y.abs().sum().backward()
+    assert u.grad.shape == u.shape and shift[0].grad is None
+    with pytest.raises(TypeError, match=r"argument 1 holds a builtins.str; pass torch tensors"):
+        S(u, (0.5, "x"))
+    with pytest.raises(TypeError, match=r"function\(_two_outputs\) needs a function that returns "
+                                        r"one torch tensor, got tuple"):
+        dt.function(_two_outputs)(u)
+    # a model's parameter given as a numpy array is fixed (no gradient), a tensor is not
+    f = dt.function(_hologram_model())
+    x = torch.rand((2, 8, 8), dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([0.15, -0.25], dtype=torch.float64, requires_grad=True)
+    f(x, params={"propagate.z": np.asarray(2.3e-5), "bin.shift": s}).sum().backward()
+    assert x.grad.shape == x.shape and s.grad.shape == s.shape
 
 
 # ============================================================================= JAX
@@ -358,6 +541,18 @@ def test_jax_errors(jx, rng):
     with pytest.raises(TypeError, match="jnp.asarray"):
         I(object())
     assert "intensity" in I.__name__ and ">>>" in dj.function.__doc__
+
+
+def test_jax_sequence_and_output_errors(jx):
+    jax, jnp, dj = jx
+    S = dj.function(di.shift)
+    with pytest.raises(TypeError, match=r"jax.function\(shift\): argument 1 holds a builtins.str"):
+        S(jnp.ones((4, 4)), (0.5, "x"))
+    with pytest.raises(TypeError, match=r"no array among the positional arguments"):
+        S(1.0, (0.5, 0.5))
+    with pytest.raises(TypeError, match=r"function\(_two_outputs\) needs a function that returns "
+                                        r"one array, got tuple"):
+        dj.function(_two_outputs)(jnp.ones(3))
 
 
 def test_torch_function_of_a_model_gradcheck():

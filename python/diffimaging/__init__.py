@@ -60,8 +60,9 @@ __all__ = [
 
 
 def __getattr__(name):
-    # the framework adapters are imported on first use, so that importing
-    # diffimaging never imports torch or jax
+    # the framework adapters (public modules diffimaging.torch and diffimaging.jax,
+    # implemented in diffimaging.interop) are imported on first use, so that
+    # importing diffimaging never imports torch or jax
     if name in ("torch", "jax"):
         import importlib
 

@@ -33,6 +33,11 @@ def register_vjp(fn: Callable, fwd: Callable, bwd: Callable) -> None:
     _RULES[fn] = _Rule(fwd, bwd)
 
 
+def has_rule(fn) -> bool:
+    """True if ``fn`` has an explicit VJP registered with :func:`register_vjp`."""
+    return _hashable(fn) and fn in _RULES
+
+
 def _hashable(fn) -> bool:
     try:
         hash(fn)
