@@ -57,7 +57,7 @@ except ImportError:
 from diffimaging import holography as H
 from diffimaging._backend.config import config_dict
 from diffimaging.holography import motion as M
-from diffimaging.holography.ptv import predictor_from_piv
+from diffimaging.holography.analysis.ptv import predictor_from_piv
 
 LAM, PX = 532e-9, 2e-6
 

@@ -5,7 +5,7 @@ import pytest
 
 from diffimaging import holography as H
 from diffimaging.holography import motion as M
-from diffimaging.holography.ptv import predictor_from_links, predictor_from_piv
+from diffimaging.holography.analysis.ptv import predictor_from_links, predictor_from_piv
 
 PX = 2e-6  # lateral pixel, metres
 

@@ -117,7 +117,7 @@ def test_automatic_threshold_on_a_crowded_dh_volume():
     thresholds when most maxima are residue) keeps the particles and drops most of
     them; the voxels' Otsu threshold alone keeps them (measured 0.70 vs 0.36
     precision at the same recall)."""
-    from diffimaging.holography.particles import _otsu
+    from diffimaging.holography.analysis.particles import _otsu
 
     n = 128
     tab = H.random_particles((n, n), PX, ppp=8e-3, z_range=(1.05e-3, 2.95e-3),

@@ -12,12 +12,10 @@ On numpy, ∂H of absorbing particles runs on a fused real-object engine
 at (i dy, j dx); z is the distance to the sensor.
 """
 from .backprop import backpropagate
-from .matching import MatchResult, match
-from .particles import FoundParticles, find_particles
-from .piv import PIVResult, normalized_median_test, piv
-from .ptv import Links, link, predictor_from_links, predictor_from_piv
-from . import motion
-from .motion import simulate_sequence
+from .analysis import (FoundParticles, Links, MatchResult, PIVResult, find_particles, link, match,
+                       motion, normalized_median_test, piv, predictor_from_links,
+                       predictor_from_piv)
+from .analysis.motion import simulate_sequence
 from .io import (check_optics, read_hologram, read_volume, write_particles_csv,
                  write_vectors_csv, write_volume, write_vtk_points)
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess

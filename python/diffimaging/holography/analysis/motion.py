@@ -37,7 +37,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from .simulate import ParticleTable, simulate_particles
+from ..simulate import ParticleTable, simulate_particles
 
 __all__ = ["Field", "uniform", "solid_rotation", "vortex", "move_particles", "simulate_sequence"]
 

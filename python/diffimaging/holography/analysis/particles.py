@@ -6,8 +6,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .._backend import validate as V
-from .simulate import ParticleTable
+from ..._backend import validate as V
+from ..simulate import ParticleTable
 
 __all__ = ["find_particles", "FoundParticles"]
 

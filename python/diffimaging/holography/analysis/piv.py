@@ -9,8 +9,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.interpolate import RegularGridInterpolator
 
-from .._backend import fft as F
-from .._backend.threads import get_num_threads
+from ..._backend import fft as F
+from ..._backend.threads import get_num_threads
 
 __all__ = ["piv", "PIVResult", "normalized_median_test"]
 
