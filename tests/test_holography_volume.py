@@ -88,3 +88,17 @@ def test_volume_illumination_scales_scattered_light_and_gabor_limit():
     e1 = np.abs(full(1.0, o) - gab(1.0, o)).max()
     e2 = np.abs(full(1.0, o / 2) - gab(1.0, o / 2)).max()
     assert 3.5 < e1 / e2 < 4.5
+
+
+def test_volume_and_multislice_declare_their_output_shape():
+    import diffimaging as di
+    from diffimaging.holography import MultiSlice, Volume
+
+    z = np.array([1e-3, 1.5e-3, 2e-3])
+    for stage in (Volume(z, 532e-9, 2e-6), MultiSlice(z, 532e-9, 2e-6)):
+        assert stage.oshape((3, 17, 24)) == (17, 24)
+        m = di.Model(stage, di.Intensity())
+        assert m.oshape((3, 17, 24)) == (17, 24)
+        assert m(np.zeros((3, 17, 24))).shape == (17, 24)
+        with pytest.raises(ValueError, match=type(stage).__name__ + r".*nz=3.*\(2, 17, 24\)"):
+            stage.oshape((2, 17, 24))

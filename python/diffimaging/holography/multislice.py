@@ -15,6 +15,7 @@ from .. import _backend as B
 from .._backend.autodiff import vjp as _vjp
 from ..model import Stage, param_value
 from ..ops.propagate import propagate
+from .volume import plane_stack_oshape
 
 __all__ = ["MultiSlice"]
 
@@ -130,10 +131,14 @@ class MultiSlice(Stage):
                            band_limit=band_limit, carrier=False)
 
     def _check(self, o):
-        if getattr(o, "ndim", None) != 3 or int(o.shape[0]) != self.z.size:
-            shape = tuple(o.shape) if hasattr(o, "shape") else type(o).__name__
-            raise ValueError(f"MultiSlice expects an (nz={self.z.size}, ny, nx) object stack (one "
-                             f"plane per depth in z), got shape {shape}")
+        if not hasattr(o, "shape"):
+            raise ValueError(f"MultiSlice expects an (nz={self.z.size}, ny, nx) object stack, got "
+                             f"{type(o).__name__}")
+        self.oshape(tuple(o.shape))
+
+    def oshape(self, ishape) -> tuple:
+        """(ny, nx): the sensor plane of an (nz, ny, nx) object stack."""
+        return plane_stack_oshape(type(self).__name__, self.z.size, ishape)
 
     @staticmethod
     def _reference(p, o, rdtype):

@@ -12,7 +12,17 @@ from .._backend.capabilities import route
 from ..model import Stage, param_value
 from ..ops.propagate import Plan, propagate
 
-__all__ = ["Volume"]
+__all__ = ["Volume", "plane_stack_oshape"]
+
+
+def plane_stack_oshape(stage: str, nz: int, ishape) -> tuple:
+    """Output shape (ny, nx) of a hologram stage fed an (nz, ny, nx) stack of
+    planes (one per depth); a clear ValueError naming ``stage`` otherwise."""
+    ishape = tuple(int(n) for n in ishape)
+    if len(ishape) != 3 or ishape[0] != nz:
+        raise ValueError(f"{stage} expects an (nz={nz}, ny, nx) object stack (one plane per depth "
+                         f"in z), got shape {ishape}")
+    return ishape[1:]
 
 
 def _scalar(v, name):
@@ -65,9 +75,11 @@ class Volume(Stage):
                            band_limit=band_limit, carrier=False)
 
     def _check(self, o):
-        if o.ndim != 3 or int(o.shape[0]) != self.z.size:
-            raise ValueError(f"Volume expects an (nz={self.z.size}, ny, nx) object stack, got shape "
-                             f"{tuple(o.shape)}")
+        self.oshape(tuple(o.shape))
+
+    def oshape(self, ishape) -> tuple:
+        """(ny, nx): the sensor plane of an (nz, ny, nx) object stack."""
+        return plane_stack_oshape(type(self).__name__, self.z.size, ishape)
 
     def _plan(self, o):
         return Plan.make(o[0], float(self.z[0]), self.static["wavelength"], self.static["pixel_size"],
