@@ -40,7 +40,7 @@ except ImportError:  # source checkout
 
 from diffimaging import _kernels, propagation
 from diffimaging._config import config_dict
-from diffimaging.priors import Box
+from diffimaging.optim import Box
 
 LAM, PX = 532e-9, 2e-6
 

@@ -10,6 +10,7 @@ Core operators (SI units: metres, radians):
 """
 from __future__ import annotations
 
+import sys as _sys
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
@@ -24,10 +25,9 @@ from ._validate import SamplingWarning
 from .binning import bin
 from .propagation import free_workspace, propagate, transfer_function
 from .shifting import intensity, shift
-from . import losses
-from .priors import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
-                     Regularizer, Support)
-from .solvers import SolveResult, SolverError, solve
+from .optim import losses
+from .optim import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
+                    Regularizer, SolveResult, SolverError, Support, solve)
 from .model import (AbsorptionPhase, AmplitudePhase, Bin, Complex, Custom, Gain, Intensity, Model,
                     Param, Propagate, Pupil, Quantize, Saturate, Shift, Stage, zernike_noll)
 
@@ -54,6 +54,10 @@ __all__ = [
     "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
     "AmplitudeAtMost", "Intersection", "solve", "SolveResult", "SolverError",
 ]
+
+# ``import diffimaging.losses`` / ``from diffimaging.losses import ...`` keep working:
+# the name is the losses module of diffimaging.optim
+_sys.modules[__name__ + ".losses"] = losses
 
 
 def __getattr__(name):

@@ -37,16 +37,12 @@ stored gradient: a rejected step costs nz forward transforms only.
 """
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 import scipy.fft as sfft
 
 from .. import _kernels as K
 from .. import propagation as P
 from .._threads import get_num_threads
-from ..losses import get_loss
 
 try:  # scipy's pocketfft binding takes output buffers (no temporaries per transform)
     from scipy.fft._pocketfft import pypocketfft as _PP
@@ -56,7 +52,7 @@ try:  # scipy's pocketfft binding takes output buffers (no temporaries per trans
 except Exception:  # pragma: no cover - other scipy builds: the public API
     _PP = None
 
-__all__ = ["HalfVolume", "fista_volume"]
+__all__ = ["HalfVolume"]
 
 
 class HalfVolume:
@@ -253,217 +249,3 @@ class HalfVolume:
             return v.copy()
         out[...] = v
         return out
-
-
-def _param_terms(*parts):
-    """The parameters' share of <g, d> and |d|^2 of a trial step, in the scaled
-    variables u = value / scale; each part is (change, gradient, scale, learned)."""
-    gd = dd = 0.0
-    for change, grad, scale, learned in parts:
-        if learned:
-            du = change / scale
-            gd += grad * scale * du
-            dd += du * du
-    return gd, dd
-
-
-def _model_terms(hv, S, r, h, loss, linearized):
-    """Loss value, cotangents (g_r, g_i) of s and the reference gradient at (S, r)."""
-    if linearized:
-        sr = hv.field(S, real_only=True)
-        pred = (r * r) * (1.0 + 2.0 * sr)
-        f, gI = loss(pred, h)
-        gI = np.asarray(gI)
-        g_ref = float(np.sum(gI * (2.0 * r) * (1.0 + 2.0 * sr), dtype=np.float64))
-        return float(f), (2.0 * r * r) * gI, None, g_ref
-    s = hv.field(S)
-    a = 1.0 + s.real
-    b = s.imag
-    m2 = a * a + b * b
-    pred = (r * r) * m2
-    f, gI = loss(pred, h)
-    gI = np.asarray(gI)
-    g_ref = float(np.sum(gI * m2, dtype=np.float64)) * 2.0 * r
-    c = (2.0 * r * r) * gI
-    return float(f), c * a, c * b, g_ref
-
-
-def fista_volume(h, z, *, wavelength, pixel_size, x0=None, dz0=0.0, dz_bounds=(0.0, 0.0),
-                 learn_z=True, r0=1.0, learn_reference=True, sparsity=0.01, loss="l2",
-                 linearized=False, iterations=100, dz_scale=1.0, r_scale=1.0, method="asm",
-                 band_limit=True, tol=None, callback=None, progress=False, table_bytes=2 << 30):
-    """FISTA (backtracking, function-value restart) for the real-object ∂H problem
-
-        min_{o in [-1, 0], dz, r >= 0}  loss(r^2 |1 + s(o, dz)|^2, h) + sparsity * sum |o|
-
-    on numpy with the fused half-spectrum engine (:class:`HalfVolume`).  The
-    variables are scaled as in :func:`diffimaging.solve` (``dz_scale``, ``r_scale``:
-    one step size serves all).  Returns ``(o, dz, r, history, message)``; the
-    history has the keys of :func:`diffimaging.solve`'s (loss, fidelity,
-    regularizer, params ``volume.dz`` / ``volume.reference``, step, time) plus
-    ``evaluations`` (forward passes per iteration, line search included)."""
-    h = np.asarray(h)
-    rdt = h.dtype
-    nz = len(np.asarray(z).reshape(-1))
-    hv = HalfVolume(z, h.shape, wavelength, pixel_size, rdt, method, band_limit)
-    lossf = get_loss(loss)
-    lo, hi = (float(v) for v in dz_bounds)
-    lam = float(sparsity)
-    shape = (nz,) + tuple(h.shape)
-    ox = np.zeros(shape, rdt) if x0 is None else np.clip(np.asarray(x0, dtype=rdt), -1.0, 0.0)
-    dzx, rx = float(np.clip(dz0, lo, hi)), float(max(r0, 0.0))
-    hv.build_tables(table_bytes)
-    Sx = hv.spectra(ox) if x0 is not None and np.any(ox) else hv.empty_spectra()
-    op, Sp, dzp, rp = ox, Sx, dzx, rx
-    on = np.empty(shape, rdt)
-    buf = np.empty((hv.my, hv.nxh), hv.cdt)
-    names = ["volume.dz", "volume.reference"]
-    history = {"loss": [], "fidelity": [], "regularizer": [], "params": {k: [] for k in names},
-               "step": [], "time": [], "evaluations": []}
-    sd2 = (dz_scale ** 2) if learn_z else 0.0
-    sr2 = (r_scale ** 2) if learn_reference else 0.0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=iterations, desc="∂H (fused FISTA)", leave=False)
-    t0 = time.perf_counter()
-    t = 1.0
-    beta = 0.0
-    L = None
-    prev_obj = None
-    message = f"{iterations} iterations"
-    it = 0
-    evals = 0
-    while it < iterations:
-        it += 1
-        # the extrapolated point y: its spectra from the stored ones (s is linear in o)
-        dzy = float(np.clip(dzx + beta * (dzx - dzp), lo, hi)) if learn_z else dzx
-        ry = max(rx + beta * (rx - rp), 0.0) if learn_reference else rx
-        if beta == 0.0:
-            Sy = hv.refocus(Sx, dzy)
-        else:
-            Sy = hv.refocus(((1 + beta) * Sx[0] - beta * Sp[0], (1 + beta) * Sx[1] - beta * Sp[1]), dzy)
-        f_y, gr, gi, g_ref = _model_terms(hv, Sy, ry, h, lossf, linearized)
-        evals += 1
-        if not math.isfinite(f_y):
-            raise FloatingPointError(f"non-finite objective at iteration {it}")
-        (A, Bc), (A0, B0) = hv.cotangent_spectra(gr, gi, dzy)
-        g_dz = hv.dz_grad(A0, B0, Sy) if learn_z else 0.0
-        del A0, B0
-        G = None
-        if L is None:
-            # first iteration: the gradient of every plane is stored for the step search
-            G = np.empty(shape, rdt)
-            for k in range(nz):
-                hv.plane_grad(A, Bc, k, buf, out=G[k])
-            L = _initial_L(hv, ox, G, g_dz, g_ref, sd2, sr2, f_y, dzy, ry, h, lossf, linearized,
-                           lo, hi, nz, r0, lam, dz_scale, r_scale, np.empty(h.shape, rdt))
-        while True:
-            a = 1.0 / L
-            dzn = float(np.clip(dzy - a * sd2 * g_dz, lo, hi))
-            rn = max(ry - a * sr2 * g_ref, 0.0)
-            Sn = hv.empty_spectra()
-            gd = dd = l1 = 0.0
-            for k in range(nz):
-                xpk = None if beta == 0.0 else op[k]
-                if G is None:
-                    # fused: gradient (inverse transform into the row buffer), prox step
-                    # in place (the buffer becomes the padded trial plane), forward transform
-                    hv.plane_grad_rows(A, Bc, k, buf)
-                    gdk, ddk, sk = K.prox_step_rows(ox[k], xpk, hv.rows, on[k], beta, a, a * lam,
-                                                    -1.0, 0.0)
-                    hv.accumulate(None, Sn, k, k == 0)
-                else:
-                    gdk, ddk, sk = K.prox_step(ox[k], xpk, G[k], on[k], beta, a, a * lam, -1.0, 0.0)
-                    hv.accumulate(on[k], Sn, k, k == 0)
-                gd += gdk
-                dd += ddk
-                l1 -= sk
-            pgd, pdd = _param_terms((dzn - dzy, g_dz, dz_scale, sd2), (rn - ry, g_ref, r_scale, sr2))
-            gd += pgd
-            dd += pdd
-            f_n = _model_terms(hv, hv.refocus(Sn, dzn), rn, h, lossf, linearized)[0]
-            evals += 1
-            if math.isfinite(f_n) and f_n <= f_y + gd + 0.5 * L * dd + 1e-14 * abs(f_y):
-                break
-            L *= 2.0
-            if G is None:  # a rejected step: keep the gradients for the next tries
-                G = np.empty(shape, rdt)
-                for k in range(nz):
-                    hv.plane_grad(A, Bc, k, buf, out=G[k])
-            if L > 1e30:
-                message = "backtracking failed"
-                break
-        if message == "backtracking failed":
-            break
-        obj = f_n + lam * l1
-        if prev_obj is not None and obj > prev_obj:  # adaptive (function-value) restart
-            t, beta, prev_obj = 1.0, 0.0, None
-            op, Sp, dzp, rp = ox, Sx, dzx, rx
-            continue
-        t_new = 0.5 * (1 + math.sqrt(1 + 4 * t * t))
-        beta = (t - 1) / t_new
-        t = t_new
-        # rotate: previous <- current <- new (the old previous buffer takes the next trial)
-        spare = op if op is not ox else np.empty(shape, rdt)
-        op, Sp, dzp, rp = ox, Sx, dzx, rx
-        ox, Sx, dzx, rx = on, Sn, dzn, rn
-        on = spare
-        prev_o = prev_obj
-        prev_obj = obj
-        history["loss"].append(obj)
-        history["fidelity"].append(f_n)
-        history["regularizer"].append(lam * l1)
-        history["params"]["volume.dz"].append(np.array(dzx))
-        history["params"]["volume.reference"].append(np.array(rx))
-        history["step"].append(a)
-        history["time"].append(time.perf_counter() - t0)
-        history["evaluations"].append(evals)
-        evals = 0
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(loss=f"{obj:.4g}")
-        if callback is not None and callback(it, ox, {"volume.dz": dzx, "volume.reference": rx},
-                                             {"loss": obj, "fidelity": f_n,
-                                              "regularizer": lam * l1, "step": a}):
-            message = "stopped by callback"
-            break
-        if tol is not None and prev_o is not None and abs(prev_o - obj) <= tol * max(abs(prev_o), 1e-300):
-            message = f"relative change below tol={tol}"
-            break
-    if bar is not None:
-        bar.close()
-    history["final_loss"] = history["loss"][-1] if history["loss"] else float("nan")
-    return ox, dzx, rx, history, message
-
-
-def _initial_L(hv, ox, G, g_dz, g_ref, sd2, sr2, f, dz, r, h, lossf, linearized, lo, hi, nz, r0,
-               lam, dz_scale, r_scale, work):
-    """Largest step at the start: lower L from the DC bound 4 r^4 nz (the largest
-    curvature of the Gabor data term) in steps of 2^(1/4) while FISTA's own
-    sufficient-decrease test (projected step, quadratic upper bound) holds at the
-    first iterate."""
-    L = max(4.0 * max(r, r0, 1e-3) ** 4 * nz, 1e-12)
-    for _ in range(160):
-        Lt = L * 2.0 ** -0.25
-        a = 1.0 / Lt
-        Sn = hv.empty_spectra()
-        gd = dd = 0.0
-        for k in range(nz):
-            gdk, ddk, _ = K.prox_step(ox[k], None, G[k], work, 0.0, a, a * lam, -1.0, 0.0)
-            gd += gdk
-            dd += ddk
-            hv.accumulate(work, Sn, k, k == 0)
-        dzn = float(np.clip(dz - a * sd2 * g_dz, lo, hi))
-        rn = max(r - a * sr2 * g_ref, 0.0)
-        pgd, pdd = _param_terms((dzn - dz, g_dz, dz_scale, sd2), (rn - r, g_ref, r_scale, sr2))
-        gd += pgd
-        dd += pdd
-        if dd == 0.0:
-            break
-        fc = _model_terms(hv, hv.refocus(Sn, dzn), rn, h, lossf, linearized)[0]
-        if not (math.isfinite(fc) and fc <= f + gd + 0.5 * Lt * dd + 1e-14 * abs(f)):
-            break
-        L = Lt
-    return L
