@@ -25,6 +25,7 @@ from ._validate import SamplingWarning
 from .binning import bin
 from .propagation import free_workspace, propagate, transfer_function
 from .shifting import intensity, shift
+from . import optim
 from .optim import losses
 from .optim import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
                     Regularizer, SolveResult, SolverError, Support, solve)
@@ -50,8 +51,9 @@ __all__ = [
     "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",
     "Quantize", "Saturate", "Complex", "AmplitudePhase", "AbsorptionPhase", "Custom",
     "zernike_noll",
-    # losses (diffimaging.losses), regularisers, constraints, solvers (issue 3)
-    "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
+    # losses (diffimaging.losses), regularisers, constraints, solvers (issue 3), all in
+    # diffimaging.optim with the problem, algorithm and run layers (issue 8)
+    "optim", "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
     "AmplitudeAtMost", "Intersection", "solve", "SolveResult", "SolverError",
 ]
 
