@@ -177,3 +177,28 @@ def test_fista_stepped_by_hand_on_the_fused_problem_equals_reconstruct():
     o, params = prob.variables(alg.x)
     np.testing.assert_array_equal(o, rec.object)
     assert params["volume.dz"] == rec.dz and params["volume.reference"] == rec.reference
+
+
+@pytest.mark.parametrize("method", ["fista", "lbfgs"])
+def test_joint_problem_stepped_by_hand_equals_solve(method):
+    # the default ModelProblem learns every non-fixed parameter, as solve() does
+    n = 24
+    yy, xx = np.mgrid[:n, :n]
+    amp = np.where((yy - 11) ** 2 + (xx - 12) ** 2 < 20, 0.3, 1.0)
+    model = di.Model(di.Propagate(di.Param(1.05e-3, bounds=(0.5e-3, 2e-3)), LAM, PX), di.Intensity())
+    y = model(amp, {"propagate.z": 1e-3})
+    r = solve(model, y, np.ones_like(amp), method=method, iterations=10, constraint=di.Box(0.0, 1.0),
+              progress=False)
+    prob = ModelProblem(model, y, constraint=di.Box(0.0, 1.0), prox_split=method == "fista")
+    assert prob.names == ["propagate.z"] and prob.groups == ["x", "propagate.z"]
+    alg = METHODS[method](step=1.0)
+    alg.setup(prob, prob.start(np.ones_like(amp)))
+    for _ in range(10):
+        alg.step()
+        if alg.done:
+            break
+    x, params = prob.variables(alg.x)
+    np.testing.assert_array_equal(x, r.x)
+    assert float(params["propagate.z"]) == float(r.params["propagate.z"]) != 1.05e-3
+    with pytest.raises(KeyError, match="unknown parameter"):
+        ModelProblem(model, y, names=["propagate.dz"])

@@ -96,7 +96,8 @@ class ModelProblem:
     loss : a loss name, :class:`~diffimaging.losses.Loss` or (value_fn, grad_fn).
     regularizers : sequence of regularisers (``TV``, ``L1``, ``L2``).
     constraint : Constraint or None (Omega_x, by projection).
-    names : the learned parameters (dotted names of ``model.params``).
+    names : the learned parameters (dotted names of ``model.params``); default:
+        every parameter that is not fixed.
     move_x : whether the object moves.
     prox_split : True for proximal methods: the regularisers act through their
         prox and :meth:`evaluate` returns the fidelity alone as the total; False
@@ -106,14 +107,19 @@ class ModelProblem:
     ``names``); ``scales`` their typical sizes, fixed by :meth:`start`.
     """
 
-    def __init__(self, model, y, *, loss="l2", regularizers=(), constraint=None, names=(),
+    def __init__(self, model, y, *, loss="l2", regularizers=(), constraint=None, names=None,
                  move_x=True, prox_split=False):
         self.model, self.y = model, y
         self.loss = get_loss(loss)
         self.regs = list(regularizers or ())
         self.constraint = constraint
-        self.names = list(names)
         self.params = model.params
+        if names is None:
+            names = [k for k, p in self.params.items() if not p.fixed]
+        unknown = [k for k in names if k not in self.params]
+        if unknown:
+            raise KeyError(f"names lists unknown parameter(s) {unknown}; the model has {sorted(self.params)}")
+        self.names = list(names)
         self.move_x = bool(move_x)
         self.prox_split = bool(prox_split)
         self.groups = (["x"] if self.move_x else []) + self.names

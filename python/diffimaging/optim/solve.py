@@ -20,7 +20,7 @@ from .. import _backend as B
 from ..model import Model
 from .alg import FISTA, GD, LBFGS, Adam
 from .problem import ModelProblem
-from .run import SolveResult, run
+from .run import run
 from .search import grid_search
 
 __all__ = ["solve"]
