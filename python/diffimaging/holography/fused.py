@@ -194,7 +194,7 @@ class FusedVolumeProblem:
 
     # ------------------------------------------------------ FISTA interface
     def extrapolate(self, x, x_prev, beta):
-        """y = x + beta (x - x_prev): dz clipped to its bounds, r at 0, the spectra
+        """y = x + beta (x - x_prev): dz clipped to its bounds, r clipped at 0, the spectra
         from the stored ones (s is linear in o)."""
         p = x if x_prev is None else x_prev
         dzy = float(np.clip(x.dz + beta * (x.dz - p.dz), self.lo, self.hi)) if self.learn_z else x.dz

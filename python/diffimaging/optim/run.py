@@ -28,7 +28,7 @@ import numpy as np
 from .. import _backend as B
 from .alg.base import NonFiniteObjective
 
-__all__ = ["run", "SolveResult", "SolverError"]
+__all__ = ["run", "SolveResult", "SolverError", "check_iterations"]
 
 #: the record keys every algorithm reports; the rest of a record are extras
 _CORE = ("loss", "fidelity", "regularizer", "step")
@@ -56,6 +56,13 @@ class SolveResult:
     iterations: int = 0
     converged: bool = False
     message: str = ""
+
+
+def check_iterations(iterations) -> int:
+    """``iterations`` as a non-negative int; ValueError naming it otherwise."""
+    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
+        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
+    return iterations
 
 
 def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,
@@ -89,6 +96,7 @@ def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,
     :class:`SolverError` whose ``.result`` holds the last finite recorded iterate
     (the start when none was recorded).
     """
+    check_iterations(iterations)
     names = list(problem.names)
     history = {"loss": [], "fidelity": [], "regularizer": [], "params": {k: [] for k in names},
                "step": [], "time": [], **{k: [] for k in alg.extras}}
@@ -114,7 +122,6 @@ def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,
     t0 = time.perf_counter()
     paused = 0.0
     small = 0
-    it = 0
     try:
         try:
             alg.setup(problem, x0)

@@ -20,7 +20,7 @@ from .. import _backend as B
 from ..model import Model
 from .alg import FISTA, GD, LBFGS, Adam
 from .problem import ModelProblem
-from .run import run
+from .run import check_iterations, run
 from .search import grid_search
 
 __all__ = ["solve"]
@@ -76,8 +76,7 @@ def solve(model: Model, y, x0, *, loss="l2", regularizers=(), constraint=None, o
         raise TypeError(f"model must be a diffimaging.Model, got {type(model).__name__}")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {tuple(_METHODS)}, got {method!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
+    check_iterations(iterations)  # before the (costly) global stage
     B.namespace(y, x0, names=["y", "x0"])
     all_params = model.params
     if optimize is None:
