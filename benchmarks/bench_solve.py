@@ -41,7 +41,7 @@ except ImportError:  # source checkout
 from diffimaging._backend import fft as _fft
 from diffimaging._backend import kernels as _kernels
 from diffimaging._backend.config import config_dict
-from diffimaging.priors import Box
+from diffimaging.optim import Box
 
 LAM, PX = 532e-9, 2e-6
 

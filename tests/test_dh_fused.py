@@ -7,8 +7,9 @@ import pytest
 import diffimaging as di
 from diffimaging._backend import kernels as K
 from diffimaging import holography as H
-from diffimaging.holography._dhfast import HalfVolume, _model_terms, fista_volume
-from diffimaging.losses import get_loss
+from diffimaging.holography._dhfast import HalfVolume
+from diffimaging.holography.fused import model_terms as _model_terms
+from diffimaging.optim.losses import get_loss
 
 LAM, PX = 532e-9, 2e-6
 # band limit active on these small grids at mm distances; inactive at 0.2-0.3 mm

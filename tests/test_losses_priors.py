@@ -1,4 +1,4 @@
-"""Losses (diffimaging.losses), regularisers and constraints (diffimaging.priors).
+"""Losses (diffimaging.optim.losses), regularisers and constraints (diffimaging.optim).
 
 Gradients against central finite differences in float64/complex128 (directional
 derivative dL ≈ Re Σ conj(grad)·d), closed forms for the proxes, the TV prox
@@ -12,8 +12,8 @@ import pytest
 
 from numpy.testing import assert_allclose, assert_array_equal
 
-from diffimaging import losses as L
-from diffimaging import priors as P
+from diffimaging import optim as P
+from diffimaging.optim import losses as L
 from conftest import rand
 
 

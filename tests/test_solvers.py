@@ -3,8 +3,7 @@ import numpy as np
 import pytest
 
 import diffimaging as di
-from diffimaging.priors import L1, L2, Box
-from diffimaging.solvers import SolverError, solve
+from diffimaging.optim import L1, L2, Box, SolverError, solve
 
 LAM, PX = 532e-9, 2e-6
 

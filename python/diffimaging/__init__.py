@@ -10,6 +10,7 @@ Core operators (SI units: metres, radians):
 """
 from __future__ import annotations
 
+import sys as _sys
 from importlib.metadata import PackageNotFoundError, version as _version
 
 try:
@@ -25,10 +26,10 @@ from ._backend.validate import SamplingWarning
 from .ops.binning import bin
 from .ops.propagate import free_workspace, propagate, transfer_function
 from .ops.shift import intensity, shift
-from . import losses
-from .priors import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
-                     Regularizer, Support)
-from .solvers import SolveResult, SolverError, solve
+from . import optim
+from .optim import losses
+from .optim import (TV, AmplitudeAtMost, Box, Constraint, Intersection, L1, L2, NonNegative,
+                    Regularizer, SolveResult, SolverError, Support, solve)
 from .model import (AbsorptionPhase, Adjoint, AmplitudePhase, Bin, Complex, Custom, Gain, Intensity,
                     Model, Param, Propagate, Pupil, Quantize, Saturate, Shift, Stack, Stage, Sum,
                     zernike_noll)
@@ -53,10 +54,15 @@ __all__ = [
     "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",
     "Quantize", "Saturate", "Complex", "AmplitudePhase", "AbsorptionPhase", "Custom",
     "zernike_noll", "Sum", "Stack", "Adjoint",
-    # losses (diffimaging.losses), regularisers, constraints, solvers (issue 3)
-    "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
+    # losses (diffimaging.losses), regularisers, constraints, solvers (issue 3), all in
+    # diffimaging.optim with the problem, algorithm and run layers (issue 8)
+    "optim", "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
     "AmplitudeAtMost", "Intersection", "solve", "SolveResult", "SolverError",
 ]
+
+# ``import diffimaging.losses`` / ``from diffimaging.losses import ...`` keep working:
+# the name is the losses module of diffimaging.optim
+_sys.modules[__name__ + ".losses"] = losses
 
 
 def __getattr__(name):

@@ -12,7 +12,7 @@ from .. import _backend as B
 from .._backend import validate as V
 from .._backend.capabilities import route
 from ..model import Bin, Intensity, Model, Param
-from ._dhfast import fista_volume
+from .fused import FusedVolumeProblem
 from .backprop import backpropagate
 from .io import check_optics
 from .volume import Volume
@@ -116,7 +116,7 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         generic path.
     engine : "auto" (default), "fused" or "generic".  On numpy, absorbing objects
         with the "born" or "gabor" model, FISTA, no TV and an "l2"/"poisson" loss
-        run on the fused real-object engine (``holography._dhfast``: half-spectrum
+        run on the fused real-object engine (``holography.fused``: half-spectrum
         transforms, precomputed transfer tables, the extrapolated point's forward
         pass from stored spectra; about nz real FFT pairs per iteration, 5-6x faster
         than the generic path at 512^2 x 64 planes, see benchmarks/bench_holo.py);
@@ -179,8 +179,9 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
                               object=out if output == "complex" else None,
                               settings=dict(output=output), **common)
 
-    from .. import priors as R
-    from ..solvers import solve
+    from ..optim import FISTA, run, solve
+    from ..optim import constraints as C
+    from ..optim import regularizers as R
 
     if model not in _MODELS:
         raise ValueError(f"model must be one of {_MODELS}, got {model!r}")
@@ -227,7 +228,7 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         regs.append(R.L1(float(sparsity)))
     if tv:
         regs.append(R.TV(float(tv), ndim=3))
-    constraint = R.Box(-1.0, 0.0) if object == "absorbing" else R.AmplitudeAtMost(1.0)
+    constraint = C.Box(-1.0, 0.0) if object == "absorbing" else C.AmplitudeAtMost(1.0)
     rdt = B.real_dtype_for(xp, h.dtype)
     shape = (nz, int(h.shape[0]) * fb, int(h.shape[1]) * fb)
     x0 = xp.zeros(shape, dtype=rdt if object == "absorbing" else B.complex_dtype_for(xp, h.dtype),
@@ -263,13 +264,15 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         dz_p.value = float(r2.search["best"]["volume.dz"])
         x0 = r2.x
     if use_fast:
-        o, dz, ref, hist, msg = fista_volume(
-            h, zs, wavelength=lam, pixel_size=(dy, dx), x0=x0 if do_search else None,
-            dz0=float(dz_p.value), dz_bounds=(lo, hi), learn_z=learn_z, r0=r0,
-            learn_reference=learn_reference, sparsity=float(sparsity), loss=loss,
-            linearized=model == "gabor", iterations=int(iterations), dz_scale=dz_p.scale,
-            r_scale=r_p.scale, callback=callback, progress=progress)
-        res = None
+        prob = FusedVolumeProblem(h, zs, wavelength=lam, pixel_size=(dy, dx), dz_bounds=(lo, hi),
+                                  learn_z=learn_z, learn_reference=learn_reference,
+                                  sparsity=float(sparsity), loss=loss, linearized=model == "gabor",
+                                  dz_scale=dz_p.scale, r_scale=r_p.scale)
+        start = prob.start(x0 if do_search else None, dz=float(dz_p.value), reference=r0)
+        res = run(FISTA(), prob, start, iterations=int(iterations), callback=callback,
+                  progress=progress, label="∂H (fused FISTA)")
+        o, hist = res.x, res.history
+        dz, ref = res.params["volume.dz"], res.params["volume.reference"]
     else:
         res = solve(m, h, x0, iterations=int(iterations), progress=progress, callback=callback,
                     **common_solve)
@@ -291,6 +294,6 @@ class _ShiftedAmplitude:
     """|1 + o| <= 1 for complex scattered fields (transmittance inside the unit disk)."""
 
     def project(self, o):
-        from ..priors import AmplitudeAtMost
+        from ..optim.constraints import AmplitudeAtMost
 
         return AmplitudeAtMost(1.0).project(o + 1.0) - 1.0

@@ -1,4 +1,4 @@
-"""Regularisers ``β R(x)`` and constraints ``x ∈ Ω`` for reconstructions.
+"""Regularisers ``β R(x)`` for reconstructions.
 
 Regularisers (:class:`Regularizer`) carry a weight ``β ≥ 0`` and offer
 
@@ -10,9 +10,7 @@ Regularisers (:class:`Regularizer`) carry a weight ``β ≥ 0`` and offer
   for proximal methods (ISTA/FISTA/ADMM):
   ``prox(x, s) = argmin_u 0.5 ‖u − x‖² + s β R(u)``.
 
-Constraints (:class:`Constraint`) offer ``project(x)``, the Euclidean
-projection onto Ω (``prox`` is the same projection, the proximal operator of
-the indicator of Ω, for any step).
+Constraints ``x ∈ Ω`` are in :mod:`diffimaging.optim.constraints`.
 
 Everything works on arrays of any array-API library; results have the input's
 library, device, shape and dtype.  Gradients of complex ``x`` follow the
@@ -22,26 +20,16 @@ from __future__ import annotations
 
 import math
 import numbers
-from abc import ABC, abstractmethod
 
-from . import _backend as B
-from .losses import _abs2, _array_kind, _float_param, _fsum
+from .. import _backend as B
+from ._common import abs2, complex_from, copy, float_param, floating_namespace, fsum
 
-__all__ = [
-    "Regularizer", "TV", "L1", "L2",
-    "Constraint", "NonNegative", "Box", "Support", "AmplitudeAtMost", "Intersection",
-]
+__all__ = ["Regularizer", "TV", "L1", "L2"]
 
 _ON = ("auto", "real_imag", "amplitude")
 
 
 # ----------------------------------------------------------------- helpers
-
-def _prep(x, name="x"):
-    xp = B.namespace(x, names=[name])
-    kind = _array_kind(xp, x, name)
-    return xp, kind in ("c8", "c16")
-
 
 def _check_on(on) -> str:
     if not isinstance(on, str) or on not in _ON:
@@ -54,16 +42,8 @@ def _safe(xp, a):
     return xp.where(a > 0, a, xp.ones_like(a))
 
 
-def _complex_from(xp, re, im, dtype):
-    return xp.astype(re, dtype) + xp.astype(im, dtype) * 1j
-
-
-def _copy(xp, x):
-    return xp.asarray(x, copy=True)
-
-
 def _weight(weight) -> float:
-    return _float_param(weight, "weight", nonneg=True)
+    return float_param(weight, "weight", nonneg=True)
 
 
 # ------------------------------------------------------------ regularisers
@@ -83,17 +63,17 @@ class Regularizer:
     # public API
     def value(self, x) -> float:
         """``β R(x)``, exact (non-smoothed) form, as a Python float."""
-        xp, _ = _prep(x)
+        xp, _ = floating_namespace(x)
         return self.weight * self._value(xp, x, False) if self.weight else 0.0
 
     def smooth_value(self, x) -> float:
         """``β R_ε(x)``, the smoothed form whose gradient :meth:`grad` returns."""
-        xp, _ = _prep(x)
+        xp, _ = floating_namespace(x)
         return self.weight * self._value(xp, x, True) if self.weight else 0.0
 
     def grad(self, x):
         """``β ∇R_ε(x)`` (shape/dtype of ``x``; complex: ``∂/∂Re + i ∂/∂Im``)."""
-        xp, _ = _prep(x)
+        xp, _ = floating_namespace(x)
         if not self.weight:
             return xp.zeros_like(x)
         return self._grad(xp, x) * self.weight
@@ -104,11 +84,11 @@ class Regularizer:
 
     def prox(self, x, step: float):
         """Proximal operator of ``step·β·R``: ``argmin_u 0.5‖u − x‖² + step β R(u)``."""
-        xp, _ = _prep(x)
-        step = _float_param(step, "step", nonneg=True)
+        xp, _ = floating_namespace(x)
+        step = float_param(step, "step", nonneg=True)
         tau = step * self.weight
         if tau == 0:
-            return _copy(xp, x)
+            return copy(xp, x)
         return self._prox(xp, x, tau)
 
     def __repr__(self) -> str:
@@ -124,7 +104,7 @@ class L2(Regularizer):
     name = "l2"
 
     def _value(self, xp, x, smooth):
-        return 0.5 * _fsum(xp, _abs2(xp, x))
+        return 0.5 * fsum(xp, abs2(xp, x))
 
     def _grad(self, xp, x):
         return x
@@ -153,7 +133,7 @@ class L1(Regularizer):
     def __init__(self, weight: float, *, on: str = "auto", eps: float = 1e-8):
         super().__init__(weight)
         self.on = _check_on(on)
-        self.eps = _float_param(eps, "eps", nonneg=True)
+        self.eps = float_param(eps, "eps", nonneg=True)
 
     def _split(self, xp, x):
         return B.is_complex(xp, x.dtype) and self.on == "real_imag"
@@ -161,35 +141,35 @@ class L1(Regularizer):
     @staticmethod
     def _val1(xp, s2, eps, smooth):
         if smooth and eps > 0:
-            return _fsum(xp, xp.sqrt(s2 + eps * eps) - eps)
-        return _fsum(xp, xp.sqrt(s2))
+            return fsum(xp, xp.sqrt(s2 + eps * eps) - eps)
+        return fsum(xp, xp.sqrt(s2))
 
     @staticmethod
     def _grad1(xp, v, eps):
         if eps > 0:
-            return v / xp.sqrt(_abs2(xp, v) + eps * eps)
-        return v / _safe(xp, xp.sqrt(_abs2(xp, v)))
+            return v / xp.sqrt(abs2(xp, v) + eps * eps)
+        return v / _safe(xp, xp.sqrt(abs2(xp, v)))
 
     @staticmethod
     def _shrink(xp, v, tau):
-        a = xp.sqrt(_abs2(xp, v))
+        a = xp.sqrt(abs2(xp, v))
         return v * (xp.clip(a - tau, min=0.0) / _safe(xp, a))
 
     def _value(self, xp, x, smooth):
         if self._split(xp, x):
             re, im = xp.real(x), xp.imag(x)
             return self._val1(xp, re * re, self.eps, smooth) + self._val1(xp, im * im, self.eps, smooth)
-        return self._val1(xp, _abs2(xp, x), self.eps, smooth)
+        return self._val1(xp, abs2(xp, x), self.eps, smooth)
 
     def _grad(self, xp, x):
         if self._split(xp, x):
-            return _complex_from(xp, self._grad1(xp, xp.real(x), self.eps),
+            return complex_from(xp, self._grad1(xp, xp.real(x), self.eps),
                                  self._grad1(xp, xp.imag(x), self.eps), x.dtype)
         return self._grad1(xp, x, self.eps)
 
     def _prox(self, xp, x, tau):
         if self._split(xp, x):
-            return _complex_from(xp, self._shrink(xp, xp.real(x), tau),
+            return complex_from(xp, self._shrink(xp, xp.real(x), tau),
                                  self._shrink(xp, xp.imag(x), tau), x.dtype)
         return self._shrink(xp, x, tau)
 
@@ -312,13 +292,13 @@ class TV(Regularizer):
                              f"(z, y, x) stacks), got {ndim!r}")
         self.ndim = int(ndim)
         self.isotropic = bool(isotropic)
-        self.eps = _float_param(eps, "eps", nonneg=True)
+        self.eps = float_param(eps, "eps", nonneg=True)
         self.on = _check_on(on)
         if isinstance(prox_iterations, bool) or not isinstance(prox_iterations, numbers.Integral) \
                 or int(prox_iterations) < 1:
             raise ValueError(f"prox_iterations must be a positive integer, got {prox_iterations!r}")
         self.prox_iterations = int(prox_iterations)
-        self.prox_tol = _float_param(prox_tol, "prox_tol", nonneg=True)
+        self.prox_tol = float_param(prox_tol, "prox_tol", nonneg=True)
         #: iterations used by the last :meth:`prox` call (diagnostic)
         self.last_prox_iterations = 0
 
@@ -342,10 +322,10 @@ class TV(Regularizer):
         e = self.eps if smooth else 0.0
         if self.isotropic:
             s = _sumsq(xp, ds)
-            return _fsum(xp, xp.sqrt(s + e * e) - e) if e > 0 else _fsum(xp, xp.sqrt(s))
+            return fsum(xp, xp.sqrt(s + e * e) - e) if e > 0 else fsum(xp, xp.sqrt(s))
         tot = 0.0
         for d in ds:
-            tot += _fsum(xp, xp.sqrt(d * d + e * e) - e) if e > 0 else _fsum(xp, xp.abs(d))
+            tot += fsum(xp, xp.sqrt(d * d + e * e) - e) if e > 0 else fsum(xp, xp.abs(d))
         return tot
 
     def _tv_grad_real(self, xp, v):
@@ -398,8 +378,8 @@ class TV(Regularizer):
                 r = [pk + (pk - qk) * c for pk, qk in zip(p, p_old)]
             p_old, t = p, t_new
             if u_prev is not None and tol2 > 0:
-                du = _fsum(xp, _abs2(xp, u - u_prev))
-                nu = _fsum(xp, _abs2(xp, u))
+                du = fsum(xp, abs2(xp, u - u_prev))
+                nu = fsum(xp, abs2(xp, u))
                 if du <= tol2 * nu:
                     break
             u_prev = u
@@ -493,7 +473,7 @@ class TV(Regularizer):
             return self._tv_real(xp, x, smooth)
         if mode == "real_imag":
             return self._tv_real(xp, xp.real(x), smooth) + self._tv_real(xp, xp.imag(x), smooth)
-        return self._tv_real(xp, xp.sqrt(_abs2(xp, x)), smooth)
+        return self._tv_real(xp, xp.sqrt(abs2(xp, x)), smooth)
 
     def _grad(self, xp, x):
         mode = self._mode(xp, x)
@@ -501,8 +481,8 @@ class TV(Regularizer):
             return self._tv_grad_real(xp, x)
         if mode == "real_imag":
             g = self._tv_grad_real(xp, xp.stack([xp.real(x), xp.imag(x)]))
-            return _complex_from(xp, g[0, ...], g[1, ...], x.dtype)
-        a = xp.sqrt(_abs2(xp, x))
+            return complex_from(xp, g[0, ...], g[1, ...], x.dtype)
+        a = xp.sqrt(abs2(xp, x))
         return self._tv_grad_real(xp, a) * (x / _safe(xp, a))
 
     def _prox(self, xp, x, tau):
@@ -511,196 +491,7 @@ class TV(Regularizer):
             return self._tv_prox_real(xp, x, tau)
         if mode == "real_imag":
             u = self._tv_prox_real(xp, xp.stack([xp.real(x), xp.imag(x)]), tau)
-            return _complex_from(xp, u[0, ...], u[1, ...], x.dtype)
-        a = xp.sqrt(_abs2(xp, x))
+            return complex_from(xp, u[0, ...], u[1, ...], x.dtype)
+        a = xp.sqrt(abs2(xp, x))
         phase = xp.where(a > 0, x / _safe(xp, a), xp.ones_like(x))
         return self._tv_prox_real(xp, a, tau) * phase
-
-
-# ------------------------------------------------------------- constraints
-
-class Constraint(ABC):
-    """Base class of the convex sets ``Ω``: :meth:`project` is the Euclidean projection.
-
-    ``prox(x, step)`` (the proximal operator of the indicator of ``Ω``) is the
-    same projection for every step, so constraints can stand in for
-    regularisers in proximal methods; ``value(x)`` is 0 (the indicator is not
-    evaluated).
-    """
-
-    name = "constraint"
-
-    @abstractmethod
-    def project(self, x):
-        """Euclidean projection of ``x`` onto the set."""
-
-    def __call__(self, x):
-        return self.project(x)
-
-    def prox(self, x, step: float = 1.0):
-        return self.project(x)
-
-    def value(self, x) -> float:
-        return 0.0
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
-
-
-class NonNegative(Constraint):
-    """``x ≥ 0``.
-
-    Real ``x``: ``max(x, 0)``.  Complex ``x``: the projection onto the
-    non-negative real axis, ``max(Re x, 0) + 0i`` (the imaginary part is
-    dropped; the dtype stays complex).  For "amplitude ≥ 0" constraints on a
-    complex field there is nothing to project; see :class:`AmplitudeAtMost`
-    for passive objects.
-    """
-
-    name = "nonnegative"
-
-    def project(self, x):
-        xp, cplx = _prep(x)
-        if cplx:
-            return xp.astype(xp.clip(xp.real(x), min=0.0), x.dtype)
-        return xp.clip(x, min=0.0)
-
-
-class Box(Constraint):
-    """``lo ≤ x ≤ hi`` (Python numbers; ``None`` for an open side).
-
-    Real ``x``: clip.  Complex ``x``: the box applies to the real and
-    imaginary parts separately (``lo ≤ Re x ≤ hi`` and ``lo ≤ Im x ≤ hi``),
-    which is the exact projection onto that product set.
-    """
-
-    name = "box"
-
-    def __init__(self, lo: float | None = None, hi: float | None = None):
-        self.lo = None if lo is None else _float_param(lo, "lo", finite=False)
-        self.hi = None if hi is None else _float_param(hi, "hi", finite=False)
-        if self.lo is not None and self.hi is not None and self.lo > self.hi:
-            raise ValueError(f"Box needs lo <= hi, got lo={self.lo!r} > hi={self.hi!r}")
-
-    def _clip(self, xp, v):
-        return xp.clip(v, min=self.lo, max=self.hi)
-
-    def project(self, x):
-        xp, cplx = _prep(x)
-        if self.lo is None and self.hi is None:
-            return _copy(xp, x)
-        if cplx:
-            return _complex_from(xp, self._clip(xp, xp.real(x)), self._clip(xp, xp.imag(x)), x.dtype)
-        return self._clip(xp, x)
-
-    def __repr__(self) -> str:
-        return f"Box(lo={self.lo!r}, hi={self.hi!r})"
-
-
-class Support(Constraint):
-    """``x = 0`` outside a support ``mask`` (boolean, or numeric with values 0/1).
-
-    The mask broadcasts against ``x`` (e.g. an ``(ny, nx)`` mask for a
-    ``(batch, ny, nx)`` object) but must not enlarge it.  A numpy mask used
-    with arrays of another library (torch, CuPy, ...) is copied once to that
-    library and device and cached; masks of another library must match
-    ``x``'s library.
-    """
-
-    name = "support"
-
-    def __init__(self, mask):
-        if not hasattr(mask, "shape") or not hasattr(mask, "dtype"):
-            raise TypeError(f"mask must be an array (boolean or 0/1), got {type(mask).__name__}")
-        xp = B.namespace(mask, names=["mask"])
-        if xp.isdtype(mask.dtype, "bool"):
-            m = mask
-        elif xp.isdtype(mask.dtype, "numeric") and not xp.isdtype(mask.dtype, "complex floating"):
-            if not bool(xp.all((mask == 0) | (mask == 1))):
-                raise ValueError("mask must be boolean or contain only 0 and 1")
-            m = mask != 0
-        else:
-            raise TypeError(f"mask must be boolean or 0/1 numbers, got dtype {mask.dtype}")
-        self.mask = m
-        self._xp = xp
-        self._cache = {}
-
-    def _mask_for(self, xp, x):
-        shape_m, shape_x = tuple(self.mask.shape), tuple(x.shape)
-        ok = len(shape_m) <= len(shape_x) and all(
-            a == b or a == 1 for a, b in zip(shape_m[::-1], shape_x[::-1]))
-        if not ok:
-            raise ValueError(f"mask of shape {shape_m} does not broadcast to x of shape {shape_x} "
-                             f"(the mask must match the trailing axes of x, or be 1 there)")
-        if xp is self._xp or type(x) is type(self.mask):
-            return self.mask
-        if not B.is_numpy_namespace(self._xp):
-            raise TypeError(f"mask ({type(self.mask).__module__}) and x ({type(x).__module__}) come "
-                            f"from different array libraries; give a numpy mask or one of x's library")
-        dev = B.device_of(x)
-        key = (id(xp), str(dev))
-        if key not in self._cache:
-            self._cache[key] = xp.asarray(self.mask, device=dev)
-        return self._cache[key]
-
-    def project(self, x):
-        xp, _ = _prep(x)
-        m = self._mask_for(xp, x)
-        return xp.where(m, x, xp.zeros_like(x))
-
-    def __repr__(self) -> str:
-        return f"Support(mask of shape {tuple(self.mask.shape)})"
-
-
-class AmplitudeAtMost(Constraint):
-    """``|x| ≤ a`` (default 1: a passive object transmits at most the incident light).
-
-    Complex ``x``: amplitudes above ``a`` are scaled down to ``a`` with the
-    phase kept, ``x · min(1, a/|x|)``.  Real ``x``: clip to ``[−a, a]``.
-    """
-
-    name = "amplitude_at_most"
-
-    def __init__(self, a: float = 1.0):
-        self.a = _float_param(a, "a", nonneg=True)
-
-    def project(self, x):
-        xp, cplx = _prep(x)
-        if not cplx:
-            return xp.clip(x, min=-self.a, max=self.a)
-        amp = xp.sqrt(_abs2(xp, x))
-        return x * (self.a / xp.clip(amp, min=self.a)) if self.a > 0 else xp.zeros_like(x)
-
-    def __repr__(self) -> str:
-        return f"AmplitudeAtMost(a={self.a!r})"
-
-
-class Intersection(Constraint):
-    """Applies ``constraints`` one after another (first to last).
-
-    The composition is the exact projection onto the intersection only when
-    the projections commute (e.g. ``Support`` and ``AmplitudeAtMost``, or
-    ``Support`` and ``NonNegative``/``Box`` containing 0).  Otherwise the result
-    satisfies the last constraint but need not be the nearest point of the
-    intersection, nor satisfy the earlier constraints (that needs e.g. Dykstra's
-    alternating projections).
-    """
-
-    name = "intersection"
-
-    def __init__(self, *constraints):
-        if not constraints:
-            raise ValueError("Intersection needs at least one constraint")
-        for i, c in enumerate(constraints):
-            if not isinstance(c, Constraint):
-                raise TypeError(f"Intersection arguments must be Constraint instances; argument {i} "
-                                f"is {type(c).__name__}")
-        self.constraints = tuple(constraints)
-
-    def project(self, x):
-        for c in self.constraints:
-            x = c.project(x)
-        return x
-
-    def __repr__(self) -> str:
-        return f"Intersection({', '.join(repr(c) for c in self.constraints)})"

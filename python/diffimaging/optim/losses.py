@@ -28,55 +28,12 @@ Use ``loss(pred, y)`` to get ``(value, grad)`` in one pass; ``loss.value`` and
 """
 from __future__ import annotations
 
-import math
-import numbers
 from abc import ABC, abstractmethod
 
-from . import _backend as B
+from .. import _backend as B
+from ._common import abs2, array_kind, float_param, fsum
 
 __all__ = ["Loss", "L2", "Poisson", "KL", "Huber", "L1", "CustomLoss", "get_loss"]
-
-
-# ----------------------------------------------------------------- helpers
-
-def _float_param(value, name: str, *, positive: bool = False, nonneg: bool = False,
-                 finite: bool = True) -> float:
-    """A real Python number (or 0-d array) checked for sign and finiteness."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        if hasattr(value, "shape") and tuple(getattr(value, "shape")) == ():
-            value = float(B.to_host_float64(value, name))
-        else:
-            raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or (finite and not math.isfinite(value)):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
-    if positive and not value > 0:
-        raise ValueError(f"{name} must be positive, got {value!r}")
-    if nonneg and not value >= 0:
-        raise ValueError(f"{name} must be non-negative, got {value!r}")
-    return value
-
-
-def _array_kind(xp, x, name: str) -> str:
-    """'f4', 'f8', 'c8' or 'c16' for a floating array, else TypeError naming it."""
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
-    kind = B.dtype_kind(xp, x.dtype)
-    if kind == "other":
-        raise TypeError(f"{name} must be float32, float64, complex64 or complex128, got {x.dtype}")
-    return kind
-
-
-def _abs2(xp, r):
-    """|r|² (real dtype) for a real or complex array."""
-    if B.is_complex(xp, r.dtype):
-        re, im = xp.real(r), xp.imag(r)
-        return re * re + im * im
-    return r * r
-
-
-def _fsum(xp, a) -> float:
-    return float(xp.sum(a))
 
 
 # ------------------------------------------------------------------- base
@@ -101,7 +58,7 @@ class Loss(ABC):
     # -- input checks, shared
     def _prepare(self, pred, y):
         xp = B.namespace(pred, y, names=["pred", "y"])
-        kind = _array_kind(xp, pred, "pred")
+        kind = array_kind(xp, pred, "pred")
         if not hasattr(y, "shape") or not hasattr(y, "dtype"):
             raise TypeError(f"y must be an array of the same shape as pred, got {type(y).__name__}")
         if tuple(pred.shape) != tuple(y.shape):
@@ -165,7 +122,7 @@ class L2(Loss):
 
     def _eval(self, xp, pred, y, want_value, want_grad):
         r = pred - y
-        val = 0.5 * _fsum(xp, _abs2(xp, r)) if want_value else None
+        val = 0.5 * fsum(xp, abs2(xp, r)) if want_value else None
         return val, (r if want_grad else None)
 
 
@@ -194,7 +151,7 @@ class Poisson(Loss):
     _nonneg_y = True
 
     def __init__(self, floor: float = 1e-9):
-        self.floor = _float_param(floor, "floor", positive=True)
+        self.floor = float_param(floor, "floor", positive=True)
 
     def _nll(self, xp, pred, y, want_value, want_grad):
         fl = self.floor
@@ -204,7 +161,7 @@ class Poisson(Loss):
             # f(max(p, fl)) + (1 - y/fl) * min(p - fl, 0)
             below = xp.clip(pred - fl, max=0.0)
             v = pc - y * xp.log(pc) + (1.0 - y / fl) * below
-            val = _fsum(xp, v)
+            val = fsum(xp, v)
         if want_grad:
             grad = 1.0 - y / pc
         return val, grad
@@ -233,7 +190,7 @@ class KL(Poisson):
         if want_value:
             pos = y > 0
             ylogy = xp.where(pos, y * xp.log(xp.where(pos, y, xp.ones_like(y))), xp.zeros_like(y))
-            val = val + _fsum(xp, ylogy - y)
+            val = val + fsum(xp, ylogy - y)
         return val, grad
 
 
@@ -249,16 +206,16 @@ class Huber(Loss):
     name = "huber"
 
     def __init__(self, delta: float = 1.0):
-        self.delta = _float_param(delta, "delta", positive=True)
+        self.delta = float_param(delta, "delta", positive=True)
 
     def _eval(self, xp, pred, y, want_value, want_grad):
         d = self.delta
         r = pred - y
-        a = xp.sqrt(_abs2(xp, r))
+        a = xp.sqrt(abs2(xp, r))
         val = grad = None
         if want_value:
             h = xp.where(a <= d, 0.5 * a * a, d * (a - 0.5 * d))
-            val = _fsum(xp, h)
+            val = fsum(xp, h)
         if want_grad:
             grad = r * (d / xp.clip(a, min=d))
         return val, grad
@@ -280,19 +237,19 @@ class L1(Loss):
     name = "l1"
 
     def __init__(self, eps: float = 0.0):
-        self.eps = _float_param(eps, "eps", nonneg=True)
+        self.eps = float_param(eps, "eps", nonneg=True)
 
     def _eval(self, xp, pred, y, want_value, want_grad):
         e = self.eps
         r = pred - y
-        s2 = _abs2(xp, r)
+        s2 = abs2(xp, r)
         if e > 0:
             a = xp.sqrt(s2 + e * e)
-            val = _fsum(xp, a - e) if want_value else None
+            val = fsum(xp, a - e) if want_value else None
             grad = r / a if want_grad else None
         else:
             a = xp.sqrt(s2)
-            val = _fsum(xp, a) if want_value else None
+            val = fsum(xp, a) if want_value else None
             grad = r / xp.where(a > 0, a, xp.ones_like(a)) if want_grad else None
         return val, grad
 
@@ -323,7 +280,7 @@ class CustomLoss(Loss):
 
     def _prepare(self, pred, y):
         xp = B.namespace(pred, names=["pred"])
-        _array_kind(xp, pred, "pred")
+        array_kind(xp, pred, "pred")
         return xp, pred, y
 
     def _eval(self, xp, pred, y, want_value, want_grad):
