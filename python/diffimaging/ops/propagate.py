@@ -229,12 +229,18 @@ def band_limit_mask(shape, z, *, wavelength, pixel_size, method="asm", half=Fals
     frequencies of :func:`band_limit_freq`.  ``half``: the half spectrum of a real
     transform, (ny, nx // 2 + 1)."""
     xp = np if xp is None else xp
+    lam, (dy, dx), fy, fx = _checked_grid(shape, wavelength, pixel_size, method, half, xp, device)
+    return _band_mask(fy, fx, xp, method, lam, shape, (dy, dx), float(z))
+
+
+def _checked_grid(shape, wavelength, pixel_size, method, half, xp, device):
+    """Validated wavelength [m], (dy, dx) [m] and the (fy, fx) frequency grids [1/m]."""
     lam = V.wavelength(wavelength)
     dy, dx = V.pixel_size(pixel_size)
     if method not in _METHODS:
         raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
     fy, fx = _grid(shape, (dy, dx), half, xp, device)
-    return _band_mask(fy, fx, xp, method, lam, shape, (dy, dx), float(z))
+    return lam, (dy, dx), fy, fx
 
 
 def _band_mask(fy, fx, xp, method, lam, shape, pixel_size, z):
@@ -263,11 +269,7 @@ def transfer_kappa(shape, z, *, wavelength, pixel_size, method="asm", band_limit
     transform.  Returns ``(ok, kappa)``: float64 kappa, 0 where ``ok`` is False.
     """
     xp = np if xp is None else xp
-    lam = V.wavelength(wavelength)
-    dy, dx = V.pixel_size(pixel_size)
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
-    fy, fx = _grid(shape, (dy, dx), half, xp, device)
+    lam, (dy, dx), fy, fx = _checked_grid(shape, wavelength, pixel_size, method, half, xp, device)
     f2 = fy * fy + fx * fx
     inv_l = 1.0 / lam
     if method == "asm":
