@@ -1,0 +1,211 @@
+"""Output files that are either complete or absent, and the manifest of a run.
+
+Every writer in the package goes through :func:`atomic_path`: the data is written
+to a temporary file in the target folder (same file system, so the final
+``os.replace`` is atomic), flushed to disk with ``fsync``, renamed over the
+final name, and the folder entry is synced.  If anything fails or the run is
+interrupted (``KeyboardInterrupt``, ``SystemExit``) the temporary file is
+removed and the final name keeps whatever it held before: a reader never sees a
+half-written file under a final name.
+
+A run that writes several files finishes by writing a *manifest*
+(:func:`write_manifest`): a JSON file listing every output with its size in
+bytes and its SHA-256, written last and atomically.  A reader or a resumed run
+tells complete output from partial output with :func:`verify_manifest`.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_path", "atomic_open", "fsync_dir", "sha256", "write_manifest",
+           "read_manifest", "verify_manifest", "MANIFEST_FORMAT", "TEMP_SUFFIX"]
+
+#: the ``format`` field of a manifest written by :func:`write_manifest`
+MANIFEST_FORMAT = "diffimaging-manifest"
+#: temporary files are named ``.<final name>.<random>.part`` in the target folder
+TEMP_SUFFIX = ".part"
+_MANIFEST_VERSION = 1
+
+
+def fsync_dir(folder) -> None:
+    """Flush a folder's entries to disk (makes a rename durable; no-op where the
+    platform cannot open folders, e.g. Windows)."""
+    try:
+        fd = os.open(os.fspath(folder), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} exists; refusing to overwrite it")
+    if not path.parent.is_dir():
+        if path.parent.exists():
+            raise NotADirectoryError(f"cannot write {path}: {path.parent} is not a folder")
+        raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
+
+
+@contextlib.contextmanager
+def atomic_path(path, *, overwrite: bool = True):
+    """Context manager giving a temporary path to write instead of ``path``.
+
+    Write the whole file to the yielded path (any library that takes a file name:
+    h5py, matplotlib, tifffile...).  On a normal exit the temporary file is
+    synced and renamed to ``path``; on any exception or interrupt it is removed
+    and ``path`` is left as it was.  ``overwrite=False`` refuses (``FileExistsError``)
+    to replace an existing ``path``.
+
+    Example::
+
+        with atomic_path("out/volume.h5") as tmp:
+            with h5py.File(tmp, "w") as f:
+                f["volume"] = vol
+    """
+    final = Path(path)
+    _check_target(final, overwrite)
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"nothing was written for {final} (temporary file {tmp} missing)")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        if not overwrite and final.exists():
+            raise FileExistsError(f"{final} appeared while it was being written; refusing to "
+                                  f"overwrite it")
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "w", *, overwrite: bool = True, **kwargs):
+    """``open`` for writing, atomically (see :func:`atomic_path`).  ``mode`` is
+    ``"w"`` (text; ``newline``/``encoding`` pass through, UTF-8 by default) or
+    ``"wb"``."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"mode must be 'w' or 'wb', got {mode!r}")
+    if mode == "w":
+        kwargs.setdefault("encoding", "utf-8")
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+
+
+def sha256(path, *, block: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(path, files, **meta) -> Path:
+    """Write the manifest of a run, atomically, *after* all its outputs.
+
+    Parameters
+    ----------
+    path : path of the manifest (JSON); the files are recorded relative to its folder.
+    files : iterable of paths written by the run (each must exist).
+    **meta : JSON-serialisable facts about the run (inputs, settings, versions).
+
+    Returns the manifest path.  The manifest records, per file, its size in
+    bytes and its SHA-256, so :func:`verify_manifest` can detect a truncated,
+    missing or replaced output.
+    """
+    path = Path(path)
+    root = path.parent.resolve()
+    entries = []
+    for f in files:
+        f = Path(f)
+        if not f.is_file():
+            raise FileNotFoundError(f"manifest entry {f} does not exist (was it written?)")
+        rp = f.resolve()
+        try:
+            rel = rp.relative_to(root).as_posix()
+        except ValueError:
+            rel = str(rp)
+        entries.append({"path": rel, "bytes": rp.stat().st_size, "sha256": sha256(rp)})
+    from .. import __version__
+
+    doc = {"format": MANIFEST_FORMAT, "version": _MANIFEST_VERSION, "complete": True,
+           "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "diffimaging": __version__, "files": entries, "meta": meta}
+    text = json.dumps(doc, indent=1, sort_keys=False, default=_json_default)
+    with atomic_open(path, "w") as fh:
+        fh.write(text + "\n")
+    return path
+
+
+def _json_default(obj):
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"manifest metadata value {obj!r} ({type(obj).__name__}) is not JSON-serialisable")
+
+
+def read_manifest(path) -> dict:
+    """Read and check the structure of a manifest; ``ValueError`` names the file
+    if it is not one."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable manifest ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        raise ValueError(f"{path} is not a diffimaging manifest (no format={MANIFEST_FORMAT!r})")
+    files = doc.get("files")
+    if not isinstance(files, list) or not all(
+            isinstance(e, dict) and {"path", "bytes", "sha256"} <= set(e) for e in files):
+        raise ValueError(f"{path}: malformed 'files' list")
+    return doc
+
+
+def verify_manifest(path, *, checksum: bool = True) -> list[str]:
+    """Check every file a manifest lists: present, same size and (unless
+    ``checksum=False``) same SHA-256.  Returns the list of problems, one line
+    each; an empty list means the run's output is complete and unchanged."""
+    path = Path(path)
+    doc = read_manifest(path)
+    problems = []
+    for e in doc["files"]:
+        f = Path(e["path"])
+        if not f.is_absolute():
+            f = path.parent / f
+        if not f.is_file():
+            problems.append(f"{e['path']}: missing")
+            continue
+        size = f.stat().st_size
+        if size != e["bytes"]:
+            problems.append(f"{e['path']}: {size} bytes, the manifest says {e['bytes']}")
+        elif checksum and sha256(f) != e["sha256"]:
+            problems.append(f"{e['path']}: contents changed (SHA-256 differs)")
+    return problems
