@@ -11,7 +11,7 @@ from __future__ import annotations
 import numbers
 from typing import Callable, NamedTuple
 
-from .namespace import _is_array, device_of, namespace
+from .namespace import device_of, is_array, namespace
 
 __all__ = ["vjp", "register_vjp", "as_cotangent"]
 
@@ -54,7 +54,7 @@ def as_cotangent(g, out):
     device: an array passes unchanged; a (nested) list or tuple of numbers, or a
     number, is converted (``[[1, 0], [0, 1]]`` for a numpy output); anything else
     is a TypeError naming the cotangent and the output's type."""
-    if _is_array(g) or not _is_array(out):
+    if is_array(g) or not is_array(out):
         return g
     if isinstance(g, (list, tuple, numbers.Number)):
         xp = namespace(out)
