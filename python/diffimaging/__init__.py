@@ -8,14 +8,15 @@ Core operators (SI units: metres, radians):
 - :func:`intensity` — |u|^2
 - :func:`vjp` — ``(out, pullback)`` from the hand-derived VJPs
 """
-from __future__ import annotations
-
+# (no ``from __future__ import annotations`` here: it would put the name
+# ``annotations`` into the package's namespace; every import below that is not
+# public is bound to an underscored name)
 import sys as _sys
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError, version as _version
 
 try:
     __version__ = _version("diffimaging")
-except PackageNotFoundError:  # running from a source tree
+except _PackageNotFoundError:  # running from a source tree
     __version__ = "0.1.0+src"
 
 from ._backend.autodiff import register_vjp, vjp

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "diffimaging/binning.hpp"
+#include "diffimaging/core/buffer.hpp"
 #include "diffimaging/core/common.hpp"
 #include "diffimaging/core/dispatch.hpp"
 #include "diffimaging/core/thread_pool.hpp"

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "diffimaging/binning.hpp"
+#include "diffimaging/core/buffer.hpp"
 #include "diffimaging/core/thread_pool.hpp"
 #include "diffimaging/math/binning.hpp"
 
@@ -20,8 +21,8 @@ struct GatherTable {
 
 GatherTable make_gather(index_t n, index_t m, index_t f, double s) {
   GatherTable t;
-  t.first.resize(static_cast<size_t>(m));
-  t.w.resize(static_cast<size_t>(m * (f + 1)));
+  t.first = buffer<index_t>(m, "a binning table");
+  t.w = buffer<double>(m * (f + 1), "a binning table");
   for (index_t k = 0; k < m; ++k) {
     const index_t i0 = bin_first_input(k, f, s);
     t.first[k] = i0;
@@ -42,11 +43,11 @@ struct ScatterTable {
 
 ScatterTable make_scatter(index_t n, index_t m, index_t f, double s) {
   ScatterTable t;
-  t.first.resize(static_cast<size_t>(n));
-  t.i0.resize(static_cast<size_t>(n));
-  t.i1.resize(static_cast<size_t>(n));
-  t.w0.resize(static_cast<size_t>(n));
-  t.w1.resize(static_cast<size_t>(n));
+  t.first = buffer<index_t>(n, "a binning table");
+  t.i0 = buffer<index_t>(n, "a binning table");
+  t.i1 = buffer<index_t>(n, "a binning table");
+  t.w0 = buffer<double>(n, "a binning table");
+  t.w1 = buffer<double>(n, "a binning table");
   auto clamp = [m](index_t k) { return k < 0 ? index_t(0) : (k >= m ? m - 1 : k); };
   for (index_t i = 0; i < n; ++i) {
     const index_t k0 = bin_first_output(i, f, s);
@@ -146,7 +147,7 @@ void bin_forward(const Real* in, index_t in_stride, Real* out, index_t batch, in
   const ShiftTables tables = make_tables(shifts, shift_stride, batch, ny, nx, f, true, false);
   const index_t row_len = nx * nc;
   parallel_for(batch * my, nthreads, 4, [&](index_t r0, index_t r1, int) {
-    std::vector<Real> tmp(static_cast<size_t>(row_len));
+    std::vector<Real> tmp = buffer<Real>(row_len, "a binning row buffer");
     for (index_t r = r0; r < r1; ++r) {
       const index_t b = r / my, k = r % my;
       const index_t tb = shift_stride == 0 ? 0 : b;
@@ -199,7 +200,7 @@ void bin_adjoint(const Real* g, Real* out, index_t batch, index_t ny, index_t nx
   }
   const ShiftTables tables = make_tables(shifts, shift_stride, batch, ny, nx, f, false, true);
   parallel_for(batch * ny, nthreads, 16, [&](index_t r0, index_t r1, int) {
-    std::vector<Real> tmp(static_cast<size_t>(mx * nc));
+    std::vector<Real> tmp = buffer<Real>(mx * nc, "a binning row buffer");
     for (index_t r = r0; r < r1; ++r) {
       const index_t b = r / ny, i = r % ny;
       const Real* gb = g + b * my * mx * nc;
@@ -238,10 +239,11 @@ void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* ds
   const index_t row_len = nx * nc;
   const Partition part = partition(batch * my, nthreads, 4);
   const index_t nt = part.count;  // one (batch, 2) slot per chunk
-  std::vector<double> partial(static_cast<size_t>(nt * batch * 2), 0.0);
+  std::vector<double> partial = buffer<double>(nt * batch * 2, "the shift-gradient partial sums");
   parallel_for(part, [&](index_t r0, index_t r1, int tid) {
-    std::vector<Real> tmp(static_cast<size_t>(row_len));
-    std::vector<Real> xlo(static_cast<size_t>(mx * nc)), xhi(static_cast<size_t>(mx * nc));
+    std::vector<Real> tmp = buffer<Real>(row_len, "a binning row buffer");
+    std::vector<Real> xlo = buffer<Real>(mx * nc, "a binning row buffer");
+    std::vector<Real> xhi = buffer<Real>(mx * nc, "a binning row buffer");
     for (index_t r = r0; r < r1; ++r) {
       const index_t b = r / my, k = r % my;
       const index_t tb = shift_stride == 0 ? 0 : b;

@@ -57,7 +57,8 @@ double transfer_pullback(const Real* U, index_t u_batch_stride, const Real* G, R
   const bool want_dz = U != nullptr;
   const bool avx2 = use_avx2_rows();
   const Partition part = row_partition(p, nthreads);
-  std::vector<double> partial(static_cast<size_t>(part.count), 0.0);  // one slot per chunk
+  // one slot per chunk
+  std::vector<double> partial = buffer<double>(part.count, "the distance-gradient partial sums");
   for_rows<Real>(p, p.z, 1.0, want_dz, part, [&](index_t r, const RowArgs& a, bool zero, int chunk) {
     double sum = 0.0;
     for (index_t b = 0; b < batch; ++b) {

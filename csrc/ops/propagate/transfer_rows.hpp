@@ -13,6 +13,7 @@
 
 #include <vector>
 
+#include "diffimaging/core/buffer.hpp"
 #include "diffimaging/core/thread_pool.hpp"
 #include "diffimaging/math/frequency.hpp"
 #include "diffimaging/math/transfer.hpp"
@@ -75,8 +76,8 @@ struct ColumnTables {
 
 inline ColumnTables make_columns(const TransferParams& p) {
   ColumnTables t;
-  t.fx2.resize(static_cast<size_t>(p.nx));
-  t.mask.resize(static_cast<size_t>(p.nx));
+  t.fx2 = buffer<double>(p.nx, "the transfer-function column table");
+  t.mask = buffer<double>(p.nx, "the transfer-function column table");
   const BandLimits lim = band_limits(p);
   t.fy_limit = lim.fy;
   for (index_t j = 0; j < p.nx; ++j) {
@@ -119,8 +120,8 @@ void for_rows(const TransferParams& p, double z_phase, double conj_sign, bool wa
   base.carrier = p.carrier;
   const bool avx2 = use_avx2_rows();
   parallel_for(part, [&](index_t r0, index_t r1, int chunk) {
-    std::vector<Real> hbuf(static_cast<size_t>(2 * p.nx));
-    std::vector<double> kbuf(want_kappa ? static_cast<size_t>(p.nx) : 0);
+    std::vector<Real> hbuf = buffer<Real>(2 * p.nx, "a transfer-function row buffer");
+    std::vector<double> kbuf = buffer<double>(want_kappa ? p.nx : 0, "a transfer-function row buffer");
     RowArgs a = base;
     a.h = hbuf.data();
     a.kappa = want_kappa ? kbuf.data() : nullptr;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "diffimaging/core/buffer.hpp"
 #include "diffimaging/core/thread_pool.hpp"
 #include "diffimaging/holography.hpp"
 
@@ -48,7 +49,7 @@ inline void prox_segment(const Real* __restrict x, const Real* __restrict xp, co
 template <class Body>
 void reduce3(index_t n, int nthreads, index_t grain, double sums[3], Body&& body) {
   const Partition part = partition(n, nthreads, grain);
-  std::vector<double> slot(3 * static_cast<size_t>(part.count), 0.0);
+  std::vector<double> slot = buffer<double>(3 * part.count, "the reduction slots");
   parallel_for(part, [&](index_t b, index_t e, int chunk) {
     double acc[3] = {0.0, 0.0, 0.0};
     body(b, e, acc);

@@ -8,9 +8,12 @@ C-linear operator A the pullback of ``u -> A u`` is ``g -> A^H g``.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable, NamedTuple
 
-__all__ = ["vjp", "register_vjp"]
+from .namespace import device_of, is_array, namespace
+
+__all__ = ["vjp", "register_vjp", "as_cotangent"]
 
 
 class _Rule(NamedTuple):
@@ -46,6 +49,24 @@ def _hashable(fn) -> bool:
         return False
 
 
+def as_cotangent(g, out):
+    """The cotangent ``g`` of the output ``out`` as an array of ``out``'s library and
+    device: an array passes unchanged; a (nested) list or tuple of numbers, or a
+    number, is converted (``[[1, 0], [0, 1]]`` for a numpy output); anything else
+    is a TypeError naming the cotangent and the output's type."""
+    if is_array(g) or not is_array(out):
+        return g
+    if isinstance(g, (list, tuple, numbers.Number)):
+        xp = namespace(out)
+        try:
+            return xp.asarray(g, device=device_of(out))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"cotangent: cannot convert the {type(g).__name__} to an array like the "
+                            f"output ({type(out).__name__} of shape {tuple(out.shape)}): {exc}") from None
+    raise TypeError(f"cotangent must be an array like the output ({type(out).__name__} of shape "
+                    f"{tuple(out.shape)}), got {type(g).__name__}")
+
+
 def vjp(fn: Callable, *primals, **static):
     """Evaluate ``fn(*primals, **static)`` and return ``(out, pullback)``.
 
@@ -58,7 +79,9 @@ def vjp(fn: Callable, *primals, **static):
     >>> du, dz = pullback(g)          # g: cotangent of out, same shape as out
 
     For a :class:`diffimaging.Model`, ``vjp(model, x)`` returns a pullback
-    giving ``(gx, {parameter name: cotangent})``.
+    giving ``(gx, {parameter name: cotangent})``.  The cotangent ``g`` is an array
+    of the output's library, or a list / number converted to one
+    (:func:`as_cotangent`).
     """
     custom = getattr(fn, "__diffimaging_vjp__", None)
     if custom is not None:
@@ -78,7 +101,7 @@ def vjp(fn: Callable, *primals, **static):
     n = len(primals)
 
     def pullback(g):
-        cts = rule.bwd(res, g)
+        cts = rule.bwd(res, as_cotangent(g, out))
         if len(cts) != n:
             raise RuntimeError(f"internal error: {len(cts)} cotangents for {n} primals")
         return tuple(cts)

@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "namespace",
+    "is_array",
     "is_numpy_namespace",
     "is_cupy_namespace",
     "is_torch_namespace",
@@ -26,7 +27,9 @@ __all__ = [
 ]
 
 
-def _is_array(x) -> bool:
+def is_array(x) -> bool:
+    """True for an array of any array-API library (numpy, CuPy, torch, ...), False
+    for Python numbers, sequences and everything else."""
     return aac.is_array_api_obj(x) and not isinstance(x, numbers.Number)
 
 
@@ -40,7 +43,7 @@ def namespace(*arrays, names=None):
     for i, a in enumerate(arrays):
         if a is None or isinstance(a, (numbers.Number, list, tuple)):
             continue
-        if not _is_array(a):
+        if not is_array(a):
             name = names[i] if names else f"argument {i}"
             raise TypeError(f"{name} must be an array (numpy, CuPy, torch or any array-API array), "
                             f"got {type(a).__name__}")
@@ -122,7 +125,7 @@ def to_host_float64(x, name: str) -> np.ndarray:
         if arr is None or arr.dtype.kind not in "fiu":
             raise TypeError(f"{name} must be real, got {x!r}")
         return arr
-    if not _is_array(x):
+    if not is_array(x):
         raise TypeError(f"{name} must be a number or an array, got {type(x).__name__}")
     xp = aac.array_namespace(x)
     if xp.isdtype(x.dtype, "complex floating") or xp.isdtype(x.dtype, "bool"):

@@ -16,6 +16,8 @@ import contextlib
 import contextvars
 import os
 
+from .validate import integer
+
 __all__ = ["get_num_threads", "set_num_threads", "num_threads", "MAX_THREADS"]
 
 #: Largest accepted thread count.
@@ -47,9 +49,9 @@ _override: contextvars.ContextVar[int | None] = contextvars.ContextVar("diffimag
 
 
 def _check(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise ValueError(f"number of threads must be a positive integer, got {n!r}")
-    return _check_count(n, "number of threads", n)
+    # any integer-like (np.int64(2), a 0-d integer array); ValueError is the documented error
+    return _check_count(integer(n, "number of threads", minimum=1, type_error=ValueError),
+                        "number of threads", n)
 
 
 def get_num_threads() -> int:

@@ -56,6 +56,18 @@ def parse_shift(shift, xp, name: str = "shift"):
     return _check_host(host, name), tuple(host.shape[:-1]), kind, dtype
 
 
+def wrap_period(s, n: int):
+    """Shifts ``s`` (float64 array, in samples) reduced modulo the period ``n`` to
+    [-n/2, n/2], exactly: ``fmod`` is exact in floating point, and the one
+    correction by ``n`` that follows is exact too (Sterbenz: the remainder and ``n``
+    are within a factor of two).  A Fourier phase ramp exp(-2 pi i f s) at f = j / n
+    is the same for ``s`` and the result, which keeps it accurate for any ``s``
+    (the product f s of a huge shift has lost its fractional part)."""
+    r = np.fmod(np.asarray(s, dtype=np.float64), float(n))
+    half = 0.5 * n
+    return np.where(r > half, r - n, np.where(r < -half, r + n, r))
+
+
 def _check_host(host, name):
     if host.ndim < 1 or host.shape[-1] != 2:
         raise ValueError(f"{name} must have shape (..., 2) ordered (sy, sx), got shape {host.shape}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import warnings
 
 import numpy as np
@@ -69,12 +70,70 @@ def field_array(x, name: str, xp, *, allow_real: bool = True):
     return kind
 
 
-def factor(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (numbers.Integral, np.integer)):
-        if isinstance(value, float) and value.is_integer():
-            raise TypeError(f"factor must be an integer, got the float {value!r} (use {int(value)})")
-        raise TypeError(f"factor must be a positive integer, got {value!r}")
-    value = int(value)
-    if value < 1:
-        raise ValueError(f"factor must be a positive integer, got {value}")
+def _is_bool(value) -> bool:
+    """A Python/numpy bool, or a 0-d boolean array of any library (never an integer here)."""
+    if isinstance(value, (bool, np.bool_)):
+        return True
+    dtype = getattr(value, "dtype", None)
+    return dtype is not None and str(dtype).rsplit(".", 1)[-1] in ("bool", "bool_")
+
+
+def _int_range(minimum, maximum) -> str:
+    if maximum is None:
+        return {None: "an integer", 0: "a non-negative integer", 1: "a positive integer"}.get(
+            minimum, f"an integer >= {minimum}")
+    if minimum is None:
+        return f"an integer <= {maximum}"
+    return f"an integer in {minimum}..{maximum}"
+
+
+def integer(value, name: str, *, minimum: int | None = None, maximum: int | None = None,
+            hint: str = "", type_error: type = TypeError) -> int:
+    """``value`` as a Python int, for every integer argument of the package.
+
+    Accepts what :func:`operator.index` accepts: ``int``, numpy integer scalars
+    (``np.int64(2)``), 0-d integer arrays of numpy, torch and other libraries.
+    Rejects bools and every float, even an integral one (``2.0``: the message
+    suggests the int), with ``type_error`` (TypeError unless the caller's API
+    documents ValueError); a value outside ``[minimum, maximum]`` raises
+    ValueError.  ``hint`` (e.g. "(planes)") follows the range in the messages.
+    """
+    want = _int_range(minimum, maximum) + (f" {hint}" if hint else "")
+    if _is_bool(value):
+        raise type_error(f"{name} must be {want}, got the bool {value!r}")
+    try:
+        n = operator.index(value)
+    except TypeError:
+        if isinstance(value, numbers.Real) and float(value).is_integer():
+            raise type_error(f"{name} must be {want}, got the float {value!r} "
+                             f"(use {int(value)})") from None
+        raise type_error(f"{name} must be {want}, got {value!r}") from None
+    if (minimum is not None and n < minimum) or (maximum is not None and n > maximum):
+        raise ValueError(f"{name} must be {want}, got {n}")
+    return n
+
+
+class ChoiceTypeError(TypeError, ValueError):
+    """A string option got a non-string (e.g. the list ``['asm']``).  A TypeError,
+    and a ValueError as well, as such values raised before (``except ValueError``
+    keeps working)."""
+
+
+def choice(name: str, value, allowed) -> str:
+    """``value`` if it is one of the strings ``allowed``; a :class:`ChoiceTypeError`
+    for a non-string (a list ``['asm']``, None) and a ValueError for an unknown
+    string, both naming the argument and the allowed values."""
+    allowed = tuple(allowed)
+    listed = (", ".join(repr(a) for a in allowed[:-1]) + f" or {allowed[-1]!r}"
+              if len(allowed) > 1 else repr(allowed[0]))
+    if not isinstance(value, str):
+        raise ChoiceTypeError(f"{name} must be {listed} (a string), got {type(value).__name__} "
+                              f"{value!r}")
+    if value not in allowed:
+        raise ValueError(f"{name} must be {listed}, got {value!r}")
     return value
+
+
+def factor(value) -> int:
+    """The binning factor: a positive integer (pixels per output pixel along each axis)."""
+    return integer(value, "factor", minimum=1)

@@ -549,8 +549,7 @@ def autofocus(hologram, z_range, *, wavelength, pixel_size, position=None, windo
     """
     if z_range is None:
         raise ValueError("z_range must be a pair (z_min, z_max) of distances in metres, got None")
-    if isinstance(coarse, bool) or not isinstance(coarse, (numbers.Integral, np.integer)) or coarse < 3:
-        raise ValueError(f"coarse must be an integer >= 3 (number of coarse depths), got {coarse!r}")
+    coarse = V.integer(coarse, "coarse", minimum=3, hint="(number of coarse depths)", type_error=ValueError)
     if noise is not None and (isinstance(noise, bool) or not isinstance(noise, numbers.Real)
                               or not math.isfinite(noise) or noise < 0):
         raise ValueError(f"noise must be a non-negative standard deviation (unit-mean hologram), got "

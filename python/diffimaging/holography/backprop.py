@@ -6,6 +6,7 @@ import numpy as np
 from .. import _backend as B
 from .._backend import kernels as K
 from .._backend.capabilities import route
+from .._backend.validate import integer
 from ..ops.propagate import Plan, propagate
 from ..ops.shift import intensity
 
@@ -113,8 +114,7 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     zs = np.asarray(B.to_host_float64(z, "z"), dtype=np.float64).reshape(-1)
     if zs.size == 0 or not np.all(np.isfinite(zs)):
         raise ValueError("z must be a non-empty 1-d array of finite depths in metres")
-    if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-        raise ValueError(f"chunk must be a positive integer (planes), got {chunk!r}")
+    chunk = integer(chunk, "chunk", minimum=1, hint="(planes)", type_error=ValueError)
     kw = dict(wavelength=wavelength, pixel_size=pixel_size, method=method, pad=pad, carrier=False)
     starts = range(0, zs.size, chunk)
     if progress:

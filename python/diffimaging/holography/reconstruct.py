@@ -189,10 +189,7 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         raise ValueError(f"object must be 'absorbing' or 'complex', got {object!r}")
     if solver not in ("fista", "adam"):
         raise ValueError(f"solver must be 'fista' or 'adam', got {solver!r}")
-    if isinstance(bin_factor, bool) or not isinstance(bin_factor, (int, np.integer)) or bin_factor < 1:
-        raise ValueError(f"bin_factor must be an integer >= 1 (sensor pixels per volume pixel along "
-                         f"each axis), got {bin_factor!r}")
-    fb = int(bin_factor)
+    fb = V.integer(bin_factor, "bin_factor", minimum=1, hint="(sensor pixels per volume pixel along each axis)", type_error=ValueError)
     vdy, vdx = dy / fb, dx / fb              # the volume's pixel size
     nz = zs.size
     if dz_range is None:

@@ -21,6 +21,8 @@ so one stage object may serve several models.
 from __future__ import annotations
 
 from .. import _backend as B
+from .._backend import validate as V
+from .._backend.autodiff import as_cotangent
 from .param import Param
 from .stage import Adjoint, Stage
 
@@ -43,8 +45,7 @@ def _unique(names) -> list[str]:
 
 def _axis(axis, ndim: int, what: str) -> int:
     """``axis`` normalised to 0 .. ndim - 1 (an IndexError-free ValueError otherwise)."""
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"axis must be an integer, got {axis!r}")
+    axis = V.integer(axis, "axis")
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} is out of range for {what} of {ndim} dimensions")
     return axis % ndim
@@ -118,7 +119,7 @@ class Model(Stage):
 
     def __diffimaging_vjp__(self, x, params=None):
         y, tape = self.forward(x, params)
-        return y, lambda g: self.backward(tape, g)
+        return y, lambda g: self.backward(tape, as_cotangent(g, y))
 
     # ------------------------------------------------------------ shapes, adjoint
 
@@ -173,9 +174,7 @@ class Sum(Model):
 
     def __init__(self, *stages: Stage, axis: int = 0, name: str | None = None):
         super().__init__(*stages, name=name)
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(f"axis must be an integer, got {axis!r}")
-        self.axis = axis
+        self.axis = V.integer(axis, "axis")
 
     def forward(self, x, params=None):
         y, tape = super().forward(x, params)
@@ -219,9 +218,7 @@ class Stack(Model):
         if not isinstance(members, (list, tuple)):
             raise TypeError(f"Stack needs a list of stages or models, got {type(members).__name__}")
         super().__init__(*members, name=name)
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(f"axis must be an integer, got {axis!r}")
-        self.axis = axis
+        self.axis = V.integer(axis, "axis")
 
     def _child_names(self) -> list[str]:
         return [str(k) for k in range(len(self.stages))]

@@ -38,9 +38,7 @@ class Propagate(Stage):
                  band_limit=True, mode="auto", name=None):
         super().__init__(name)
         self._declare("z", z)
-        if mode not in ("auto", "stack", "batch"):
-            raise ValueError(f"mode must be 'auto', 'stack' or 'batch', got {mode!r}")
-        self.mode = mode
+        self.mode = V.choice("mode", mode, ("auto", "stack", "batch"))
         self.static = dict(wavelength=wavelength, pixel_size=pixel_size, method=method, pad=pad,
                            carrier=carrier, band_limit=band_limit)
 
@@ -155,7 +153,7 @@ class Pupil(Stage):
         if zernike is not None:
             nz = int(np.size(B.to_host_float64(zernike.value if isinstance(zernike, Param) else zernike,
                                                "zernike")))
-            self.noll = list(range(1, nz + 1)) if noll is None else [int(j) for j in noll]
+            self.noll = list(range(1, nz + 1)) if noll is None else [V.integer(j, "noll index", minimum=1) for j in noll]
             if len(self.noll) != nz:
                 raise ValueError(f"noll has {len(self.noll)} indices for {nz} coefficients")
         else:

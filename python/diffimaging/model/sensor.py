@@ -1,8 +1,6 @@
 """Sensor stages: binning, intensity, gain and offset, quantisation, saturation."""
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from .. import _backend as B
@@ -118,11 +116,10 @@ class Quantize(Stage):
 
     def __init__(self, bits, full_scale=1.0, name=None):
         super().__init__(name)
-        if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 1 <= bits <= 32:
-            raise ValueError(f"bits must be an integer in 1..32, got {bits!r}")
+        bits = V.integer(bits, "bits", minimum=1, maximum=32, type_error=ValueError)
         if not full_scale > 0:
             raise ValueError(f"full_scale must be positive, got {full_scale!r}")
-        self.bits, self.full_scale = int(bits), float(full_scale)
+        self.bits, self.full_scale = bits, float(full_scale)
 
     def forward(self, x, p):
         xp = B.namespace(x)

@@ -8,6 +8,7 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from .. import _backend as B
+from .._backend.autodiff import as_cotangent
 from .param import Param
 
 __all__ = ["Stage", "Adjoint", "param_value", "cotangent_like"]
@@ -116,7 +117,7 @@ class Stage(ABC):
         """``diffimaging.vjp(stage, x, params)``: ``(y, pullback)`` with
         ``pullback(g) -> (gx, {parameter name: cotangent})``."""
         y, res = self.forward(x, self.param_values(params))
-        return y, lambda g: self.backward(res, g)
+        return y, lambda g: self.backward(res, as_cotangent(g, y))
 
     # ------------------------------------------------------------------ shapes
 

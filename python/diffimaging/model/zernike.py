@@ -5,14 +5,15 @@ import math
 
 import numpy as np
 
+from .._backend import validate as V
+
 __all__ = ["noll_to_nm", "zernike_noll"]
 
 
 def noll_to_nm(j: int) -> tuple[int, int]:
     """Noll index j >= 1 -> (n, m): radial order n and azimuthal frequency m,
     the sign of m giving cos (m > 0) or sin (m < 0)."""
-    if j < 1:
-        raise ValueError(f"Noll indices start at 1, got {j}")
+    j = V.integer(j, "Noll index j", minimum=1, hint="(Noll indices start at 1)")
     n = 0
     while (n + 1) * (n + 2) // 2 < j:
         n += 1
@@ -34,7 +35,7 @@ def zernike_noll(j: int, rho, theta, xp=None):
     unit disk) at polar coordinates (rho, theta in radians); zero outside rho <= 1.
     ``xp``: the array namespace of ``rho`` and ``theta`` (default numpy)."""
     xp = np if xp is None else xp
-    n, m = noll_to_nm(int(j))
+    n, m = noll_to_nm(j)
     am = abs(m)
     R = xp.zeros_like(rho)
     for s in range((n - am) // 2 + 1):

@@ -41,8 +41,7 @@ def _make_plan(image, shift, factor, reduce) -> _Plan:
     ny, nx = int(image.shape[-2]), int(image.shape[-1])
     if ny < f or nx < f:
         raise ValueError(f"image of shape {tuple(image.shape)} is smaller than the binning factor {f}")
-    if reduce not in ("sum", "mean"):
-        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}")
+    V.choice("reduce", reduce, ("sum", "mean"))
     img_batch = tuple(image.shape[:-2])
     if shift is None:
         host, sb, kind, dtype = None, (), None, None

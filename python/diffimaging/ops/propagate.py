@@ -68,8 +68,7 @@ class Plan:
         the capability table decides."""
         xp = B.namespace(field, z, names=["field", "z"])
         kind = V.field_array(field, "field", xp)
-        if method not in _METHODS:
-            raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
+        V.choice("method", method, _METHODS)
         lam = V.wavelength(wavelength)
         dy, dx = V.pixel_size(pixel_size)
         zs, zkind, zdtype, zshape, stack = _parse_z(z, xp)
@@ -237,8 +236,7 @@ def _checked_grid(shape, wavelength, pixel_size, method, half, xp, device):
     """Validated wavelength [m], (dy, dx) [m] and the (fy, fx) frequency grids [1/m]."""
     lam = V.wavelength(wavelength)
     dy, dx = V.pixel_size(pixel_size)
-    if method not in _METHODS:
-        raise ValueError(f"method must be 'asm' or 'fresnel', got {method!r}")
+    V.choice("method", method, _METHODS)
     fy, fx = _grid(shape, (dy, dx), half, xp, device)
     return lam, (dy, dx), fy, fx
 
@@ -355,7 +353,10 @@ def _forward_kernel(p: Plan, field):
     if not p.stack:
         K.transfer_apply(U, U, p, float(p.zs[0]), conjugate=False)
         v = p.inverse_crop(U)
-        if v.flags.c_contiguous:
+        # U may be the per-thread work buffer, which the next call overwrites: the
+        # result is returned as is only when it is a new array.  (C-contiguity alone
+        # does not tell: a crop to one row of the buffer is C-contiguous too.)
+        if v.flags.c_contiguous and not np.may_share_memory(v, U):
             return v.reshape(p.batch_shape + (p.ny, p.nx))
         out = np.empty(u3.shape, dtype=p.cdtype)
         K.crop_copy(v, out)

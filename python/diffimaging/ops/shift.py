@@ -11,7 +11,7 @@ from .._backend import kernels as K
 from .._backend import validate as V
 from .._backend.autodiff import register_vjp
 from .._backend.capabilities import route
-from .._backend.util import broadcast_batch, parse_shift, sum_to_shape
+from .._backend.util import broadcast_batch, parse_shift, sum_to_shape, wrap_period
 
 __all__ = ["shift", "intensity"]
 
@@ -37,6 +37,10 @@ class _ShiftPlan:
         self.field_shape = tuple(field.shape)
         self.shift_batch, self.shift_kind, self.shift_dtype = sb, skind, sdtype
         self.out_batch = broadcast_batch(tuple(field.shape[:-2]), sb, ("field", "shift"))
+        # a shift by s and by s - k n are the same periodic translation: reduce it
+        # exactly first, so that the phase ramp keeps its accuracy for any shift
+        host = np.stack([wrap_period(host[..., 0], self.ny), wrap_period(host[..., 1], self.nx)],
+                        axis=-1)
         sh = xp.asarray(np.ascontiguousarray(host), device=self.device) \
             if not B.is_numpy_namespace(xp) else host
         sh = xp.asarray(sh, dtype=xp.float64)

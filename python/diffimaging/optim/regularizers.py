@@ -19,9 +19,9 @@ package convention ``∂R/∂Re x + i ∂R/∂Im x``.
 from __future__ import annotations
 
 import math
-import numbers
 
 from .. import _backend as B
+from .._backend.validate import integer
 from ._common import abs2, complex_from, copy, float_param, floating_namespace, fsum
 
 __all__ = ["Regularizer", "TV", "L1", "L2"]
@@ -287,17 +287,11 @@ class TV(Regularizer):
     def __init__(self, weight: float, *, ndim: int = 2, isotropic: bool = True, eps: float = 1e-8,
                  on: str = "auto", prox_iterations: int = 100, prox_tol: float = 1e-6):
         super().__init__(weight)
-        if isinstance(ndim, bool) or not isinstance(ndim, numbers.Integral) or int(ndim) < 1:
-            raise ValueError(f"ndim must be a positive integer (2 for (y, x) images, 3 for "
-                             f"(z, y, x) stacks), got {ndim!r}")
-        self.ndim = int(ndim)
+        self.ndim = integer(ndim, "ndim", minimum=1, hint="(2 for (y, x) images, 3 for (z, y, x) stacks)", type_error=ValueError)
         self.isotropic = bool(isotropic)
         self.eps = float_param(eps, "eps", nonneg=True)
         self.on = _check_on(on)
-        if isinstance(prox_iterations, bool) or not isinstance(prox_iterations, numbers.Integral) \
-                or int(prox_iterations) < 1:
-            raise ValueError(f"prox_iterations must be a positive integer, got {prox_iterations!r}")
-        self.prox_iterations = int(prox_iterations)
+        self.prox_iterations = integer(prox_iterations, "prox_iterations", minimum=1, type_error=ValueError)
         self.prox_tol = float_param(prox_tol, "prox_tol", nonneg=True)
         #: iterations used by the last :meth:`prox` call (diagnostic)
         self.last_prox_iterations = 0

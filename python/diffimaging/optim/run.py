@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .. import _backend as B
+from .._backend.validate import integer
 from .alg.base import NonFiniteObjective
 
 __all__ = ["run", "SolveResult", "SolverError", "check_iterations"]
@@ -60,9 +61,7 @@ class SolveResult:
 
 def check_iterations(iterations) -> int:
     """``iterations`` as a non-negative int; ValueError naming it otherwise."""
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
-    return iterations
+    return integer(iterations, "iterations", minimum=0, type_error=ValueError)
 
 
 def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,

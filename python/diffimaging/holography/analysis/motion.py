@@ -37,6 +37,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..._backend.validate import integer
 from ..simulate import ParticleTable, simulate_particles
 
 __all__ = ["Field", "uniform", "solid_rotation", "vortex", "move_particles", "simulate_sequence"]
@@ -324,11 +325,9 @@ def move_particles(table, field, frames=2, dt=1.0, *, substeps=4):
     >>> seq[2].positions - seq[0].positions          # two frames of rotation
     """
     pos, dia = _table(table)
-    if isinstance(frames, bool) or not isinstance(frames, numbers.Integral) or frames < 1:
-        raise ValueError(f"frames must be an integer >= 1, got {frames!r}")
+    frames = integer(frames, "frames", minimum=1, type_error=ValueError)
     dt = _finite_scalar(dt, "dt", "time between frames, in the field's unit of time")
-    if isinstance(substeps, bool) or not isinstance(substeps, numbers.Integral) or substeps < 1:
-        raise ValueError(f"substeps must be an integer >= 1 (RK4 steps per frame), got {substeps!r}")
+    substeps = integer(substeps, "substeps", minimum=1, hint="(RK4 steps per frame)", type_error=ValueError)
     if not callable(field):
         raise ValueError(f"field must be callable (positions (N, 3) -> velocities (N, 3)), got "
                          f"{type(field).__name__}")

@@ -2,7 +2,6 @@
 optional window deformation (multi-pass, predictor-corrector)."""
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -11,6 +10,7 @@ from scipy.interpolate import RegularGridInterpolator
 
 from ..._backend import fft as F
 from ..._backend.threads import get_num_threads
+from ..._backend.validate import integer
 
 __all__ = ["piv", "PIVResult", "normalized_median_test"]
 
@@ -341,8 +341,7 @@ def piv(vol_a, vol_b, window=(16, 16, 16), overlap=0.5, *, replace_outliers=True
                          f"got {window!r}")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap!r}")
-    if isinstance(passes, bool) or not isinstance(passes, numbers.Integral) or passes < 1:
-        raise ValueError(f"passes must be an integer >= 1, got {passes!r}")
+    passes = integer(passes, "passes", minimum=1, type_error=ValueError)
     if deform_order not in (1, 2, 3, 4, 5):
         raise ValueError(f"deform_order must be a spline order 1 to 5, got {deform_order!r}")
     step = tuple(max(int(round(w * (1 - overlap))), 1) for w in win)

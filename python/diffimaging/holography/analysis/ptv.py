@@ -7,6 +7,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from ..._backend.validate import integer
 from .matching import as_positions
 
 __all__ = ["link", "Links", "predictor_from_piv", "predictor_from_links"]
@@ -168,10 +169,8 @@ def predictor_from_links(links, k=12, *, iterations=3):
     """
     if not isinstance(links, Links):
         raise ValueError(f"links must be a Links result of link(), got {type(links).__name__}")
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 4:
-        raise ValueError(f"k must be an integer >= 4 (neighbouring links per prediction), got {k!r}")
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
-        raise ValueError(f"iterations must be an integer >= 0, got {iterations!r}")
+    k = integer(k, "k", minimum=4, hint="(neighbouring links per prediction)", type_error=ValueError)
+    iterations = integer(iterations, "iterations", minimum=0, type_error=ValueError)
     D = np.asarray(links.displacement, dtype=np.float64)
     S = np.asarray(links.positions, dtype=np.float64) - 0.5 * D  # start positions (frame A)
     if len(S) < 4:
