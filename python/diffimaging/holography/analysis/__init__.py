@@ -8,5 +8,5 @@ from .piv import PIVResult, check_finite, normalized_median_test, piv, plane_spa
 from .ptv import Links, link, predictor_from_links, predictor_from_piv
 
 __all__ = ["motion", "match", "MatchResult", "as_positions", "find_particles", "FoundParticles",
-           "piv", "PIVResult", "normalized_median_test", "plane_spacing", "check_finite", "link", "Links", "predictor_from_piv",
-           "predictor_from_links"]
+           "piv", "PIVResult", "normalized_median_test", "plane_spacing", "check_finite", "link",
+           "Links", "predictor_from_piv", "predictor_from_links"]
