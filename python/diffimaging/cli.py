@@ -3,33 +3,160 @@
 ``diffimaging demo`` runs the holographic particle-imaging demonstration;
 ``diffimaging holo ...`` and ``diffimaging piv ...`` work on recordings (see
 ``diffimaging <command> --help``; lengths in metres).
+
+Exit codes (the contract, also printed by ``diffimaging --help``):
+
+- 0: success; every output and the run's manifest were written.
+- 2: a user error — a bad argument or value, an unreadable, missing or
+  malformed input, an output that would replace another input's output, a
+  permission or disk-full error, memory exhaustion: one line
+  ``diffimaging: error: ...`` on stderr, no traceback.
+- 130: interrupted (Ctrl-C or SIGTERM): one line on stderr; the file being
+  written is removed, outputs completed before are kept, no manifest is written.
+- 1: an internal error (a bug): one line naming the exception; ``-v`` prints
+  the traceback.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import logging
+import signal
 import sys
+import threading
+import traceback
 
 from .holography import cli as holography_cli
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_INTERRUPTED"]
+
+EXIT_OK = 0
+#: an internal error (a bug): rerun with -v for the traceback
+EXIT_INTERNAL = 1
+#: a user error: bad argument, bad input file, refused overwrite, no space, no memory
+EXIT_USAGE = 2
+#: interrupted by Ctrl-C (SIGINT) or SIGTERM
+EXIT_INTERRUPTED = 130
+
+EPILOG = """\
+exit codes:
+  0    success: all outputs and the manifest (written last) are complete
+  2    user error (bad argument or value, missing/unreadable/malformed input,
+       refused overwrite, permission denied, disk full, out of memory):
+       one line "diffimaging: error: ..." on stderr
+  130  interrupted (Ctrl-C or SIGTERM): the file being written is removed,
+       earlier outputs are kept, no manifest is written
+  1    internal error (a bug): one line naming the exception; rerun with -v
+       for the traceback
+outputs: every file is written to a temporary name and renamed when complete;
+  a run writes a manifest last (sizes and SHA-256 of every output, inputs and
+  settings): <folder>/manifest.json for folder outputs, <file>.manifest.json
+  for single-file outputs"""
+
+#: errors a user can act on (exit 2); OSError covers missing files, permissions,
+#: a full disk (ENOSPC, EFBIG, EDQUOT) and unreadable files
+_USER_ERRORS = (ValueError, TypeError, OSError)
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread when the process receives SIGTERM, so that the
+    run unwinds like a Ctrl-C: ``finally`` blocks run and the atomic writers
+    remove their temporary files."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are the contract's single line (exit 2),
+    and whose every (sub)command accepts ``-v``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                          help="log progress details; on an internal error print the traceback "
+                               "(-vv: debug logging)")
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"diffimaging: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="diffimaging",
-                                description="Differentiable imaging: holographic particle imaging "
-                                            "(lengths in metres)")
+    p = _Parser(prog="diffimaging",
+                description="Differentiable imaging: holographic particle imaging (lengths in metres)",
+                epilog=EPILOG)
+    p.set_defaults(verbose=0)
     sub = p.add_subparsers(dest="command", required=True)
     holography_cli.add_commands(sub)
     return p
 
 
-def main(argv=None):
-    args = build_parser().parse_args(argv)
+def _describe(exc: BaseException) -> str:
+    """The one-line message of a user error."""
+    if isinstance(exc, MemoryError):
+        detail = str(exc) or "an allocation failed"
+        return (f"out of memory ({detail}): use a smaller input, fewer planes or a smaller --chunk, "
+                f"or a machine with more memory")
+    if isinstance(exc, OSError):
+        what = exc.strerror or str(exc)
+        name = exc.filename
+        if exc.errno in (errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            where = f" writing {name}" if name else ""
+            return f"{what}{where}: free disk space or write to another folder with -o"
+        if name is not None and exc.strerror:
+            return f"{what}: {name}"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())   # one line
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While active (main thread only), SIGTERM raises :class:`Terminated`; a second
+    SIGTERM during the clean-up is ignored so that the clean-up completes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
     try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"diffimaging: error: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        # a handler installed outside Python reads as None: restore the default then
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def main(argv=None) -> int:
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the
+    exit code (see the module docstring).  Argument errors exit through
+    ``SystemExit(2)`` from the parser, ``--help`` through ``SystemExit(0)``."""
+    args = build_parser().parse_args(argv)
+    verbose = int(args.verbose)
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
+                            format="diffimaging: %(levelname)s: %(name)s: %(message)s")
+    try:
+        with _sigterm_raises():
+            return int(args.func(args))
+    except KeyboardInterrupt as exc:
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"
+        print(f"diffimaging: {what}: the file being written was removed; outputs completed before "
+              f"are kept, no manifest was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (*_USER_ERRORS, MemoryError) as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"diffimaging: error: {_describe(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:
+        if verbose:
+            traceback.print_exc()
+        hint = "please report it" if verbose else "rerun with -v for the traceback; please report it"
+        print(f"diffimaging: internal error: {type(exc).__name__}: {_describe(exc)} ({hint})",
+              file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

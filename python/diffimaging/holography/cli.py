@@ -1,15 +1,64 @@
 """Command line: ``diffimaging demo``, ``diffimaging holo reconstruct``,
-``diffimaging holo particles``, ``diffimaging piv``.  Lengths are in metres."""
+``diffimaging holo particles``, ``diffimaging piv``.  Lengths are in metres.
+
+Outputs: every file goes through an atomic writer (complete or absent), and a run
+writes its manifest last (:func:`~diffimaging._backend.files.write_manifest`):
+``<folder>/manifest.json`` for the commands that write a folder (``demo``,
+``holo reconstruct``), ``<file>.manifest.json`` next to the output of the others.
+The manifest lists every output (size, SHA-256), the inputs and the settings, and
+records which input each output came from: an existing file is replaced only when
+the manifest records it as the output of the same input(s); anything else (another
+input's output, a file of unknown origin such as an interrupted run's) is refused
+before any work, unless ``--overwrite``.
+"""
 from __future__ import annotations
 
 import argparse
+import glob
 import json
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 
 from .. import holography as H
+from .._backend import files as _files
+from .analysis import plane_spacing
+
+#: smallest ``demo --size`` (pixels): room for 8-pixel margins and a 32-pixel PIV window
+DEMO_MIN_SIZE = 64
+#: largest ``demo --ppp`` (particles per pixel): beyond, in-line holograms lose their
+#: reference wave
+DEMO_MAX_PPP = 0.05
+
+
+# -- argument types: refused by argparse itself (exit 2, one line) ------------------
+
+def _number(kind, *, low=None, low_open=False, high=None, high_open=False, unit=""):
+    """An argparse type: a finite ``kind`` (int or float) in the given bounds (argparse
+    prefixes its messages with the option's name)."""
+    noun = "an integer" if kind is int else "a number"
+    unit = f" ({unit})" if unit else ""
+
+    def parse(text):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {noun}{unit}, got {text!r}") from None
+        bad = not math.isfinite(v)
+        bad |= low is not None and (v <= low if low_open else v < low)
+        bad |= high is not None and (v >= high if high_open else v > high)
+        if bad:
+            bounds = [f"{'>' if low_open else '>='} {low:g}"] if low is not None else []
+            bounds += [f"{'<' if high_open else '<='} {high:g}"] if high is not None else []
+            raise argparse.ArgumentTypeError(f"must be {'a finite number' if kind is float else noun} "
+                                             f"{' and '.join(bounds)}{unit}, got {text!r}")
+        return v
+    return parse
+
+
+_length = _number(float, low=0, low_open=True, unit="metres")
 
 
 def _zrange(text):
@@ -19,31 +68,227 @@ def _zrange(text):
     except ValueError:
         raise argparse.ArgumentTypeError(f"--z must be START:STOP:N in metres, e.g. 1e-3:5e-3:81 "
                                          f"(got {text!r})") from None
+    if not (math.isfinite(a) and math.isfinite(b)):
+        raise argparse.ArgumentTypeError(f"START and STOP must be finite, in metres (got {text!r})")
     if n < 1:
         raise argparse.ArgumentTypeError("--z needs N >= 1 planes")
+    if n > 1 and a == b:
+        raise argparse.ArgumentTypeError(f"START and STOP must differ for N = {n} planes "
+                                         f"(got {text!r})")
     return np.linspace(a, b, n)
 
 
 def _optics(p):
-    p.add_argument("--wavelength", type=float, required=True, help="wavelength in metres (532e-9)")
-    p.add_argument("--pixel-size", type=float, required=True,
+    p.add_argument("--wavelength", type=_length, required=True, help="wavelength in metres (532e-9)")
+    p.add_argument("--pixel-size", type=_length, required=True,
                    help="sensor pixel size in metres (2e-6 for 2 um)")
 
+
+def _overwrite(p):
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace existing outputs even when the manifest does not record them as "
+                        "outputs of the same input(s)")
+
+
+# -- outputs: provenance checks up front, manifest last -----------------------------
+
+class _Outputs:
+    """The outputs of one run and its manifest.
+
+    :meth:`claim` every output before the work starts (refuses, ``FileExistsError``,
+    to replace a file that the manifest in charge does not record as an output of
+    the same inputs, unless ``overwrite``), :meth:`done` each once written, and
+    :meth:`finish` last: it writes the manifest, which also keeps the entries of
+    earlier runs' outputs still present and unchanged in the folder."""
+
+    def __init__(self, manifest, command, settings, *, overwrite=False):
+        self.manifest = Path(manifest)
+        self.root = self.manifest.parent.resolve()
+        self.command, self.settings, self.overwrite = command, settings, overwrite
+        self.claimed, self.written, self.inputs = {}, [], []
+        self.earlier, self.earlier_runs, self.sizes = {}, [], {}
+        if self.manifest.exists():
+            try:
+                doc = _files.read_manifest(self.manifest)
+            except ValueError as exc:
+                if not overwrite:
+                    raise ValueError(f"{exc}: remove it, choose another output or pass --overwrite") \
+                        from None
+            else:
+                sizes = {e["path"]: e["bytes"] for e in doc["files"]}
+                meta = doc.get("meta") or {}
+                runs, outputs = meta.get("runs"), meta.get("outputs")
+                if isinstance(runs, list) and isinstance(outputs, dict):
+                    self.earlier_runs = runs
+                    self.earlier = {k: v for k, v in outputs.items()
+                                    if k in sizes and isinstance(v, dict) and "inputs" in v}
+                self.sizes = sizes
+
+    def _rel(self, path):
+        p = Path(path).resolve()
+        try:
+            return p.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(p)
+
+    def check(self, path, inputs):
+        """Refuse (``FileExistsError``) to replace ``path`` unless it is absent or
+        recorded as an output of ``inputs`` (or ``overwrite``)."""
+        path = Path(path)
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
+        if self.overwrite or not path.exists():
+            return
+        rec = self.earlier.get(self._rel(path))
+        if rec is None:
+            raise FileExistsError(f"{path} exists and {self.manifest} does not record it as an output "
+                                  f"(a file of another origin, or of an interrupted run): pass --overwrite "
+                                  f"to replace it, or choose another output")
+        if sorted(rec["inputs"]) != sorted(inputs):
+            was = ", ".join(rec["inputs"]) or "a demo run"
+            now = ", ".join(inputs) or "a demo run"
+            raise FileExistsError(f"{path} holds the output of {was}; refusing to replace it with the "
+                                  f"output of {now}: pass --overwrite, or choose another output")
+
+    def claim(self, path, inputs, frame=None):
+        """Reserve ``path`` for the output of ``inputs`` (absolute paths; ``frame``
+        of a series): refuses a second claim in the run and what :meth:`check` refuses."""
+        rel = self._rel(path)
+        if rel in self.claimed and self.claimed[rel]["inputs"] != list(inputs):
+            raise FileExistsError(f"{path} would be written twice in this run, from "
+                                  f"{', '.join(self.claimed[rel]['inputs'])} and from {', '.join(inputs)}: "
+                                  f"rename one input or run them separately with different outputs")
+        self.check(path, inputs)
+        self.claimed[rel] = {"inputs": list(inputs), "frame": frame}
+        self.inputs.extend(i for i in inputs if i not in self.inputs)
+
+    def done(self, path):
+        self.written.append(Path(path))
+
+    def finish(self):
+        """Write the manifest (last): this run's outputs, and the earlier outputs still
+        present with their recorded size."""
+        runs, outputs, files = [], {}, []
+        remap = {}
+        for rel, rec in self.earlier.items():
+            f = Path(rel) if Path(rel).is_absolute() else self.root / rel
+            if rel in self.claimed or not f.is_file() or f.stat().st_size != self.sizes[rel]:
+                continue
+            old = rec.get("run")
+            if isinstance(old, int) and 0 <= old < len(self.earlier_runs):
+                if old not in remap:
+                    remap[old] = len(runs)
+                    runs.append(self.earlier_runs[old])
+                rec = dict(rec, run=remap[old])
+            outputs[rel] = rec
+            files.append(f)
+        this = len(runs)
+        runs.append({"command": self.command, "inputs": self.inputs, "settings": self.settings})
+        for f in self.written:
+            rel = self._rel(f)
+            outputs[rel] = dict(self.claimed.get(rel, {"inputs": [], "frame": None}), run=this)
+            files.append(f)
+        _files.write_manifest(self.manifest, files, command=self.command, inputs=self.inputs,
+                              settings=self.settings, outputs=outputs, runs=runs)
+        return self.manifest
+
+
+def _file_manifest(path):
+    """The manifest of a single-file output: ``<file>.manifest.json``."""
+    p = Path(path)
+    return p.with_name(p.name + ".manifest.json")
+
+
+def _input(path, what):
+    """The absolute path of an input file, checked up front."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{what} not found: {p}")
+    if not p.is_file():
+        raise IsADirectoryError(f"{what} is not a file: {p}")
+    return str(p.resolve())
+
+
+# -- volume attributes: absent, None and NaN alike mean "not recorded" --------------
+
+def _attr_positive(attrs, key):
+    """The attribute ``key`` as a float64 array when present, finite and positive;
+    None when absent or not usable (None, NaN, text, <= 0)."""
+    v = attrs.get(key)
+    if v is None:
+        return None
+    try:
+        a = np.asarray(v, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return None
+    if a.size == 0 or not np.all(np.isfinite(a)) or np.any(a <= 0):
+        return None
+    return a
+
+
+def _pixel_size(args, attrs, path):
+    """(dy, dx) metres: ``--pixel-size`` if given, else the volume file's."""
+    if args.pixel_size is not None:
+        return (args.pixel_size, args.pixel_size)
+    a = _attr_positive(attrs, "pixel_size_m")
+    if a is None or a.size not in (1, 2):
+        raw = attrs.get("pixel_size_m")
+        got = "" if raw is None else f" (pixel_size_m = {raw!r})"
+        raise ValueError(f"{path} records no usable pixel size{got}: pass --pixel-size in metres "
+                         f"(e.g. 2e-6)")
+    return tuple(float(x) for x in np.broadcast_to(a, (2,)))
+
+
+def _polarity(args, attrs):
+    if args.polarity:
+        return args.polarity
+    p = attrs.get("polarity", "dark")
+    return p.decode() if isinstance(p, bytes) else str(p)
+
+
+# -- commands -------------------------------------------------------------------------
 
 def cmd_reconstruct(args):
     H.check_optics(args.wavelength, args.pixel_size, args.z)
     out = Path(args.output)
+    holos = [_input(p, "hologram file") for p in args.holograms]
+    background = _input(args.background, "background file") if args.background else None
+    # one output name per input: two inputs of one name (a/x.tif, b/x.tif, x.png) would
+    # overwrite each other's volume
+    by_stem = {}
+    for given, path in zip(args.holograms, holos):
+        key = Path(path).stem.casefold()
+        if key in by_stem:
+            first, first_path = by_stem[key]
+            if first_path == path:
+                raise ValueError(f"{given} is given twice")
+            raise ValueError(f"{first} and {given} would both write {out / (Path(path).stem + '.h5')}: "
+                             f"rename one, or run them separately with different -o folders")
+        by_stem[key] = (given, path)
     out.mkdir(parents=True, exist_ok=True)
+    settings = dict(wavelength_m=args.wavelength, pixel_size_m=args.pixel_size, z_m=args.z,
+                    method=args.method, model=args.model, iterations=args.iterations,
+                    sparsity=args.sparsity, fixed_z=args.fixed_z, background=background,
+                    chunk=args.chunk)
+    outputs = _Outputs(out / "manifest.json", "holo reconstruct", settings, overwrite=args.overwrite)
+    for path in holos:   # before any work: outputs of a single image or of a frame series
+        stem = Path(path).stem
+        series = glob.glob(str(out / f"{glob.escape(stem)}_[0-9][0-9][0-9][0-9].h5"))
+        for f in [out / f"{stem}.h5"] + sorted(Path(g) for g in series):
+            outputs.check(f, [path])
     z, learn = np.asarray(args.z, dtype=np.float64), not args.fixed_z
-    for path in args.holograms:
+    bg = H.read_hologram(background) if background else None
+    for given, path in zip(args.holograms, holos):
         raw = H.read_hologram(path)
-        holo, info = H.preprocess(raw, background=H.read_hologram(args.background)
-                                  if args.background else None)
+        holo, info = H.preprocess(raw, background=bg)
         frames = holo if holo.ndim == 3 else holo[None]
         for i, h in enumerate(frames):
             stem = Path(path).stem + (f"_{i:04d}" if len(frames) > 1 else "")
+            target = out / f"{stem}.h5"
+            outputs.claim(target, [path], i if len(frames) > 1 else None)
             t0 = time.perf_counter()
-            extra = {}
             if args.method == "dh":
                 extra = dict(model=args.model, iterations=args.iterations, learn_z=learn,
                              sparsity=args.sparsity)
@@ -54,44 +299,64 @@ def cmd_reconstruct(args):
             # the recording distance belongs to the set-up, not to a frame: learned on the
             # first hologram, held for the rest (so that a series shares one grid)
             z, learn = rec.z, False
-            H.write_volume(out / f"{stem}.h5", np.asarray(rec.volume, dtype=np.float32), z=rec.z,
+            H.write_volume(target, np.asarray(rec.volume, dtype=np.float32), z=rec.z,
                            wavelength=args.wavelength, pixel_size=args.pixel_size, dz=rec.dz,
                            method=args.method, polarity=rec.polarity, reference=rec.reference,
                            crop_offset_px=np.asarray(info["offset"]))
+            outputs.done(target)
             learned = (f", learned offset dz = {rec.dz * 1e6:+.2f} um, illumination {rec.reference:.4f}"
                        if args.method == "dh" else "")
-            print(f"{path}: {rec.volume.shape[0]} planes of {rec.volume.shape[1]}x{rec.volume.shape[2]} "
-                  f"({args.method}) in {time.perf_counter() - t0:.1f} s{learned} -> {out / (stem + '.h5')}")
+            print(f"{given}: {rec.volume.shape[0]} planes of {rec.volume.shape[1]}x{rec.volume.shape[2]} "
+                  f"({args.method}) in {time.perf_counter() - t0:.1f} s{learned} -> {target}")
+    print(f"manifest -> {outputs.finish()}")
     return 0
 
 
-def _polarity(args, attrs):
-    if args.polarity:
-        return args.polarity
-    p = attrs.get("polarity", "dark")
-    return p.decode() if isinstance(p, bytes) else str(p)
-
-
 def cmd_particles(args):
-    vol, z, attrs = H.read_volume(args.volume)
-    ps = np.asarray(attrs.get("pixel_size_m", args.pixel_size))
-    if ps is None:
-        raise SystemExit("pixel size unknown: pass --pixel-size (metres)")
-    wl = attrs.get("wavelength_m")
-    f = H.find_particles(vol, z, pixel_size=tuple(np.broadcast_to(ps, (2,))), polarity=_polarity(args, attrs),
+    src = _input(args.volume, "volume file")
+    settings = dict(polarity=args.polarity, diameter_m=args.diameter, pixel_size_m=args.pixel_size)
+    outputs = _Outputs(_file_manifest(args.output), "holo particles", settings, overwrite=args.overwrite)
+    targets = [Path(args.output)] + ([Path(args.vtk)] if args.vtk else [])
+    for t in targets:
+        outputs.claim(t, [src])
+    vol, z, attrs = H.read_volume(src)
+    ps = _pixel_size(args, attrs, args.volume)
+    wl = _attr_positive(attrs, "wavelength_m")
+    wl = None if wl is None else float(wl[0])
+    f = H.find_particles(vol, z, pixel_size=ps, polarity=_polarity(args, attrs),
                          diameter=args.diameter if wl is not None else None, wavelength=wl)
     H.write_particles_csv(args.output, f)
+    outputs.done(args.output)
     if args.vtk:
         H.write_vtk_points(args.vtk, f.positions, scalars=f.peak)
+        outputs.done(args.vtk)
+    outputs.finish()
     print(f"{len(f)} particles -> {args.output}")
     return 0
 
 
 def cmd_piv(args):
-    a, za, attrs = H.read_volume(args.vol_a)
-    b, zb, _ = H.read_volume(args.vol_b)
-    if a.shape != b.shape or not np.allclose(za, zb):
-        raise SystemExit(f"{args.vol_a} and {args.vol_b} must share their grid and depths")
+    srcs = [_input(args.vol_a, "volume file"), _input(args.vol_b, "volume file")]
+    settings = dict(window=args.window, overlap=args.overlap, dt_s=args.dt, smooth=args.smooth,
+                    polarity=args.polarity, pixel_size_m=args.pixel_size)
+    outputs = _Outputs(_file_manifest(args.output), "piv", settings, overwrite=args.overwrite)
+    for t in [Path(args.output)] + ([Path(args.vtk)] if args.vtk else []):
+        outputs.claim(t, srcs)
+    a, za, attrs = H.read_volume(srcs[0])
+    b, zb, attrs_b = H.read_volume(srcs[1])
+    if a.shape != b.shape:
+        raise ValueError(f"{args.vol_a} {a.shape} and {args.vol_b} {b.shape} must share their grid "
+                         f"(volumes of one shape)")
+    for path, vol, zz in ((args.vol_a, a, za), (args.vol_b, b, zb)):
+        plane_spacing(zz, vol.shape[0], name=f"{path}: z")
+    if not np.allclose(za, zb, rtol=1e-9, atol=0):
+        raise ValueError(f"{args.vol_a} and {args.vol_b} must share their depths (z differs)")
+    ps = _pixel_size(args, attrs, args.vol_a)
+    if args.pixel_size is None:
+        ps_b = _pixel_size(args, attrs_b, args.vol_b)
+        if not np.allclose(ps, ps_b, rtol=1e-9, atol=0):
+            raise ValueError(f"{args.vol_a} and {args.vol_b} have different pixel sizes ({ps} and "
+                             f"{ps_b} m)")
     pol = _polarity(args, attrs)
     sign = -1.0 if pol == "dark" else 1.0
     smooth = args.smooth if args.smooth is not None else (1.0 if pol == "bright" else 0.0)
@@ -102,17 +367,23 @@ def cmd_piv(args):
 
         a, b = ndimage.gaussian_filter(a, smooth), ndimage.gaussian_filter(b, smooth)
     r = H.piv(sign * a, sign * b, (args.window,) * 3, args.overlap)
-    ps = np.broadcast_to(np.asarray(attrs["pixel_size_m"], dtype=np.float64), (2,))
-    dzp = float(za[1] - za[0]) if len(za) > 1 else 1.0
-    c = r.centers.reshape(-1, 3)
-    pos = np.column_stack([c[:, 1] * ps[0], c[:, 2] * ps[1], za[0] + c[:, 0] * dzp])
-    d = r.displacement.reshape(-1, 3)
-    vel = np.column_stack([d[:, 1] * ps[0], d[:, 2] * ps[1], d[:, 0] * dzp]) / args.dt
+    pos, vel = r.vectors(za, ps, args.dt)
     H.write_vectors_csv(args.output, pos, vel)
+    outputs.done(args.output)
     if args.vtk:
         H.write_vtk_points(args.vtk, pos, vectors=vel)
-    print(f"{len(pos)} vectors ({int(r.outlier.sum())} replaced) -> {args.output}")
+        outputs.done(args.vtk)
+    outputs.finish()
+    empty = int(np.sum(~np.all(np.isfinite(vel), axis=1)))
+    note = (f", {empty} without a correlation peak (NaN: featureless windows, no particles?)"
+            if empty else "")
+    print(f"{len(pos)} vectors ({int(r.outlier.sum())} replaced{note}) -> {args.output}")
     return 0
+
+
+_DEMO_FILES = ("volume_a.h5", "particles_a.csv", "particles_a.vtk", "particles_b.csv",
+               "particles_b.vtk", "piv.csv", "piv.vtk", "ptv.csv", "metrics.json", "hologram.png",
+               "volume.png", "distance.png", "piv.png")
 
 
 def _rotate(pos, angle, centre):
@@ -127,6 +398,10 @@ def cmd_demo(args):
     lam, px, n = 532e-9, 2e-6, args.size
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
+    settings = {"size": n, "ppp": args.ppp, "iterations": args.iterations, "seed": args.seed}
+    outputs = _Outputs(out / "manifest.json", "demo", settings, overwrite=args.overwrite)
+    for name in _DEMO_FILES:
+        outputs.claim(out / name, [])
     results = {"size": n, "ppp": args.ppp, "wavelength_m": lam, "pixel_size_m": px}
     # 1. the recording distance: the flow cell's inner window is at 1.0 mm from the
     #    sensor, but the setup says 1.03 mm (+3 %).  A hologram of particles settled on
@@ -183,9 +458,12 @@ def cmd_demo(args):
               f"{m.recall:.3f}, precision {m.precision:.3f}, lateral RMSE {m.lateral_rmse / px:.2f} px, "
               f"axial RMSE {m.axial_rmse * 1e6:.1f} um")
         H.write_particles_csv(out / f"particles_{name}.csv", f)
+        outputs.done(out / f"particles_{name}.csv")
         H.write_vtk_points(out / f"particles_{name}.vtk", f.positions, scalars=f.peak)
+        outputs.done(out / f"particles_{name}.vtk")
     H.write_volume(out / "volume_a.h5", np.asarray(recs[0].volume, dtype=np.float32), z=recs[0].z,
                    wavelength=lam, pixel_size=px, dz=recs[0].dz, method="dh", polarity="bright")
+    outputs.done(out / "volume_a.h5")
     zr = recs[0].z
     # a sparse ∂H volume holds a few voxels per particle: a 1-voxel Gaussian blur
     # gives the correlation peaks a width the sub-voxel fit can use
@@ -195,15 +473,15 @@ def cmd_demo(args):
     win = (min(16, va.shape[0]), min(64, va.shape[1]), min(64, va.shape[2]))
     r = H.piv(va, vb, win, 0.5, passes=3)   # window deformation: 3 passes
     c = r.centers.reshape(-1, 3)
-    pos = np.column_stack([c[:, 1] * px, c[:, 2] * px, zr[0] + c[:, 0] * (zr[1] - zr[0])])
+    pos, got = r.vectors(zr, px)          # metres, metres per frame
     true_d = _rotate(pos, angle, centre) - pos
-    d = r.displacement.reshape(-1, 3)
-    got = np.column_stack([d[:, 1] * px, d[:, 2] * px, d[:, 0] * (zr[1] - zr[0])])
     lat_rmse = float(np.sqrt(np.mean(np.sum((got[:, :2] - true_d[:, :2]) ** 2, axis=1)))) / px
     results["piv"] = dict(vectors=len(pos), lateral_rmse_px=lat_rmse, replaced=int(r.outlier.sum()))
     print(f"PIV: {len(pos)} vectors, lateral RMSE {lat_rmse:.2f} px per frame")
     H.write_vectors_csv(out / "piv.csv", pos, got)
+    outputs.done(out / "piv.csv")
     H.write_vtk_points(out / "piv.vtk", pos, vectors=got)
+    outputs.done(out / "piv.vtk")
     # PTV: link the found particles around the displacement predicted by the PIV field
     predictor = H.predictor_from_piv(r, (zr[1] - zr[0], px, px), origin=(0.0, 0.0, zr[0]))
     links = H.link(found[0], found[1], max_distance=3 * px, max_axial_distance=40e-6,
@@ -224,14 +502,33 @@ def cmd_demo(args):
           f"the same true particle), {100 * results['ptv']['consistent']:.1f} % consistent with the "
           f"true rotation")
     H.write_vectors_csv(out / "ptv.csv", links.positions, links.displacement)
-    (out / "metrics.json").write_text(json.dumps(results, indent=1))
-    _demo_figures(out, ha, recs[0], tab, found[0], traj, z_window, c, got, true_d, px)
+    outputs.done(out / "ptv.csv")
+    with _files.atomic_open(out / "metrics.json") as fh:
+        fh.write(json.dumps(results, indent=1))
+    outputs.done(out / "metrics.json")
+    for name in _demo_figures(out, ha, recs[0], tab, found[0], traj, z_window, c, got, true_d, px):
+        outputs.done(out / name)
     print(f"outputs in {out}/ (volume_a.h5, particles_*.csv/.vtk, piv.csv/.vtk, ptv.csv, metrics.json, "
-          f"*.png)")
+          f"*.png; manifest.json last)")
+    outputs.finish()
     return 0
 
 
+def _savefig(fig, path):
+    """Save and close a figure atomically (PNG)."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with _files.atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=80)
+    finally:
+        plt.close(fig)
+    return Path(path).name
+
+
 def _demo_figures(out, ha, rec, tab, found, traj, z_true, c, got, true_d, px):
+    """The demo's figures; returns the names of the files written (none without
+    matplotlib)."""
     try:
         import matplotlib
 
@@ -239,12 +536,12 @@ def _demo_figures(out, ha, rec, tab, found, traj, z_true, c, got, true_d, px):
         import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib not installed: no figures (pip install 'diffimaging[plot]')")
-        return
+        return []
+    names = []
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(ha, cmap="gray")
     ax.set_title("hologram A (background divided)")
-    fig.savefig(out / "hologram.png", dpi=80)
-    plt.close(fig)
+    names.append(_savefig(fig, out / "hologram.png"))
     vol = np.asarray(rec.volume)
     fig, ax = plt.subplots(1, 2, figsize=(12, 5))
     ax[0].imshow(vol.max(axis=0), cmap="magma")
@@ -260,8 +557,7 @@ def _demo_figures(out, ha, rec, tab, found, traj, z_true, c, got, true_d, px):
     ax[1].set_ylabel("z (mm)")
     ax[1].set_title("max over y (x-z)")
     fig.tight_layout()
-    fig.savefig(out / "volume.png", dpi=80)
-    plt.close(fig)
+    names.append(_savefig(fig, out / "volume.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(np.asarray(traj) * 1e3, ".-", label="learned")
     ax.axhline(z_true * 1e3, color="k", ls="--", label="true")
@@ -270,8 +566,7 @@ def _demo_figures(out, ha, rec, tab, found, traj, z_true, c, got, true_d, px):
     ax.legend()
     ax.set_title("distance calibration (∂H, planar sample)")
     fig.tight_layout()
-    fig.savefig(out / "distance.png", dpi=80)
-    plt.close(fig)
+    names.append(_savefig(fig, out / "distance.png"))
     sel = c[:, 0] == c[len(c) // 2, 0]
     fig, ax = plt.subplots(figsize=(6, 6))
     ax.quiver(c[sel, 2], c[sel, 1], got[sel, 1] / px, -got[sel, 0] / px, color="r", label="PIV")
@@ -281,28 +576,40 @@ def _demo_figures(out, ha, rec, tab, found, traj, z_true, c, got, true_d, px):
     ax.set_aspect("equal")
     ax.set_title("PIV (px per frame), middle depth")
     ax.legend()
-    fig.savefig(out / "piv.png", dpi=80)
-    plt.close(fig)
-    print(f"figures -> {out}/hologram.png, volume.png, distance.png, piv.png")
+    names.append(_savefig(fig, out / "piv.png"))
+    print(f"figures -> {out}/{', '.join(names)}")
+    return names
+
+
+_EXITS = ("exit codes: 0 success, 2 user error (one line on stderr), 130 interrupted, 1 internal "
+          "error (-v for the traceback); see 'diffimaging --help'")
 
 
 def add_commands(sub):
     """Add the holography commands (``demo``, ``holo reconstruct``, ``holo particles``,
     ``piv``) to the ``diffimaging`` command line's subparsers ``sub``."""
-    d = sub.add_parser("demo", help="simulate a calibration hologram and a hologram pair, learn the "
-                                    "recording distance, reconstruct with ∂H, find particles, PIV, PTV")
+    d = sub.add_parser("demo", epilog=_EXITS,
+                       help="simulate a calibration hologram and a hologram pair, learn the "
+                            "recording distance, reconstruct with ∂H, find particles, PIV, PTV")
     d.add_argument("what", nargs="?", default="holography", choices=["holography"])
     d.add_argument("-o", "--output", default="diffimaging-demo", help="output folder")
-    d.add_argument("--size", type=int, default=256, help="hologram size in pixels (default 256)")
-    d.add_argument("--ppp", type=float, default=2e-3, help="particles per pixel (default 2e-3)")
-    d.add_argument("--iterations", type=int, default=100, help="∂H iterations per frame (default 100)")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--size", type=_number(int, low=DEMO_MIN_SIZE), default=256,
+                   help=f"hologram size in pixels (>= {DEMO_MIN_SIZE}; default 256)")
+    d.add_argument("--ppp", type=_number(float, low=0, low_open=True, high=DEMO_MAX_PPP),
+                   default=2e-3, help=f"particles per pixel (0 < ppp <= {DEMO_MAX_PPP:g}; default 2e-3)")
+    d.add_argument("--iterations", type=_number(int, low=1), default=100,
+                   help="∂H iterations per frame (>= 1; default 100)")
+    d.add_argument("--seed", type=_number(int, low=0), default=0,
+                   help="random seed (>= 0; default 0)")
+    _overwrite(d)
     d.set_defaults(func=cmd_demo)
     h = sub.add_parser("holo", help="hologram reconstruction and particle extraction")
     hs = h.add_subparsers(dest="holo_command", required=True)
-    r = hs.add_parser("reconstruct", help="reconstruct holograms to a depth stack (HDF5): ∂H or "
-                                          "back-propagation")
-    r.add_argument("holograms", nargs="+", help="TIFF/PNG files (2-D images or frame series)")
+    r = hs.add_parser("reconstruct", epilog=_EXITS,
+                      help="reconstruct holograms to a depth stack (HDF5): ∂H or back-propagation")
+    r.add_argument("holograms", nargs="+",
+                   help="TIFF/PNG files (2-D images or frame series); each writes <name>.h5 "
+                        "(<name>_0000.h5, ... for a series), so their names must differ")
     _optics(r)
     r.add_argument("--z", type=_zrange, required=True,
                    help="depths START:STOP:N in metres from the sensor, e.g. 1e-3:5e-3:81")
@@ -312,39 +619,56 @@ def add_commands(sub):
                         "intensity (particles dark). Default dh")
     r.add_argument("--model", choices=["born", "gabor", "multislice"], default="born",
                    help="∂H scattering model (default born)")
-    r.add_argument("--iterations", type=int, default=100, help="∂H solver iterations (default 100)")
-    r.add_argument("--sparsity", type=float, default=0.01,
-                   help="∂H L1 weight for unit-mean holograms (default 0.01; about the noise sigma)")
+    r.add_argument("--iterations", type=_number(int, low=1), default=100,
+                   help="∂H solver iterations (>= 1; default 100)")
+    r.add_argument("--sparsity", type=_number(float, low=0), default=0.01,
+                   help="∂H L1 weight for unit-mean holograms (>= 0; default 0.01; about the noise "
+                        "sigma)")
     r.add_argument("--fixed-z", action="store_true",
                    help="do not learn the distance offset (by default it is learned on the first "
                         "hologram and held for the following ones)")
     r.add_argument("--background", help="background frame to divide by (default: median of a "
                                         "series, else a smooth low-pass estimate)")
-    r.add_argument("--chunk", type=int, default=16, help="planes per batch (memory)")
-    r.add_argument("-o", "--output", required=True, help="output folder")
+    r.add_argument("--chunk", type=_number(int, low=1), default=16,
+                   help="planes per batch (>= 1; lower it when memory runs out)")
+    r.add_argument("-o", "--output", required=True,
+                   help="output folder (volumes and manifest.json, written last)")
+    _overwrite(r)
     r.set_defaults(func=cmd_reconstruct)
-    q = hs.add_parser("particles", help="find particles in a reconstructed volume (CSV)")
+    q = hs.add_parser("particles", epilog=_EXITS,
+                      help="find particles in a reconstructed volume (CSV)")
     q.add_argument("volume", help="HDF5 volume from 'holo reconstruct'")
     q.add_argument("--polarity", choices=["dark", "bright"], default=None,
                    help="particles are minima (back-propagated intensity) or maxima (∂H); default: "
                         "read from the file")
-    q.add_argument("--diameter", type=float, default=10e-6,
+    q.add_argument("--diameter", type=_length, default=10e-6,
                    help="typical particle diameter in metres (sets the search window; default 10e-6)")
-    q.add_argument("--pixel-size", type=float, default=None, help="metres, if not in the file")
-    q.add_argument("-o", "--output", required=True, help="CSV of y_m, x_m, z_m, peak, size")
+    q.add_argument("--pixel-size", type=_length, default=None,
+                   help="metres; overrides the file's (needed when the file records none)")
+    q.add_argument("-o", "--output", required=True,
+                   help="CSV of y_m, x_m, z_m, peak, size (and <output>.manifest.json, written last)")
     q.add_argument("--vtk", help="also write a VTK point file")
+    _overwrite(q)
     q.set_defaults(func=cmd_particles)
-    v = sub.add_parser("piv", help="3-D PIV between two volumes (CSV of velocities in m per dt)")
-    v.add_argument("vol_a")
-    v.add_argument("vol_b")
-    v.add_argument("--window", type=int, default=16, help="interrogation window, voxels")
-    v.add_argument("--overlap", type=float, default=0.5)
-    v.add_argument("--dt", type=float, default=1.0, help="frame interval in seconds")
-    v.add_argument("--smooth", type=float, default=None,
-                   help="Gaussian blur (voxels) before correlation; default 1 for ∂H volumes, 0 for "
-                        "back-propagated ones")
+    v = sub.add_parser("piv", epilog=_EXITS,
+                       help="3-D PIV between two volumes (CSV of velocities in m per dt)")
+    v.add_argument("vol_a", help="HDF5 volume of the first frame")
+    v.add_argument("vol_b", help="HDF5 volume of the second frame (same grid and depths)")
+    v.add_argument("--window", type=_number(int, low=4), default=16,
+                   help="interrogation window, voxels (>= 4; default 16)")
+    v.add_argument("--overlap", type=_number(float, low=0, high=1, high_open=True),
+                   default=0.5, help="window overlap fraction in [0, 1) (default 0.5)")
+    v.add_argument("--dt", type=_number(float, low=0, low_open=True, unit="seconds"), default=1.0,
+                   help="frame interval in seconds (> 0; default 1: velocities per frame)")
+    v.add_argument("--smooth", type=_number(float, low=0), default=None,
+                   help="Gaussian blur (voxels, >= 0) before correlation; default 1 for ∂H volumes, "
+                        "0 for back-propagated ones")
     v.add_argument("--polarity", choices=["dark", "bright"], default=None,
                    help="default: read from the file (dark for back-propagation, bright for ∂H)")
-    v.add_argument("-o", "--output", required=True)
-    v.add_argument("--vtk")
+    v.add_argument("--pixel-size", type=_length, default=None,
+                   help="metres; overrides the files' (needed when they record none)")
+    v.add_argument("-o", "--output", required=True,
+                   help="CSV of positions and velocities (and <output>.manifest.json, written last)")
+    v.add_argument("--vtk", help="also write a VTK point file")
+    _overwrite(v)
     v.set_defaults(func=cmd_piv)

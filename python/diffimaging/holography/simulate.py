@@ -2,6 +2,7 @@
 benchmarks)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,36 @@ class ParticleTable:
         return len(self.positions)
 
 
+def _grid_shape(shape):
+    """(ny, nx): two positive integers (numpy integers accepted)."""
+    try:
+        ny, nx = shape
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (ny, nx) pixels, got {shape!r}") from None
+    for n in (ny, nx):
+        if isinstance(n, bool) or not isinstance(n, (numbers.Integral, np.integer)) or n < 1:
+            raise ValueError(f"shape must be (ny, nx) positive integers (pixels), got {shape!r}")
+    return int(ny), int(nx)
+
+
+def _range(value, name, *, positive=False):
+    """A (low, high) pair of finite numbers, low <= high (metres)."""
+    try:
+        lo, hi = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (low, high) pair in metres, got {value!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo > hi or (positive and lo <= 0):
+        raise ValueError(f"{name} must be a (low, high) pair of finite{' positive' if positive else ''} "
+                         f"numbers in metres with low <= high, got {value!r}")
+    return lo, hi
+
+
+def _nonnegative(value, name, unit):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0 ({unit}), got {value!r}")
+    return float(value)
+
+
 def random_particles(shape, pixel_size, *, ppp=None, count=None, z_range=(1e-3, 5e-3),
                      diameter_range=(8e-6, 12e-6), margin=0.0, seed=None) -> ParticleTable:
     """Uniformly random particles in the volume above a sensor of ``shape`` pixels.
@@ -33,19 +64,32 @@ def random_particles(shape, pixel_size, *, ppp=None, count=None, z_range=(1e-3, 
     Density as ``ppp`` (particles per pixel of the sensor) or ``count``; lateral
     positions uniform over the sensor less ``margin`` metres on each side; depths
     uniform in ``z_range`` and diameters uniform in ``diameter_range`` (metres).
+    Every argument is checked (``ValueError`` naming it): ``ppp`` >= 0, ``count``
+    an integer >= 0, ranges (low, high) with low <= high (diameters > 0), and the
+    margins must leave room on the sensor (2 ``margin`` <= its extent).
     """
-    ny, nx = int(shape[0]), int(shape[1])
+    ny, nx = _grid_shape(shape)
     dy, dx = V.pixel_size(pixel_size)
     if (ppp is None) == (count is None):
         raise ValueError("give exactly one of ppp (particles per pixel) or count")
-    n = int(round(ppp * ny * nx)) if ppp is not None else int(count)
-    if n < 0:
-        raise ValueError(f"the particle count must be >= 0, got {n}")
+    if ppp is not None:
+        n = int(round(_nonnegative(ppp, "ppp", "particles per pixel") * ny * nx))
+    elif isinstance(count, bool) or not isinstance(count, (numbers.Integral, np.integer)) or count < 0:
+        raise ValueError(f"count must be an integer >= 0 (particles), got {count!r}")
+    else:
+        n = int(count)
+    z_lo, z_hi = _range(z_range, "z_range")
+    d_lo, d_hi = _range(diameter_range, "diameter_range", positive=True)
+    margin = _nonnegative(margin, "margin", "metres")
+    if 2 * margin > min(ny * dy, nx * dx):
+        raise ValueError(f"margin = {margin!r} m on each side leaves no room on a sensor of "
+                         f"{ny * dy:.3g} x {nx * dx:.3g} m ({ny} x {nx} pixels): use a larger shape or "
+                         f"a smaller margin")
     rng = np.random.default_rng(seed)
     y = rng.uniform(margin, ny * dy - margin, n)
     x = rng.uniform(margin, nx * dx - margin, n)
-    z = rng.uniform(z_range[0], z_range[1], n)
-    d = rng.uniform(diameter_range[0], diameter_range[1], n)
+    z = rng.uniform(z_lo, z_hi, n)
+    d = rng.uniform(d_lo, d_hi, n)
     return ParticleTable(np.column_stack([y, x, z]), d)
 
 
@@ -108,10 +152,28 @@ def simulate_particles(shape, particles, *, wavelength, pixel_size, kind="opaque
         pos, dia = particles.positions, particles.diameters
     else:
         pos, dia = particles
-    pos = np.asarray(pos, dtype=np.float64).reshape(-1, 3)
-    dia = np.broadcast_to(np.asarray(dia, dtype=np.float64), (len(pos),))
-    ny, nx = int(shape[0]), int(shape[1])
+    pos = np.asarray(pos, dtype=np.float64)
+    if pos.size and (pos.ndim != 2 or pos.shape[1] != 3):
+        raise ValueError(f"particle positions must be (N, 3) = (y, x, z) in metres, got shape {pos.shape}")
+    pos = pos.reshape(-1, 3)
+    try:
+        dia = np.broadcast_to(np.asarray(dia, dtype=np.float64), (len(pos),))
+    except ValueError:
+        raise ValueError(f"particle diameters must be (N,) = ({len(pos)},) metres, got shape "
+                         f"{np.shape(dia)}") from None
+    if not np.all(np.isfinite(pos)):
+        raise ValueError("particle positions must be finite (metres)")
+    if not np.all(np.isfinite(dia) & (dia > 0)):
+        raise ValueError("particle diameters must be positive and finite (metres)")
+    ny, nx = _grid_shape(shape)
     dy, dx = V.pixel_size(pixel_size)
+    wavelength = V.wavelength(wavelength)
+    bin_factor = V.factor(bin_factor)
+    gaussian_noise = _nonnegative(gaussian_noise, "gaussian_noise", "relative to the mean intensity")
+    read_noise = _nonnegative(read_noise, "read_noise", "electrons RMS")
+    if bits is not None and (isinstance(bits, bool) or not isinstance(bits, (numbers.Integral, np.integer))
+                             or not 1 <= bits <= 32):
+        raise ValueError(f"bits must be an integer from 1 to 32 (or None), got {bits!r}")
     if kind == "opaque":
         t = 0.0
     elif kind == "absorbing":
@@ -120,7 +182,7 @@ def simulate_particles(shape, particles, *, wavelength, pixel_size, kind="opaque
         t = complex(np.exp(1j * phase))
     else:
         raise ValueError(f"kind must be 'opaque', 'absorbing' or 'phase', got {kind!r}")
-    if not slab > 0:
+    if isinstance(slab, bool) or not isinstance(slab, numbers.Real) or not (np.isfinite(slab) and slab > 0):
         raise ValueError(f"slab must be a positive depth in metres, got {slab!r}")
     if np.any(pos[:, 2] <= 0):
         raise ValueError("particle depths z must be positive (metres upstream of the sensor)")
@@ -156,7 +218,8 @@ def simulate_particles(shape, particles, *, wavelength, pixel_size, kind="opaque
         holo = _bin(holo, factor=bin_factor, reduce="mean")
     rng = np.random.default_rng(seed)
     if photons is not None:
-        if not photons > 0:
+        if isinstance(photons, bool) or not isinstance(photons, numbers.Real) or not (
+                np.isfinite(photons) and photons > 0):
             raise ValueError(f"photons must be positive, got {photons!r}")
         counts = rng.poisson(np.clip(holo, 0, None) * photons).astype(np.float64)
         if read_noise:

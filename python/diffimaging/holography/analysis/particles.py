@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 from scipy import ndimage
 
 from ..._backend import validate as V
 from ..simulate import ParticleTable
+from .piv import check_finite, plane_spacing
 
 __all__ = ["find_particles", "FoundParticles"]
 
@@ -85,6 +87,16 @@ def _neighborhood(diameter, wavelength, dy, dx, zs):
     return (2 * int(math.ceil(diameter * diameter / (float(wavelength) * dz))) + 1, lat_y, lat_x)
 
 
+def _window(neighborhood):
+    """The local-maximum window: 2 or 3 positive integer sizes (voxels)."""
+    nb = tuple(np.atleast_1d(neighborhood))
+    if len(nb) not in (2, 3) or not all(isinstance(n, (numbers.Integral, np.integer))
+                                        and not isinstance(n, bool) and n >= 1 for n in nb):
+        raise ValueError(f"neighborhood must be 2 or 3 positive integer sizes in voxels ((z,) y, x), "
+                         f"got {neighborhood!r}")
+    return tuple(int(n) for n in nb)
+
+
 def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="auto", k=6.0,
                    neighborhood=None, diameter=None, wavelength=None, min_separation=None):
     """Find particles as local maxima of a signal, with sub-voxel centroids.
@@ -123,6 +135,10 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         axial window splits one particle into two).
     diameter, wavelength : metres, for the default neighbourhood.
 
+    The signal must be finite: a NaN or Inf voxel (a corrupt file or a failed
+    reconstruction; it would make the automatic threshold NaN and hide every
+    particle) raises ``ValueError`` with the count and the first (z, y, x) index.
+
     Returns
     -------
     FoundParticles with ``.positions`` (N, 3) (y, x, z) in metres (pixel (i, j) at
@@ -141,6 +157,13 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         origin = (0.0, 0.0)
     if pixel_size is None:
         raise ValueError("pixel_size (metres) is required unless data is a Reconstruction")
+    if not (isinstance(threshold, str) and threshold == "auto") and (
+            isinstance(threshold, (bool, str)) or not isinstance(threshold, numbers.Real)
+            or not np.isfinite(threshold)):
+        raise ValueError(f"threshold must be 'auto' or a finite number in the signal's units, got "
+                         f"{threshold!r}")
+    if (isinstance(k, bool) or not isinstance(k, numbers.Real) or not np.isfinite(k) or k <= 0):
+        raise ValueError(f"k must be a positive number of noise sigmas, got {k!r}")
     polarity = "bright" if polarity is None else polarity
     dy, dx = V.pixel_size(pixel_size)
     if polarity not in ("bright", "dark"):
@@ -152,27 +175,35 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
             raise ValueError(f"projections need the keys {key!r} and {zkey!r} (from backpropagate)")
         s = sign * np.asarray(data[key], dtype=np.float64)
         zmap = np.asarray(data[zkey], dtype=np.float64)
+        if s.ndim != 2 or s.size == 0 or zmap.shape != s.shape:
+            raise ValueError(f"projections {key!r} and {zkey!r} must be non-empty (ny, nx) images of "
+                             f"one shape, got {s.shape} and {zmap.shape}")
+        check_finite(s, f"the projection {key!r}", "(y, x)")
+        check_finite(zmap, f"the depth map {zkey!r}", "(y, x)")
         if neighborhood is None:
             neighborhood = _neighborhood(diameter, wavelength, dy, dx, None)
-        nb = tuple(neighborhood[-2:])
+        nb = _window(neighborhood)[-2:]
     else:
         v = np.asarray(data)
         if v.ndim != 3:
             raise ValueError(f"data must be an (nz, ny, nx) volume or a projections dict, got shape "
                              f"{v.shape}")
+        if v.size == 0:
+            raise ValueError(f"data is an empty volume, shape {v.shape}")
         if np.iscomplexobj(v):
             v = np.abs(v)
+        if v.dtype.kind not in "biuf":
+            raise ValueError(f"data must be a real or complex numeric volume, got dtype {v.dtype}")
         s = sign * v.astype(np.float64)
+        check_finite(s, "data (the volume)")
         if z is None:
             raise ValueError("z (the depths of the volume's planes, metres) is required for a volume")
         zs = np.asarray(z, dtype=np.float64).reshape(-1)
-        if zs.size != v.shape[0]:
-            raise ValueError(f"z has {zs.size} depths for a volume of {v.shape[0]} planes")
-        if zs.size > 1 and not np.allclose(np.diff(zs), zs[1] - zs[0], rtol=1e-6, atol=0):
-            raise ValueError("z must be equally spaced")
+        z0, dz = plane_spacing(zs, v.shape[0])
         if neighborhood is None:
             neighborhood = _neighborhood(diameter, wavelength, dy, dx, zs)
-        nb = tuple(neighborhood) if len(neighborhood) == 3 else (3,) + tuple(neighborhood)
+        nb = _window(neighborhood)
+        nb = nb if len(nb) == 3 else (3,) + nb
     med, sigma = _robust_noise(s)
     local_max = s == ndimage.maximum_filter(s, size=nb, mode="nearest")
     if threshold == "auto":
@@ -210,7 +241,7 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
     sizes = np.bincount(lab.ravel())
     size = sizes[lab[tuple(idx.T)]]
     if s.ndim == 3:
-        zz = zs[0] + sub[:, 0] * (zs[1] - zs[0] if zs.size > 1 else 0.0)
+        zz = z0 + sub[:, 0] * dz
         pos = np.column_stack([sub[:, 1] * dy, sub[:, 2] * dx, zz])
     else:
         iy = np.clip(np.round(sub[:, 0]).astype(int), 0, s.shape[0] - 1)

@@ -2,6 +2,7 @@
 optional window deformation (multi-pass, predictor-corrector)."""
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,10 +10,49 @@ from scipy import ndimage
 from scipy.interpolate import RegularGridInterpolator
 
 from ..._backend import fft as F
+from ..._backend import validate as V
 from ..._backend.threads import get_num_threads
-from ..._backend.validate import integer
 
-__all__ = ["piv", "PIVResult", "normalized_median_test"]
+__all__ = ["piv", "PIVResult", "normalized_median_test", "plane_spacing", "check_finite"]
+
+
+def plane_spacing(z, nz, name="z"):
+    """The first depth and the spacing ``(z0, dz)`` in metres of the ``nz`` planes of
+    a volume at depths ``z``; ``dz`` is 0.0 for a single plane.
+
+    Raises ``ValueError`` naming ``name`` unless ``z`` holds exactly ``nz`` finite,
+    equally spaced (relative tolerance 1e-6), distinct depths.
+    """
+    try:
+        zs = np.asarray(z, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be the depths of the planes in metres, got {z!r}") from None
+    if zs.size != nz:
+        raise ValueError(f"{name} has {zs.size} depths for a volume of {nz} planes (one depth per "
+                         f"plane, metres)")
+    if not np.all(np.isfinite(zs)):
+        raise ValueError(f"{name} must be finite depths in metres, got {zs!r}")
+    if nz == 1:
+        return float(zs[0]), 0.0
+    dz = float(zs[1] - zs[0])
+    if dz == 0.0:
+        raise ValueError(f"{name} holds coincident planes (the first two are both at {zs[0]!r} m): "
+                         f"the depths must be distinct and equally spaced")
+    if not np.allclose(np.diff(zs), dz, rtol=1e-6, atol=0):
+        raise ValueError(f"{name} must be equally spaced (spacing {dz!r} m between the first two "
+                         f"planes, {np.diff(zs).min()!r} to {np.diff(zs).max()!r} m overall)")
+    return float(zs[0]), dz
+
+
+def check_finite(a, name, axes="(z, y, x)"):
+    """Raise ``ValueError`` when the array ``a`` holds NaN or Inf, with their count
+    and the index ``axes`` of the first (a corrupt or failed reconstruction)."""
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name} holds {int(bad.sum())} non-finite value(s) (NaN or Inf) of "
+                         f"{a.size}, the first at {axes} = {first}: a corrupt file or a failed "
+                         f"reconstruction")
 
 
 @dataclass
@@ -29,10 +69,39 @@ class PIVResult:
     displacement: np.ndarray
     peak_ratio: np.ndarray
     outlier: np.ndarray
+    #: (nz, ny, nx) of the correlated volumes (None when unknown)
+    shape: tuple | None = None
 
     def velocity(self, voxel_size, dt=1.0):
-        """Displacements in metres per ``dt`` seconds, voxel_size = (dz, dy, dx) metres."""
-        return self.displacement * np.asarray(voxel_size, dtype=np.float64) / dt
+        """Displacements in metres per ``dt`` seconds, voxel_size = (dz, dy, dx) metres
+        (or one size for cubic voxels); ``dt`` > 0 seconds."""
+        vs = np.asarray(voxel_size, dtype=np.float64)
+        if vs.ndim > 1 or vs.size not in (1, 3) or not np.all(np.isfinite(vs)) or np.any(vs <= 0):
+            raise ValueError(f"voxel_size must be (dz, dy, dx) positive, finite sizes in metres, got "
+                             f"{voxel_size!r}")
+        dt = V.positive_scalar(dt, "dt (the time between the two volumes)", "s")
+        return self.displacement * vs / dt
+
+    def vectors(self, z, pixel_size, dt=1.0):
+        """The vectors in metres: ``(positions, velocities)``, each (M, 3).
+
+        ``positions`` are the window centres (y, x, z) in metres (voxel (k, i, j) at
+        (i dy, j dx, z[k])), ``velocities`` (vy, vx, vz) in metres per second for
+        volumes ``dt`` seconds apart (metres per frame for ``dt=1``).  ``z``: the
+        depths of the volumes' planes (one per plane, equally spaced, metres);
+        ``pixel_size``: float or (dy, dx) metres.
+        """
+        nz = self.shape[0] if self.shape is not None else None
+        if nz is None:
+            nz = np.asarray(z).size
+        z0, dz = plane_spacing(z, nz)
+        if dz == 0.0:
+            raise ValueError("z must hold the depths of at least 2 planes for 3-D vectors")
+        dy, dx = V.pixel_size(pixel_size)
+        c = self.centers.reshape(-1, 3)
+        pos = np.column_stack([c[:, 1] * dy, c[:, 2] * dx, z0 + c[:, 0] * dz])
+        vel = self.velocity((dz, dy, dx), dt).reshape(-1, 3)[:, [1, 2, 0]]
+        return pos, vel
 
     def interpolate(self, points):
         """Displacements (M, 3) (dz, dy, dx) voxels at ``points`` (M, 3) = (z, y, x) in
@@ -309,8 +378,14 @@ def piv(vol_a, vol_b, window=(16, 16, 16), overlap=0.5, *, replace_outliers=True
 
     Parameters
     ----------
-    vol_a, vol_b : (nz, ny, nx) real volumes of one shape
-    window : window size (wz, wy, wx) in voxels (>= 4 each)
+    vol_a, vol_b : (nz, ny, nx) real, finite volumes of one shape (at least 4 voxels
+        along every axis: 3-D PIV; a NaN or Inf raises ``ValueError`` naming the
+        first).  A featureless window (no particle in it in either volume) gives no
+        correlation peak: its vector is flagged in ``outlier`` and replaced by its
+        neighbours' median, or is NaN when none has one (volumes without particles:
+        all NaN)
+    window : window size (wz, wy, wx) in voxels (integers >= 4 each; one integer for
+        a cube)
     overlap : fraction in [0, 1) by which neighbouring windows overlap
     replace_outliers : replace the vectors flagged by :func:`normalized_median_test`
     outlier_threshold : threshold of that test
@@ -335,13 +410,27 @@ def piv(vol_a, vol_b, window=(16, 16, 16), overlap=0.5, *, replace_outliers=True
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(f"vol_a and vol_b must be (nz, ny, nx) volumes of one shape, got {a.shape} "
                          f"and {b.shape}")
-    win = tuple(int(w) for w in window)
-    if len(win) != 3 or min(win) < 4 or any(w > n for w, n in zip(win, a.shape)):
+    check_finite(a, "vol_a")
+    check_finite(b, "vol_b")
+    if isinstance(window, (numbers.Integral, np.integer)):
+        window = (window,) * 3
+    win = tuple(np.atleast_1d(window))
+    if (len(win) != 3 or not all(isinstance(w, (numbers.Integral, np.integer)) and not isinstance(w, bool)
+                                 for w in win)):
+        raise ValueError(f"window must be 3 integer sizes (wz, wy, wx) in voxels, got {window!r}")
+    win = tuple(int(w) for w in win)
+    if min(a.shape) < 4:
+        raise ValueError(f"the volumes {a.shape} are too small for 3-D PIV: windows need at least 4 "
+                         f"voxels (4 planes) along every axis")
+    if min(win) < 4 or any(w > n for w, n in zip(win, a.shape)):
         raise ValueError(f"window must be 3 sizes >= 4 voxels that fit in the volume {a.shape}, "
                          f"got {window!r}")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"overlap must be in [0, 1), got {overlap!r}")
-    passes = integer(passes, "passes", minimum=1, type_error=ValueError)
+    if isinstance(overlap, bool) or not isinstance(overlap, numbers.Real) or not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be a fraction in [0, 1), got {overlap!r}")
+    if (isinstance(outlier_threshold, bool) or not isinstance(outlier_threshold, numbers.Real)
+            or not np.isfinite(outlier_threshold) or outlier_threshold <= 0):
+        raise ValueError(f"outlier_threshold must be a positive number, got {outlier_threshold!r}")
+    passes = V.integer(passes, "passes", minimum=1, type_error=ValueError)
     if deform_order not in (1, 2, 3, 4, 5):
         raise ValueError(f"deform_order must be a spline order 1 to 5, got {deform_order!r}")
     step = tuple(max(int(round(w * (1 - overlap))), 1) for w in win)
@@ -384,4 +473,4 @@ def piv(vol_a, vol_b, window=(16, 16, 16), overlap=0.5, *, replace_outliers=True
             deform = True
     if replace_outliers and out.any():
         disp = _replace(disp, out)
-    return PIVResult(centers, disp, ratio, out)
+    return PIVResult(centers, disp, ratio, out, a.shape)
