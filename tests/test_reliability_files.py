@@ -20,7 +20,6 @@ import pytest
 
 from diffimaging import holography as H
 from diffimaging._backend.files import TEMP_SUFFIX
-from diffimaging.holography import io as hio
 
 OPTICS = dict(wavelength=532e-9, pixel_size=2e-6)
 PYTHON_DIR = str(Path(__file__).resolve().parents[1] / "python")
