@@ -6,6 +6,7 @@ import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from .._backend import fft as F
+from .io import check_finite
 
 __all__ = ["estimate_background", "divide_background", "crop_fast", "preprocess"]
 
@@ -18,6 +19,7 @@ def _as_real_image(h, name="hologram"):
         raise ValueError(f"{name} must have at least 2 dimensions (..., ny, nx), got shape {h.shape}")
     if 0 in h.shape[-2:]:
         raise ValueError(f"{name} is empty (shape {h.shape})")
+    check_finite(h, name)
     return h.astype(np.float64 if h.dtype.kind in "iu" or h.dtype == np.float64 else np.float32)
 
 
