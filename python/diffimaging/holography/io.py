@@ -395,7 +395,9 @@ def read_volume(path):
     attributes, ``"wavelength_m"`` (float) and ``"pixel_size_m"`` (float64 array
     ``(dy, dx)``) are present only when the file records them, validated: a file
     without a pixel size (one written by another program) has no ``"pixel_size_m"``
-    key, so ``attrs.get("pixel_size_m") is None`` tells the caller to ask for it.
+    key, so ``attrs.get("pixel_size_m") is None`` tells the caller to ask for it; a
+    recorded value that is not a positive finite length (NaN, text) is dropped the
+    same way, with a ``UserWarning`` naming the file and the attribute.
 
     Completeness: :func:`write_volume` stores a marker and the volume's shape last;
     a file whose marker disagrees with its datasets is refused (``ValueError``:
@@ -405,7 +407,7 @@ def read_volume(path):
 
     Errors name the file: ``FileNotFoundError``, ``PermissionError``, and
     ``ValueError`` for a folder, an empty, truncated or non-HDF5 file, a missing or
-    non-numeric dataset, inconsistent shapes or an invalid attribute.
+    non-numeric dataset or inconsistent shapes.
     """
     import h5py
 
@@ -462,7 +464,12 @@ def _known_attrs(p, attrs):
         except (TypeError, ValueError):
             v = np.array([np.nan])
         if v.size not in (1, size) or not np.all(np.isfinite(v)) or np.any(v <= 0):
-            raise ValueError(f"{p}: attribute {key!r} = {raw!r} is not a positive length in metres")
+            # an unusable value is as good as none: dropped, so that the caller asks
+            # for it (the CLI's --pixel-size / --wavelength) instead of failing
+            warnings.warn(f"{p}: attribute {key!r} = {raw!r} is not a positive length in metres; "
+                          f"ignored (give the value explicitly)", UserWarning, stacklevel=3)
+            del attrs[key]
+            continue
         attrs[key] = float(v[0]) if size == 1 else np.broadcast_to(v, (2,)).copy()
 
 
