@@ -111,7 +111,8 @@ def _piv(d, out):
 
 
 def _garbage():
-    return st.lists(st.sampled_from(["holo", "piv", "demo", "reconstruct", "particles", "--z", "-o",
+    """Random tokens (no "demo": it would run the full demonstration in the working folder)."""
+    return st.lists(st.sampled_from(["holo", "piv", "reconstruct", "particles", "--z", "-o",
                                      "--size", "8", "--iterations", "-3", "--wavelength", "x", "--help",
                                      "--method", "asm", "-v"]), max_size=6)
 
