@@ -175,8 +175,10 @@ def test_cli_interrupts_and_os_errors_are_reported_cleanly(inputs, monkeypatch, 
     def boom(*args, **kwargs):
         raise exc("simulated")
 
-    monkeypatch.setattr(H, where, boom)
-    with tempfile.TemporaryDirectory(dir=inputs) as o:
+    # one patch per example: a function-scoped monkeypatch is undone only after
+    # the whole hypothesis test, so patches of earlier examples would pile up
+    with monkeypatch.context() as m, tempfile.TemporaryDirectory(dir=inputs) as o:
+        m.setattr(H, where, boom)
         out = Path(o)
         argv = {"reconstruct": ["holo", "reconstruct", str(inputs / "holo.tif"), "--wavelength", "532e-9",
                                 "--pixel-size", "2e-6", "--z", "1e-3:2e-3:3", "--method", "backprop",

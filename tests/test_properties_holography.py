@@ -85,7 +85,9 @@ def test_read_hologram_returns_the_pixels_written(folder, ny, nx, dtype, frames,
     shape = ((frames,) if frames > 1 else ()) + (ny, nx)
     img = _image(rng, shape, dtype)
     p = _fresh(folder, f"gray.{fmt}")
-    p.write_bytes(_tiff_bytes(img) if fmt == "tif" else _png_bytes(img))
+    # a grey series is written as such: tifffile's default for a (3 or 4, ny, nx)
+    # uint8 array is a planar RGB(A) image, which reads as one colour image
+    p.write_bytes(_tiff_bytes(img, photometric="minisblack") if fmt == "tif" else _png_bytes(img))
     got = H.read_hologram(p)
     assert got.dtype == np.float64 and got.shape == img.shape
     assert np.array_equal(got, img.astype(np.float64))

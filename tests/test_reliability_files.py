@@ -491,3 +491,82 @@ def test_reader_errors_permission_error_passes_through(tmp_path, monkeypatch, na
     with pytest.raises(PermissionError) as info:
         read(p)
     assert info.value.filename == str(p)
+
+
+# -- streamed volumes (the CLI's back-propagation: memory independent of the planes) ------
+
+def test_open_volume_streams_the_same_file_as_write_volume(tmp_path):
+    rng = np.random.default_rng(3)
+    vol = rng.random((7, 12, 10)).astype(np.float32)
+    z = np.linspace(1e-3, 2e-3, 7)
+    with H.open_volume(tmp_path / "s.h5", vol.shape, z=z, wavelength=532e-9, pixel_size=2e-6,
+                       dz=1e-6, method="backprop") as w:
+        for s in (4, 0):                         # any order, batches of any size
+            w.write(s, vol[s:s + 4] if s == 0 else vol[4:])
+        assert w.missing.size == 0
+    H.write_volume(tmp_path / "w.h5", vol, z=z, wavelength=532e-9, pixel_size=2e-6, dz=1e-6,
+                   method="backprop")
+    a, za, attrs_a = H.read_volume(tmp_path / "s.h5")
+    b, zb, attrs_b = H.read_volume(tmp_path / "w.h5")
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(za, zb)
+    assert attrs_a["method"] == "backprop" and attrs_a["dz_m"] == 1e-6
+    assert sorted(attrs_a) == sorted(attrs_b)
+
+
+def test_open_volume_incomplete_or_interrupted_leaves_nothing(tmp_path):
+    z = np.linspace(1e-3, 2e-3, 4)
+    target = tmp_path / "v.h5"
+    with pytest.raises(ValueError, match=r"planes \[3\] of 4 were not written"):
+        with H.open_volume(target, (4, 8, 8), z=z, wavelength=532e-9, pixel_size=2e-6) as w:
+            w.write(0, np.zeros((3, 8, 8)))
+    assert not target.exists() and not list(tmp_path.iterdir())
+    with pytest.raises(KeyboardInterrupt):
+        with H.open_volume(target, (4, 8, 8), z=z, wavelength=532e-9, pixel_size=2e-6) as w:
+            w.write(0, np.zeros((2, 8, 8)))
+            raise KeyboardInterrupt
+    assert not list(tmp_path.iterdir())
+    with H.open_volume(target, (4, 8, 8), z=z, wavelength=532e-9, pixel_size=2e-6) as w:
+        with pytest.raises(ValueError, match="outside the volume"):
+            w.write(2, np.zeros((3, 8, 8)))
+        with pytest.raises(ValueError, match=r"planes must be \(k, 8, 8\)"):
+            w.write(0, np.zeros((1, 8, 9)))
+        w.write(0, np.ones((4, 8, 8)))
+    assert H.read_volume(target)[0].sum() == 4 * 64
+
+
+def test_open_volume_checks_disk_space_before_writing(tmp_path, monkeypatch):
+    import errno
+    import shutil
+    from collections import namedtuple
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**9, 10**9 - 2**20, 2**20))
+    (tmp_path / "v.h5").write_bytes(b"old")
+    with pytest.raises(OSError, match="not enough free disk space") as e:
+        with H.open_volume(tmp_path / "v.h5", (16, 256, 256), z=np.linspace(1e-3, 2e-3, 16),
+                           wavelength=532e-9, pixel_size=2e-6):
+            pass
+    assert e.value.errno == errno.ENOSPC and str(tmp_path / "v.h5") == e.value.filename
+    assert (tmp_path / "v.h5").read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_cli_backprop_volume_is_streamed_and_equals_the_api(tmp_path):
+    from diffimaging.cli import main
+
+    rng = np.random.default_rng(0)
+    holo = (1 + 0.05 * rng.standard_normal((64, 64))).astype(np.float32)
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "h.tif", holo)
+    z = np.linspace(1e-3, 2e-3, 7)
+    assert main(["holo", "reconstruct", str(tmp_path / "h.tif"), "--wavelength", "532e-9",
+                 "--pixel-size", "2e-6", "--z", "1e-3:2e-3:7", "--method", "backprop", "--chunk", "3",
+                 "-o", str(tmp_path / "out")]) == 0
+    got, zg, attrs = H.read_volume(tmp_path / "out" / "h.h5")
+    pre, _ = H.preprocess(H.read_hologram(tmp_path / "h.tif"))
+    ref = H.reconstruct(pre.astype(np.float32), z, wavelength=532e-9, pixel_size=2e-6,
+                        method="backprop", output="intensity").volume
+    np.testing.assert_allclose(zg, z)
+    np.testing.assert_allclose(got, np.asarray(ref, dtype=np.float32), rtol=1e-6, atol=1e-7)
+    assert attrs["method"] == "backprop" and attrs["polarity"] == "dark"

@@ -16,7 +16,7 @@ from .analysis import (FoundParticles, Links, MatchResult, PIVResult, find_parti
                        motion, normalized_median_test, piv, predictor_from_links,
                        predictor_from_piv)
 from .analysis.motion import simulate_sequence
-from .io import (check_optics, read_hologram, read_volume, write_particles_csv,
+from .io import (check_optics, open_volume, read_hologram, read_volume, write_particles_csv,
                  write_vectors_csv, write_volume, write_vtk_points)
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
 from .simulate import ParticleTable, random_particles, simulate_particles
@@ -25,7 +25,7 @@ from .multislice import MultiSlice
 from .reconstruct import Reconstruction, reconstruct
 from .autofocus import FocusResult, autofocus, focus_curve
 
-__all__ = ["backpropagate", "match", "MatchResult", "preprocess", "estimate_background",
+__all__ = ["backpropagate", "open_volume", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
            "ParticleTable", "find_particles", "FoundParticles", "Volume", "MultiSlice",
            "reconstruct", "Reconstruction", "autofocus", "FocusResult", "focus_curve", "piv",

@@ -250,6 +250,21 @@ def _polarity(args, attrs):
 
 # -- commands -------------------------------------------------------------------------
 
+def _stream_backprop(target, holo, z, args, **attrs):
+    """Back-propagate ``--chunk`` planes at a time straight into the HDF5 file: the
+    memory is one batch of planes, whatever the number of planes."""
+    from tqdm.auto import tqdm
+
+    z = np.asarray(z, dtype=np.float64)
+    with H.open_volume(target, (z.size,) + holo.shape, z=z, wavelength=args.wavelength,
+                       pixel_size=args.pixel_size, dz=0.0, method="backprop", polarity="dark",
+                       reference=1.0, **attrs) as w:
+        for s in tqdm(range(0, z.size, args.chunk), desc="back-propagation", unit="chunk"):
+            w.write(s, H.backpropagate(holo, z[s:s + args.chunk], wavelength=args.wavelength,
+                                       pixel_size=args.pixel_size, output="intensity",
+                                       chunk=args.chunk))
+
+
 def cmd_reconstruct(args):
     H.check_optics(args.wavelength, args.pixel_size, args.z)
     out = Path(args.output)
@@ -289,25 +304,27 @@ def cmd_reconstruct(args):
             target = out / f"{stem}.h5"
             outputs.claim(target, [path], i if len(frames) > 1 else None)
             t0 = time.perf_counter()
-            if args.method == "dh":
-                extra = dict(model=args.model, iterations=args.iterations, learn_z=learn,
-                             sparsity=args.sparsity)
+            if args.method == "backprop":
+                _stream_backprop(target, h.astype(np.float32), z, args,
+                                 crop_offset_px=np.asarray(info["offset"]))
+                learned = ""
             else:
-                extra = dict(chunk=args.chunk)
-            rec = H.reconstruct(h.astype(np.float32), z, wavelength=args.wavelength,
-                                pixel_size=args.pixel_size, method=args.method, progress=True, **extra)
-            # the recording distance belongs to the set-up, not to a frame: learned on the
-            # first hologram, held for the rest (so that a series shares one grid)
-            z, learn = rec.z, False
-            H.write_volume(target, np.asarray(rec.volume, dtype=np.float32), z=rec.z,
-                           wavelength=args.wavelength, pixel_size=args.pixel_size, dz=rec.dz,
-                           method=args.method, polarity=rec.polarity, reference=rec.reference,
-                           crop_offset_px=np.asarray(info["offset"]))
+                rec = H.reconstruct(h.astype(np.float32), z, wavelength=args.wavelength,
+                                    pixel_size=args.pixel_size, method="dh", progress=True,
+                                    model=args.model, iterations=args.iterations, learn_z=learn,
+                                    sparsity=args.sparsity)
+                # the recording distance belongs to the set-up, not to a frame: learned on
+                # the first hologram, held for the rest (so that a series shares one grid)
+                z, learn = rec.z, False
+                H.write_volume(target, np.asarray(rec.volume, dtype=np.float32), z=rec.z,
+                               wavelength=args.wavelength, pixel_size=args.pixel_size, dz=rec.dz,
+                               method="dh", polarity=rec.polarity, reference=rec.reference,
+                               crop_offset_px=np.asarray(info["offset"]))
+                learned = (f", learned offset dz = {rec.dz * 1e6:+.2f} um, illumination "
+                           f"{rec.reference:.4f}")
             outputs.done(target)
-            learned = (f", learned offset dz = {rec.dz * 1e6:+.2f} um, illumination {rec.reference:.4f}"
-                       if args.method == "dh" else "")
-            print(f"{given}: {rec.volume.shape[0]} planes of {rec.volume.shape[1]}x{rec.volume.shape[2]} "
-                  f"({args.method}) in {time.perf_counter() - t0:.1f} s{learned} -> {target}")
+            print(f"{given}: {len(z)} planes of {h.shape[0]}x{h.shape[1]} ({args.method}) in "
+                  f"{time.perf_counter() - t0:.1f} s{learned} -> {target}")
     print(f"manifest -> {outputs.finish()}")
     return 0
 

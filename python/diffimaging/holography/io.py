@@ -16,6 +16,12 @@ Data safety
   HDF5 straight to a file that hits the limit segfaults in h5py).  The cost is a
   buffer the size of the compressed file.  The file carries a completeness marker
   written last, which :func:`read_volume` checks.
+* :func:`open_volume` streams a volume too large to hold in memory, a batch of
+  planes at a time, into the temporary file (memory: one batch).  HDF5 then
+  writes to the disk directly, so it first checks that the free space and the
+  process's file-size limit hold the uncompressed volume and raises ``OSError``
+  (``ENOSPC``/``EFBIG``) naming the file if not; the marker is written only when
+  every plane has been.
 * Readers name the file in every error: missing (``FileNotFoundError``),
   unreadable (``PermissionError``, passed through), empty, truncated, a folder, not
   an image or not a volume, a non-numeric dataset (``ValueError``).
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import logging
 import operator
 import os
@@ -38,9 +45,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .._backend.files import atomic_open
+from .._backend.files import atomic_open, atomic_path
 
-__all__ = ["read_hologram", "write_volume", "read_volume", "write_particles_csv",
+__all__ = ["read_hologram", "write_volume", "open_volume", "VolumeWriter", "read_volume", "write_particles_csv",
            "write_vectors_csv", "write_vtk_points", "check_optics", "check_finite",
            "DEFAULT_MAX_IMAGE_PIXELS", "DEFAULT_MAX_IMAGE_BYTES"]
 
@@ -433,6 +440,11 @@ def read_volume(path):
         dv, dz = datasets["volume"], datasets["z"]
         if dv.ndim != 3:
             raise ValueError(f"{p}: dataset 'volume' must be 3-D (nz, ny, nx), got shape {dv.shape}")
+        if 0 in dv.shape:
+            raise ValueError(f"{p}: dataset 'volume' is empty (shape {dv.shape})")
+        if dz.ndim > 1:
+            raise ValueError(f"{p}: dataset 'z' must be 1-D (one depth per plane), got shape "
+                             f"{dz.shape}")
         if dz.size != dv.shape[0]:
             raise ValueError(f"{p}: dataset 'z' holds {dz.size} depths for {dv.shape[0]} planes")
         attrs = dict(f.attrs)
@@ -541,15 +553,131 @@ def write_volume(path, volume, *, z, wavelength, pixel_size, dz=0.0, overwrite=T
         image.release()
 
 
+def _check_room(path, nbytes):
+    """``OSError`` naming ``path`` unless its folder's free space and the process's
+    file-size limit hold ``nbytes`` (plus HDF5's overhead)."""
+    import shutil
+
+    need = int(nbytes * 1.02) + (1 << 20)
+    free = shutil.disk_usage(Path(path).parent).free
+    if free < need:
+        raise OSError(errno.ENOSPC, f"not enough free disk space to write {Path(path).name}: "
+                      f"{need / 2**20:.0f} MiB needed, {free / 2**20:.0f} MiB free; free disk space "
+                      f"or write to another folder", str(path))
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    except (ImportError, OSError, ValueError):
+        return
+    if limit != resource.RLIM_INFINITY and limit < need:
+        raise OSError(errno.EFBIG, f"{Path(path).name} would need {need / 2**20:.0f} MiB, over this "
+                      f"process's file-size limit of {limit / 2**20:.0f} MiB (ulimit -f)", str(path))
+
+
+class VolumeWriter:
+    """A volume being written by :func:`open_volume`: fill it with :meth:`write`."""
+
+    def __init__(self, dataset, shape):
+        self._d = dataset
+        self.shape = shape
+        self._done = np.zeros(shape[0], dtype=bool)
+
+    def write(self, start, planes):
+        """Store ``planes`` (k, ny, nx) as planes ``start`` to ``start + k - 1``."""
+        start = operator.index(start)
+        a = np.asarray(planes)
+        if a.ndim == 2:
+            a = a[None]
+        k = a.shape[0]
+        if a.ndim != 3 or a.shape[1:] != tuple(self.shape[1:]):
+            raise ValueError(f"planes must be (k, {self.shape[1]}, {self.shape[2]}), got {a.shape}")
+        if not 0 <= start <= self.shape[0] - k:
+            raise ValueError(f"planes {start} to {start + k - 1} are outside the volume's "
+                             f"{self.shape[0]} planes")
+        self._d[start:start + k] = a
+        self._done[start:start + k] = True
+
+    @property
+    def missing(self):
+        """Indices of the planes not written yet."""
+        return np.flatnonzero(~self._done)
+
+
+@contextlib.contextmanager
+def open_volume(path, shape, *, z, wavelength, pixel_size, dtype=np.float32, dz=0.0,
+                overwrite=True, **attrs):
+    """Write a volume plane batch by plane batch, atomically: the same file as
+    :func:`write_volume` without holding the volume in memory.
+
+    Yields a :class:`VolumeWriter`; call ``writer.write(start, planes)`` until every
+    plane of ``shape`` (nz, ny, nx) is written.  On leaving the block the
+    completeness marker is written and the file renamed to ``path``; an exception,
+    an interrupt or a plane left unwritten (``ValueError``) leaves ``path`` as it was.
+    The free space and the file-size limit are checked first (``OSError`` naming
+    ``path``), since HDF5 writes the temporary file directly.
+
+    Example
+    -------
+    >>> with open_volume("v.h5", (nz, ny, nx), z=z, wavelength=532e-9, pixel_size=2e-6) as w:
+    ...     for s in range(0, nz, 16):
+    ...         w.write(s, backpropagate(h, z[s:s + 16], output="intensity", ...))
+    """
+    import h5py
+
+    check_optics(wavelength, pixel_size, z)
+    shape = tuple(operator.index(n) for n in shape)
+    zz = np.asarray(z, dtype=np.float64).reshape(-1)
+    if len(shape) != 3 or min(shape) < 1 or shape[0] != zz.size:
+        raise ValueError(f"shape must be (nz, ny, nx) with nz = len(z) = {zz.size}, got {shape}")
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "uifc":
+        raise TypeError(f"dtype must be numeric, got {dtype}")
+    reserved = {_COMPLETE_ATTR, _SHAPE_ATTR} & set(attrs)
+    if reserved:
+        raise ValueError(f"attribute names {sorted(reserved)} are reserved by open_volume")
+    p = Path(path)
+    _check_room(p, int(np.prod(shape)) * dtype.itemsize)
+    with atomic_path(p, overwrite=overwrite) as tmp:
+        with h5py.File(tmp, "w") as f:
+            d = f.create_dataset("volume", shape=shape, dtype=dtype, chunks=(1,) + shape[1:],
+                                 compression="gzip", compression_opts=4)
+            f.create_dataset("z", data=zz)
+            f.attrs["wavelength_m"] = float(wavelength)
+            f.attrs["pixel_size_m"] = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
+            f.attrs["dz_m"] = float(dz)
+            f.attrs["axes"] = "z, y, x"
+            for k, val in attrs.items():
+                f.attrs[k] = val
+            w = VolumeWriter(d, shape)
+            yield w
+            if w.missing.size:
+                raise ValueError(f"{p}: planes {w.missing[:10].tolist()} of {shape[0]} were not "
+                                 f"written; the file was not created")
+            f.attrs[_SHAPE_ATTR] = np.asarray(shape, dtype=np.int64)
+            f.attrs[_COMPLETE_ATTR] = True              # last: every plane is in
+
+
 def write_particles_csv(path, particles, *, overwrite=True):
     """CSV with columns y_m, x_m, z_m (and peak, size or diameter_m when present),
     written atomically (``overwrite=False`` refuses to replace a file)."""
-    pos = np.asarray(getattr(particles, "positions", particles), dtype=np.float64).reshape(-1, 3)
+    table = hasattr(particles, "positions")     # a Particles table; else an (N, 3) array
+    pos = np.asarray(particles.positions if table else particles, dtype=np.float64)
+    if pos.size == 0:
+        pos = pos.reshape(0, 3)                  # no particles: a header-only table
+    elif pos.ndim == 1 and pos.size == 3:
+        pos = pos[None]                          # one particle given as (y, x, z)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise ValueError(f"particles must be a Particles table or an (N, 3) array of (y, x, z) "
+                         f"positions in metres, got shape {pos.shape}")
     cols = {"y_m": pos[:, 0], "x_m": pos[:, 1], "z_m": pos[:, 2]}
     for name, key in (("peak", "peak"), ("size_voxels", "size"), ("diameter_m", "diameters")):
-        v = getattr(particles, key, None)
-        if v is not None and len(np.atleast_1d(v)) == len(pos) and not np.all(np.isnan(np.asarray(v, float))):
-            cols[name] = np.asarray(v, dtype=np.float64)
+        v = getattr(particles, key, None) if table else None
+        if v is None:
+            continue
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        if v.size == len(pos) and not np.all(np.isnan(v)):
+            cols[name] = v
     _write_csv(path, cols, overwrite)
 
 
