@@ -12,7 +12,7 @@ from .._backend.capabilities import route
 from ..model import Stage, param_value
 from ..ops.propagate import Plan, propagate
 
-__all__ = ["Volume", "plane_stack_oshape"]
+__all__ = ["Volume", "plane_stack_oshape", "check_hologram_finite", "check_distinct_depths"]
 
 
 def plane_stack_oshape(stage: str, nz: int, ishape) -> tuple:
@@ -23,6 +23,37 @@ def plane_stack_oshape(stage: str, nz: int, ishape) -> tuple:
         raise ValueError(f"{stage} expects an (nz={nz}, ny, nx) object stack (one plane per depth "
                          f"in z), got shape {ishape}")
     return ishape[1:]
+
+
+def check_hologram_finite(hologram, name: str = "hologram"):
+    """ValueError when ``hologram`` (a 2-D array of any array library) holds NaN or
+    infinite pixels, reporting how many and the first one's (row, col) in
+    row-major order (a dead or saturated-to-inf pixel, or a division by a zero
+    background); the array itself otherwise."""
+    xp = B.namespace(hologram, names=[name])
+    ok = xp.isfinite(hologram)
+    if bool(xp.all(ok)):
+        return hologram
+    bad = xp.reshape(xp.astype(xp.logical_not(ok), xp.int32), (-1,))
+    count = int(xp.sum(bad))
+    row, col = divmod(int(xp.argmax(bad)), int(hologram.shape[-1]))
+    raise ValueError(f"{name} has {count} non-finite pixel{'s' if count > 1 else ''} (NaN or inf), "
+                     f"the first at (row, col) = ({row}, {col}); mask or interpolate them (e.g. "
+                     f"with the median of their neighbours) before reconstructing")
+
+
+def check_distinct_depths(z, name: str = "z"):
+    """ValueError naming ``name`` when the plane depths ``z`` (1-d, metres) repeat a
+    value: two planes at one depth reach the sensor through the same propagator,
+    so only their sum is determined (and a plane spacing of 0 leaves no room for
+    a distance offset).  Returns ``z``."""
+    order = np.argsort(z, kind="stable")
+    same = np.flatnonzero(np.diff(z[order]) == 0)
+    if same.size:
+        i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+        raise ValueError(f"{name} has repeated depths at indices {i} and {j} ({name}[{i}] = "
+                         f"{name}[{j}] = {z[i]:g} m); give each plane depth once")
+    return z
 
 
 def _scalar(v, name):
@@ -68,6 +99,7 @@ class Volume(Stage):
         self.z = np.asarray(B.to_host_float64(z, "z"), dtype=np.float64).reshape(-1)
         if self.z.size == 0 or not np.all(np.isfinite(self.z)):
             raise ValueError("z must hold at least one finite plane depth (metres)")
+        check_distinct_depths(self.z)
         self._declare("dz", dz)
         self._declare("reference", reference)
         self.linearized = bool(linearized)

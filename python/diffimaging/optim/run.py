@@ -19,6 +19,7 @@ plus any extra per-iteration value an algorithm reports (FISTA, GD and L-BFGS:
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -28,7 +29,7 @@ import numpy as np
 from .. import _backend as B
 from .alg.base import NonFiniteObjective
 
-__all__ = ["run", "SolveResult", "SolverError", "check_iterations"]
+__all__ = ["run", "SolveResult", "SolverError", "check_count"]
 
 #: the record keys every algorithm reports; the rest of a record are extras
 _CORE = ("loss", "fidelity", "regularizer", "step")
@@ -58,11 +59,14 @@ class SolveResult:
     message: str = ""
 
 
-def check_iterations(iterations) -> int:
-    """``iterations`` as a non-negative int; ValueError naming it otherwise."""
-    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-        raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
-    return iterations
+def check_count(value, name: str, *, minimum: int = 0) -> int:
+    """A count (iterations, steps, points, planes) as a Python int >= ``minimum``:
+    any integer, numpy integer scalars included (``np.int64(5)``); bools, floats
+    (even ``5.0``) and smaller values raise a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        what = "a non-negative integer" if minimum == 0 else f"an integer >= {minimum}"
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
 
 
 def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,
@@ -96,7 +100,7 @@ def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,
     :class:`SolverError` whose ``.result`` holds the last finite recorded iterate
     (the start when none was recorded).
     """
-    check_iterations(iterations)
+    iterations = check_count(iterations, "iterations")
     names = list(problem.names)
     history = {"loss": [], "fidelity": [], "regularizer": [], "params": {k: [] for k in names},
                "step": [], "time": [], **{k: [] for k in alg.extras}}
