@@ -7,7 +7,6 @@ import pytest
 
 import diffimaging as di
 from diffimaging import holography as H
-from diffimaging.holography.volume import Volume
 from diffimaging.optim import Box, ModelProblem, SolverError, solve
 
 LAM, PX = 532e-9, 2e-6
@@ -95,7 +94,7 @@ def test_search_from_a_flat_start_finds_the_distance_readme_example():
     assert np.all(ns["x0"] == 1.0) and "search_steps" not in _readme_solve_example()
     z = float(r.params["propagate.z"])
     assert abs(z - 1e-3) / 1e-3 < 5e-3
-    assert np.linalg.norm(r.x - amp) / np.linalg.norm(amp) < 0.05   # measured 1.1 %
+    assert np.linalg.norm(r.x - amp) / np.linalg.norm(amp) < 0.05   # measured 0.5 %
     assert r.search["steps"] > 0
 
 
@@ -111,7 +110,7 @@ def test_search_from_a_flat_start_finds_the_distance_other_case():
               iterations=400, progress=False)
     z = float(r.params["propagate.z"])
     assert abs(z - 2e-3) / 2e-3 < 5e-3
-    assert np.linalg.norm(r.x - amp) / np.linalg.norm(amp) < 0.1    # measured 4.9 %
+    assert np.linalg.norm(r.x - amp) / np.linalg.norm(amp) < 0.1    # measured 5.2 %
 
 
 def test_iterations_validated_at_the_api_root():
@@ -144,8 +143,6 @@ def test_repeated_plane_depths_are_named():
     for method in ("dh", "backprop"):
         with pytest.raises(ValueError, match=msg):
             H.reconstruct(holo, z, wavelength=LAM, pixel_size=PX, method=method, iterations=2)
-    with pytest.raises(ValueError, match=msg):
-        Volume(z, LAM, PX)
 
 
 @pytest.mark.parametrize("entry", ["reconstruct", "backpropagate", "autofocus"])

@@ -43,10 +43,12 @@ def check_hologram_finite(hologram, name: str = "hologram"):
 
 
 def check_distinct_depths(z, name: str = "z"):
-    """ValueError naming ``name`` when the plane depths ``z`` (1-d, metres) repeat a
-    value: two planes at one depth reach the sensor through the same propagator,
-    so only their sum is determined (and a plane spacing of 0 leaves no room for
-    a distance offset).  Returns ``z``."""
+    """ValueError naming ``name`` when the plane depths ``z`` (1-d numpy, metres)
+    repeat a value.  For :func:`~diffimaging.holography.reconstruct`: two planes
+    at one depth reach the sensor through the same propagator, so only their sum
+    is determined (and a plane spacing of 0 leaves no room for a distance
+    offset).  The :class:`Volume` stage itself accepts them (a forward model may
+    superpose two objects at one depth).  Returns ``z``."""
     order = np.argsort(z, kind="stable")
     same = np.flatnonzero(np.diff(z[order]) == 0)
     if same.size:
@@ -99,7 +101,6 @@ class Volume(Stage):
         self.z = np.asarray(B.to_host_float64(z, "z"), dtype=np.float64).reshape(-1)
         if self.z.size == 0 or not np.all(np.isfinite(self.z)):
             raise ValueError("z must hold at least one finite plane depth (metres)")
-        check_distinct_depths(self.z)
         self._declare("dz", dz)
         self._declare("reference", reference)
         self.linearized = bool(linearized)

@@ -24,20 +24,23 @@ def grid_search(problem, x, params, search, steps="auto"):
     refined by ``steps`` projected gradient steps (object only) for each candidate.
 
     ``steps="auto"`` scores the grid with 0, 1, 2, 4, 8, then 16 object steps per
-    candidate (:data:`AUTO_STEPS`) and stops as soon as two successive counts
-    pick the same candidate (within one grid point along every searched
-    parameter; a scoring whose values are all equal picks nothing): the grid's
-    answer is then one that refining the object further does not change.  The object held at its start can make the objective
+    candidate (:data:`AUTO_STEPS`) and stops as soon as the next count picks the
+    same candidate (within one grid point along every searched parameter; a
+    scoring whose values are all equal picks nothing): the grid's answer is then
+    one that refining the object further does not change, and the result is
+    that of the smaller count (the object least moved from the start; 16 when
+    no two counts agree).  The object held at its start can make the objective
     independent of the searched parameter (a flat start: a uniform field
     propagates to a uniform field at every distance) or point at a wrong value;
     a few steps per candidate let the object explain the data at that
     candidate's value, which is what the comparison needs.  Where the start
-    already decides the grid, this costs one extra step per candidate.
+    already decides the grid, the result is that of ``steps=0`` at the cost of
+    one extra step per candidate.
 
     Returns ``(x, params, table)``: the best candidate's object and parameters,
     and the table {"names", "values" (one tuple per candidate), "loss" (of the
-    last scoring), "best" ({name: value}), "steps" (object steps per candidate
-    of the last scoring)}.  SolverError when the objective is non-finite
+    scoring returned), "best" ({name: value}), "steps" (that scoring's object
+    steps per candidate)}.  SolverError when the objective is non-finite
     everywhere.
     """
     names = list(search)
@@ -51,13 +54,14 @@ def grid_search(problem, x, params, search, steps="auto"):
     if isinstance(steps, str) and steps == "auto":
         prev = None
         for n in AUTO_STEPS:
-            best, table, index = _scan(problem, x, params, names, grids, n)
-            finite = [v for v in table["loss"] if math.isfinite(v)]
+            scan = _scan(problem, x, params, names, grids, n)
+            finite = [v for v in scan[1]["loss"] if math.isfinite(v)]
             if max(finite) - min(finite) <= 1e-12 * max(abs(v) for v in finite):
                 continue  # flat in the searched parameters: this scoring picks nothing
-            if prev is not None and all(abs(a - b) <= 1 for a, b in zip(index, prev)):
+            if prev is not None and all(abs(a - b) <= 1 for a, b in zip(scan[2], prev[2])):
                 break
-            prev = index
+            prev = scan
+        best, table, _ = prev if prev is not None else scan
     else:
         n = check_count(steps, "search_steps")
         best, table, _ = _scan(problem, x, params, names, grids, n)
