@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import diffimaging as di
 from diffimaging._backend import kernels as K
-from diffimaging.optim.run import check_iterations
+from diffimaging.optim.run import check_count
 
 from conftest import crandn
 
@@ -156,7 +156,7 @@ def test_integer_like_numpy_scalars_are_accepted_wherever_an_int_is(n):
     assert_array_equal(di.Stack([di.Gain(1.0), di.Gain(2.0)], axis=n - 2)(x)[1], 2 * x)
     rho, theta = np.array([0.5]), np.array([0.3])
     assert_array_equal(di.zernike_noll(n + 2, rho, theta), di.zernike_noll(4, rho, theta))
-    assert check_iterations(n) == 2
+    assert check_count(n, "iterations") == 2
     assert di.TV(1.0, ndim=n).ndim == 2
 
 
@@ -183,7 +183,7 @@ def test_non_integers_are_still_refused(bad):
     with pytest.raises(TypeError, match="factor must be a positive integer"):
         di.bin(np.ones((4, 4)), factor=bad)
     with pytest.raises(ValueError, match="iterations must be a non-negative integer"):
-        check_iterations(bad)
+        check_count(bad, "iterations")
 
 
 def test_an_integral_float_gets_a_hint():

@@ -6,9 +6,10 @@ import numpy as np
 from .. import _backend as B
 from .._backend import kernels as K
 from .._backend.capabilities import route
-from .._backend.validate import integer
 from ..ops.propagate import Plan, propagate
 from ..ops.shift import intensity
+from ..optim.run import check_count
+from .volume import check_hologram_finite
 
 __all__ = ["backpropagate"]
 
@@ -98,6 +99,7 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
         raise ValueError(f"hologram must be a single (ny, nx) image, got shape {tuple(hologram.shape)}")
     if B.dtype_kind(xp, hologram.dtype) not in ("f4", "f8"):
         raise TypeError(f"hologram must be a real float image, got dtype {hologram.dtype}")
+    check_hologram_finite(hologram)
     if output not in ("projections", "intensity", "complex"):
         raise ValueError(f"output must be 'projections', 'intensity' or 'complex', got {output!r}")
     # the reference wave (1) is infinite and propagates to itself: only the
@@ -114,7 +116,7 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     zs = np.asarray(B.to_host_float64(z, "z"), dtype=np.float64).reshape(-1)
     if zs.size == 0 or not np.all(np.isfinite(zs)):
         raise ValueError("z must be a non-empty 1-d array of finite depths in metres")
-    chunk = integer(chunk, "chunk", minimum=1, hint="(planes)", type_error=ValueError)
+    chunk = check_count(chunk, "chunk (planes per batch)", minimum=1)
     kw = dict(wavelength=wavelength, pixel_size=pixel_size, method=method, pad=pad, carrier=False)
     starts = range(0, zs.size, chunk)
     if progress:

@@ -12,10 +12,11 @@ from .. import _backend as B
 from .._backend import validate as V
 from .._backend.capabilities import route
 from ..model import Bin, Intensity, Model, Param
+from ..optim.run import check_count
 from .fused import FusedVolumeProblem
 from .backprop import backpropagate
 from .io import check_optics
-from .volume import Volume
+from .volume import Volume, check_distinct_depths, check_hologram_finite
 
 __all__ = ["reconstruct", "Reconstruction"]
 
@@ -73,9 +74,10 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     Parameters
     ----------
     hologram : (ny, nx) real array, background-divided with unit mean (see
-        :func:`preprocess`).
-    z : 1-d array of plane depths [m] (distances to the sensor), equally spaced
-        for particle finding.  For ∂H these are the *nominal* depths: the learned
+        :func:`preprocess`); NaN or infinite pixels raise a ValueError with their
+        count and the first one's position.
+    z : 1-d array of distinct plane depths [m] (distances to the sensor), equally
+        spaced for particle finding.  For ∂H these are the *nominal* depths: the learned
         offset ``dz`` is added to all of them.
     wavelength, pixel_size : metres.
     method : "dh" (the inverse problem) or "backprop" (back-propagation of the
@@ -101,7 +103,8 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     object : "absorbing" (real o in [-1, 0]: opaque or absorbing particles; the
         twin image, which is not real and negative, is suppressed by this bound
         and the sparsity prior) or "complex" (|1 + o| <= 1, phase particles too).
-    solver : "fista" (default) or "adam"; ``iterations`` their count.
+    solver : "fista" (default) or "adam"; ``iterations`` their count (an integer
+        >= 1, numpy integers accepted).
     loss : "l2" or "poisson" (photon-count data scaled to unit mean).
     search : "auto" (a global stage over ``dz_range`` when learning the distance
         of a single plane), True, or False.  Two grids of ``search_points``
@@ -157,12 +160,17 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     if zs.size == 0 or not np.all(np.isfinite(zs)) or np.any(zs <= 0):
         raise ValueError("z must be a non-empty 1-d array of positive depths in metres "
                          "(distances from the sensor)")
+    check_distinct_depths(zs)
+    iterations = check_count(iterations, "iterations", minimum=1)
+    search_points = check_count(search_points, "search_points", minimum=1)
+    search_steps = check_count(search_steps, "search_steps")
     h = np.asarray(hologram) if isinstance(hologram, (list, tuple)) else hologram
     xp = B.namespace(h, names=["hologram"])
     if h.ndim != 2:
         raise ValueError(f"hologram must be a single (ny, nx) image, got shape {tuple(h.shape)}")
     if B.dtype_kind(xp, h.dtype) not in ("f4", "f8"):
         raise TypeError(f"hologram must be a real float image (float32/float64), got {h.dtype}")
+    check_hologram_finite(h)
     mean = float(xp.mean(h))
     if not (0.2 < mean < 5.0):
         raise ValueError(f"hologram should be background-divided with unit mean (got mean {mean:.3g}); "
@@ -248,13 +256,13 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         # two-level global stage: a coarse grid over dz_range finds the basin (the
         # fringes make the objective multimodal), a finer grid around the best
         # candidate (+- one coarse spacing) brings the start within the basin's core
-        coarse = np.linspace(lo, hi, int(search_points))
-        r1 = solve(m, h, x0, iterations=0, search={"volume.dz": coarse}, search_steps=int(search_steps),
+        coarse = np.linspace(lo, hi, search_points)
+        r1 = solve(m, h, x0, iterations=0, search={"volume.dz": coarse}, search_steps=search_steps,
                    progress=False, **common_solve)
         best = r1.search["best"]["volume.dz"]
         step = coarse[1] - coarse[0] if coarse.size > 1 else (hi - lo)
-        fine = np.clip(np.linspace(best - step, best + step, int(search_points)), lo, hi)
-        r2 = solve(m, h, x0, iterations=0, search={"volume.dz": fine}, search_steps=int(search_steps),
+        fine = np.clip(np.linspace(best - step, best + step, search_points), lo, hi)
+        r2 = solve(m, h, x0, iterations=0, search={"volume.dz": fine}, search_steps=search_steps,
                    progress=False, **common_solve)
         table = {"names": ["volume.dz"], "values": r1.search["values"] + r2.search["values"],
                  "loss": r1.search["loss"] + r2.search["loss"], "best": r2.search["best"]}
@@ -266,12 +274,12 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
                                   sparsity=float(sparsity), loss=loss, linearized=model == "gabor",
                                   dz_scale=dz_p.scale, r_scale=r_p.scale)
         start = prob.start(x0 if do_search else None, dz=float(dz_p.value), reference=r0)
-        res = run(FISTA(), prob, start, iterations=int(iterations), callback=callback,
+        res = run(FISTA(), prob, start, iterations=iterations, callback=callback,
                   progress=progress, label="∂H (fused FISTA)")
         o, hist = res.x, res.history
         dz, ref = res.params["volume.dz"], res.params["volume.reference"]
     else:
-        res = solve(m, h, x0, iterations=int(iterations), progress=progress, callback=callback,
+        res = solve(m, h, x0, iterations=iterations, progress=progress, callback=callback,
                     **common_solve)
         res.search = table
         o, hist = res.x, res.history

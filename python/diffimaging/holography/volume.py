@@ -12,7 +12,7 @@ from .._backend.capabilities import route
 from ..model import Stage, param_value
 from ..ops.propagate import Plan, propagate
 
-__all__ = ["Volume", "plane_stack_oshape"]
+__all__ = ["Volume", "plane_stack_oshape", "check_hologram_finite", "check_distinct_depths"]
 
 
 def plane_stack_oshape(stage: str, nz: int, ishape) -> tuple:
@@ -23,6 +23,39 @@ def plane_stack_oshape(stage: str, nz: int, ishape) -> tuple:
         raise ValueError(f"{stage} expects an (nz={nz}, ny, nx) object stack (one plane per depth "
                          f"in z), got shape {ishape}")
     return ishape[1:]
+
+
+def check_hologram_finite(hologram, name: str = "hologram"):
+    """ValueError when ``hologram`` (a 2-D array of any array library) holds NaN or
+    infinite pixels, reporting how many and the first one's (row, col) in
+    row-major order (a dead or saturated-to-inf pixel, or a division by a zero
+    background); the array itself otherwise."""
+    xp = B.namespace(hologram, names=[name])
+    ok = xp.isfinite(hologram)
+    if bool(xp.all(ok)):
+        return hologram
+    bad = xp.reshape(xp.astype(xp.logical_not(ok), xp.int32), (-1,))
+    count = int(xp.sum(bad))
+    row, col = divmod(int(xp.argmax(bad)), int(hologram.shape[-1]))
+    raise ValueError(f"{name} has {count} non-finite pixel{'s' if count > 1 else ''} (NaN or inf), "
+                     f"the first at (row, col) = ({row}, {col}); mask or interpolate them (e.g. "
+                     f"with the median of their neighbours) before reconstructing")
+
+
+def check_distinct_depths(z, name: str = "z"):
+    """ValueError naming ``name`` when the plane depths ``z`` (1-d numpy, metres)
+    repeat a value.  For :func:`~diffimaging.holography.reconstruct`: two planes
+    at one depth reach the sensor through the same propagator, so only their sum
+    is determined (and a plane spacing of 0 leaves no room for a distance
+    offset).  The :class:`Volume` stage itself accepts them (a forward model may
+    superpose two objects at one depth).  Returns ``z``."""
+    order = np.argsort(z, kind="stable")
+    same = np.flatnonzero(np.diff(z[order]) == 0)
+    if same.size:
+        i, j = sorted((int(order[same[0]]), int(order[same[0] + 1])))
+        raise ValueError(f"{name} has repeated depths at indices {i} and {j} ({name}[{i}] = "
+                         f"{name}[{j}] = {z[i]:g} m); give each plane depth once")
+    return z
 
 
 def _scalar(v, name):

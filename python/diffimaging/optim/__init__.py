@@ -17,7 +17,7 @@ from .alg import FISTA, GD, LBFGS, Adam, Algorithm, NonFiniteObjective
 from .constraints import AmplitudeAtMost, Box, Constraint, Intersection, NonNegative, Support
 from .problem import ModelProblem
 from .regularizers import L1, L2, TV, Regularizer
-from .run import SolveResult, SolverError, run
+from .run import SolveResult, SolverError, check_count, run
 from .search import grid_search
 from .solve import solve
 
@@ -26,5 +26,5 @@ __all__ = [
     "Regularizer", "TV", "L1", "L2",
     "Constraint", "NonNegative", "Box", "Support", "AmplitudeAtMost", "Intersection",
     "ModelProblem", "Algorithm", "NonFiniteObjective", "GD", "Adam", "FISTA", "LBFGS",
-    "run", "SolveResult", "SolverError", "grid_search", "solve",
+    "run", "SolveResult", "SolverError", "check_count", "grid_search", "solve",
 ]

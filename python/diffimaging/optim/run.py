@@ -29,7 +29,7 @@ from .. import _backend as B
 from .._backend.validate import integer
 from .alg.base import NonFiniteObjective
 
-__all__ = ["run", "SolveResult", "SolverError", "check_iterations"]
+__all__ = ["run", "SolveResult", "SolverError", "check_count"]
 
 #: the record keys every algorithm reports; the rest of a record are extras
 _CORE = ("loss", "fidelity", "regularizer", "step")
@@ -59,9 +59,11 @@ class SolveResult:
     message: str = ""
 
 
-def check_iterations(iterations) -> int:
-    """``iterations`` as a non-negative int; ValueError naming it otherwise."""
-    return integer(iterations, "iterations", minimum=0, type_error=ValueError)
+def check_count(value, name: str, *, minimum: int = 0) -> int:
+    """A count (iterations, steps, points, planes) as a Python int >= ``minimum``:
+    any integer, numpy integer scalars included (``np.int64(5)``); bools, floats
+    (even ``5.0``) and smaller values raise a ValueError naming ``name``."""
+    return integer(value, name, minimum=minimum, type_error=ValueError)
 
 
 def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,
@@ -95,7 +97,7 @@ def run(alg, problem, x0, *, iterations: int, callback: Callable | None = None,
     :class:`SolverError` whose ``.result`` holds the last finite recorded iterate
     (the start when none was recorded).
     """
-    check_iterations(iterations)
+    iterations = check_count(iterations, "iterations")
     names = list(problem.names)
     history = {"loss": [], "fidelity": [], "regularizer": [], "params": {k: [] for k in names},
                "step": [], "time": [], **{k: [] for k in alg.extras}}

@@ -20,7 +20,7 @@ from .. import _backend as B
 from ..model import Model
 from .alg import FISTA, GD, LBFGS, Adam
 from .problem import ModelProblem
-from .run import check_iterations, run
+from .run import check_count, run
 from .search import grid_search
 
 __all__ = ["solve"]
@@ -29,7 +29,7 @@ _METHODS = {"gd": GD, "fista": FISTA, "adam": Adam, "lbfgs": LBFGS}
 
 
 def solve(model: Model, y, x0, *, loss="l2", regularizers=(), constraint=None, optimize=None,
-          search=None, search_steps=0, method="adam", iterations=200, step=None,
+          search=None, search_steps="auto", method="adam", iterations=200, step=None,
           callback: Callable | None = None, progress=True, tol=None):
     """Recover the object and the system parameters of ``model`` from data ``y``.
 
@@ -51,10 +51,16 @@ def solve(model: Model, y, x0, *, loss="l2", regularizers=(), constraint=None, o
         object and every non-fixed parameter.
     search : {name: values}, optional
         Global stage: the objective is evaluated on this grid of values of one or
-        more parameters (the object held at ``x0``, or refined by ``search_steps``
-        cheap gradient steps for each candidate); the joint solve starts from the
-        best.  Local descent alone cannot find a distance far from the start: the
+        more parameters, the object refined by a few gradient steps for each
+        candidate; the joint solve starts from the best candidate and its object.
+        Local descent alone cannot find a distance far from the start: the
         hologram's fringes make the objective multimodal.
+    search_steps : "auto" or int
+        Object steps per candidate.  "auto" (default): 0, 1, 2, 4, 8, then 16,
+        until two successive counts pick the same candidate (see
+        :func:`~diffimaging.optim.grid_search`), so that a flat start such as
+        ``x0 = ones``, whose objective does not depend on a distance, still
+        finds it.  An int fixes the count (0: the object held at ``x0``).
     method : "adam" | "lbfgs" | "gd" | "fista"
     iterations : int
     step : float or {group: float}
@@ -76,7 +82,9 @@ def solve(model: Model, y, x0, *, loss="l2", regularizers=(), constraint=None, o
         raise TypeError(f"model must be a diffimaging.Model, got {type(model).__name__}")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {tuple(_METHODS)}, got {method!r}")
-    check_iterations(iterations)  # before the (costly) global stage
+    iterations = check_count(iterations, "iterations")  # before the (costly) global stage
+    if not (isinstance(search_steps, str) and search_steps == "auto"):
+        search_steps = check_count(search_steps, "search_steps")
     B.namespace(y, x0, names=["y", "x0"])
     all_params = model.params
     if optimize is None:
