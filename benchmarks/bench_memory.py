@@ -2,7 +2,7 @@
 """Peak memory of back-propagation against the number of depth planes.
 
 Each measurement runs in a fresh Python process and reports that process's peak
-resident set size (``ru_maxrss``) after the imports and the input are ready
+resident set size (``VmHWM`` on Linux, else ``ru_maxrss``) after the imports and the input are ready
 (``baseline``) and at the end (``peak``); ``peak - baseline`` is what the
 computation added.  Paths:
 
@@ -49,7 +49,17 @@ H.backpropagate(holo[:16, :16], z[:2], **kw)
 if path == "cli":
     import tifffile
     tifffile.imwrite(folder + "/holo.tif", holo)
-mb = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def mb():
+    # this process's own peak (VmHWM, reset by exec); ru_maxrss would also count the
+    # pages of the (large) parent that forked us
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 base = mb()
 if path == "projections":
     H.backpropagate(holo, z, output="projections", **kw)
