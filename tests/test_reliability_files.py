@@ -390,7 +390,7 @@ def test_nonfinite_hologram_reported_with_count_and_position(tmp_path):
     h[2, 0, 0] = np.inf
     tifffile.imwrite(tmp_path / "n.tif", h, photometric="minisblack")
     with pytest.raises(ValueError, match=r"n.tif has 2 non-finite pixels .*1 NaN, 1 ±Inf.*"
-                                         r"\(frame 1, row 5, col 7\)"):
+                                         r"\(frame, row, col\) = \(1, 5, 7\)"):
         H.read_hologram(tmp_path / "n.tif")
     assert np.isnan(H.read_hologram(tmp_path / "n.tif", allow_nonfinite=True)[1, 5, 7])
     np.testing.assert_array_equal(H.read_hologram(tmp_path / "n.tif", frame=0), h[0])
@@ -399,7 +399,7 @@ def test_nonfinite_hologram_reported_with_count_and_position(tmp_path):
 def test_nonfinite_hologram_preprocess_says_nonfinite():
     h = np.random.default_rng(6).random((32, 32)) + 1.0
     h[3, 4] = np.nan
-    with pytest.raises(ValueError, match=r"hologram has 1 non-finite pixel .*\(row 3, col 4\)"):
+    with pytest.raises(ValueError, match=r"hologram has 1 non-finite pixel .*\(row, col\) = \(3, 4\)"):
         H.preprocess(h)
     bg = np.ones((32, 32))
     bg[0, 1] = -np.inf

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from .namespace import dtype_kind, to_host_float64
+from .namespace import dtype_kind, namespace, to_host_float64
 
 
 class SamplingWarning(UserWarning):
@@ -137,3 +137,35 @@ def choice(name: str, value, allowed) -> str:
 def factor(value) -> int:
     """The binning factor: a positive integer (pixels per output pixel along each axis)."""
     return integer(value, "factor", minimum=1)
+
+
+#: ``check_finite``'s hint for NaN/Inf in a reconstructed volume or its projections
+CORRUPT_VOLUME = ": a corrupt file or a failed reconstruction"
+
+
+def check_finite(a, name: str, axes=None, *, what: str = "value", hint: str = ""):
+    """``ValueError`` when the array ``a`` (any array library) holds NaN or ±Inf.
+
+    The message gives their count (NaN and ±Inf apart) and the index of the first
+    one in row-major order, named by ``axes`` (e.g. ``("z", "y", "x")``; leading
+    axes beyond those named are called "frame"); ``what`` names one element
+    ("pixel", "voxel") and ``hint`` (e.g. "; mask them first") ends the message.
+    Integer and boolean arrays pass at no cost.  Returns ``a``.
+    """
+    xp = namespace(a, names=[name])
+    if dtype_kind(xp, a.dtype) not in ("f4", "f8", "c8", "c16"):
+        return a
+    ok = xp.isfinite(a)
+    if bool(xp.all(ok)):
+        return a
+    shape = tuple(int(n) for n in a.shape)
+    bad = xp.reshape(xp.astype(xp.logical_not(ok), xp.int32), (-1,))
+    count = int(xp.sum(bad))
+    nan = int(xp.sum(xp.astype(xp.isnan(xp.reshape(a, (-1,))), xp.int32)))
+    first = tuple(int(i) for i in np.unravel_index(int(xp.argmax(bad)), shape)) if shape else ()
+    names = tuple(axes or ())[-len(shape):] if shape else ()
+    names = ("frame",) * (len(shape) - len(names)) + names
+    size = math.prod(shape)
+    raise ValueError(f"{name} has {count} non-finite {what}{'s' if count != 1 else ''} of {size} "
+                     f"({nan} NaN, {count - nan} ±Inf), the first at ({', '.join(names)}) = "
+                     f"({', '.join(map(str, first))}){hint}")

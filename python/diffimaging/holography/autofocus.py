@@ -24,7 +24,7 @@ from .._backend import validate as V
 from .._backend.autodiff import vjp
 from ..ops.propagate import band_limit_mask, padded_shape, propagate
 from .io import check_optics
-from .volume import check_hologram_finite
+from .io import check_finite
 
 __all__ = ["autofocus", "focus_curve", "FocusResult", "estimate_noise"]
 
@@ -103,7 +103,7 @@ def _check_hologram(hologram):
         raise ValueError(f"hologram must be a single (ny, nx) image, got shape {h.shape}")
     if min(h.shape) < 8:
         raise ValueError(f"hologram must be at least 8 x 8 pixels, got shape {h.shape}")
-    return check_hologram_finite(h.astype(np.float64))
+    return check_finite(h.astype(np.float64))
 
 
 def _check_z_range(z_range):

@@ -9,7 +9,7 @@ from .._backend.capabilities import route
 from ..ops.propagate import Plan, propagate
 from ..ops.shift import intensity
 from ..optim.run import check_count
-from .volume import check_hologram_finite
+from .io import check_finite
 
 __all__ = ["backpropagate"]
 
@@ -99,7 +99,7 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
         raise ValueError(f"hologram must be a single (ny, nx) image, got shape {tuple(hologram.shape)}")
     if B.dtype_kind(xp, hologram.dtype) not in ("f4", "f8"):
         raise TypeError(f"hologram must be a real float image, got dtype {hologram.dtype}")
-    check_hologram_finite(hologram)
+    check_finite(hologram)
     if output not in ("projections", "intensity", "complex"):
         raise ValueError(f"output must be 'projections', 'intensity' or 'complex', got {output!r}")
     # the reference wave (1) is infinite and propagates to itself: only the

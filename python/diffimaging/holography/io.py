@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._backend import validate as V
 from .._backend.files import atomic_open, atomic_path
 
 __all__ = ["read_hologram", "write_volume", "open_volume", "VolumeWriter", "read_volume", "write_particles_csv",
@@ -92,25 +93,13 @@ def check_optics(wavelength, pixel_size, z=None):
 
 
 def check_finite(a, name="hologram"):
-    """Raise ``ValueError`` if the array ``a`` holds NaN or ±Inf, with their count and
-    the position of the first one: (row, col) for an image, (frame, row, col) for a
-    series (leading axes are frames).  Integer arrays pass at no cost.  Returns ``a``."""
-    a = np.asarray(a)
-    if a.dtype.kind not in "fc":
-        return a
-    finite = np.isfinite(a)
-    if finite.all():
-        return a
-    bad = ~finite
-    n_bad = int(np.count_nonzero(bad))
-    n_nan = int(np.count_nonzero(np.isnan(a)))
-    first = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape))
-    names = ["row", "col"] if a.ndim >= 2 else ["index"]
-    names = ["frame"] * (len(first) - len(names)) + names
-    where = ", ".join(f"{k} {i}" for k, i in zip(names, first))
-    raise ValueError(f"{name} has {n_bad} non-finite pixel{'s' if n_bad != 1 else ''} of {a.size} "
-                     f"({n_nan} NaN, {n_bad - n_nan} ±Inf), the first at ({where}); mask or "
-                     f"replace them (e.g. with the local median) before processing")
+    """Raise ``ValueError`` if the image or series ``a`` (any array library) holds NaN
+    or ±Inf, with their count and the position of the first one: (row, col) for
+    an image, (frame, row, col) for a series.  Integer arrays pass at no cost.
+    Returns ``a``."""
+    return V.check_finite(a, name, ("row", "col"), what="pixel",
+                          hint="; mask or replace them (e.g. with the median of their "
+                               "neighbours) before processing")
 
 
 # ----------------------------------------------------------------------------- readers

@@ -187,6 +187,7 @@ class MultiSlice(Stage):
         gos = [None] * n
         ga, gdz = pb_last(g)
         ddz = float(gdz)
+        gs = None                         # g_s_{j+1}, set by plane j + 1 for plane j
         for j in range(n - 1, -1, -1):
             if j < n - 1:
                 # g_a_j = P~(d_j)^H g_s_{j+1} = P~(-d_j) g_s_{j+1}

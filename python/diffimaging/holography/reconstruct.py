@@ -16,7 +16,8 @@ from ..optim.run import check_count
 from .fused import FusedVolumeProblem
 from .backprop import backpropagate
 from .io import check_optics
-from .volume import Volume, check_distinct_depths, check_hologram_finite
+from .io import check_finite
+from .volume import Volume, check_distinct_depths
 
 __all__ = ["reconstruct", "Reconstruction"]
 
@@ -170,7 +171,7 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         raise ValueError(f"hologram must be a single (ny, nx) image, got shape {tuple(h.shape)}")
     if B.dtype_kind(xp, h.dtype) not in ("f4", "f8"):
         raise TypeError(f"hologram must be a real float image (float32/float64), got {h.dtype}")
-    check_hologram_finite(h)
+    check_finite(h)
     mean = float(xp.mean(h))
     if not (0.2 < mean < 5.0):
         raise ValueError(f"hologram should be background-divided with unit mean (got mean {mean:.3g}); "

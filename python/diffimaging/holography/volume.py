@@ -12,7 +12,7 @@ from .._backend.capabilities import route
 from ..model import Stage, param_value
 from ..ops.propagate import Plan, propagate
 
-__all__ = ["Volume", "plane_stack_oshape", "check_hologram_finite", "check_distinct_depths"]
+__all__ = ["Volume", "plane_stack_oshape", "check_distinct_depths"]
 
 
 def plane_stack_oshape(stage: str, nz: int, ishape) -> tuple:
@@ -23,23 +23,6 @@ def plane_stack_oshape(stage: str, nz: int, ishape) -> tuple:
         raise ValueError(f"{stage} expects an (nz={nz}, ny, nx) object stack (one plane per depth "
                          f"in z), got shape {ishape}")
     return ishape[1:]
-
-
-def check_hologram_finite(hologram, name: str = "hologram"):
-    """ValueError when ``hologram`` (a 2-D array of any array library) holds NaN or
-    infinite pixels, reporting how many and the first one's (row, col) in
-    row-major order (a dead or saturated-to-inf pixel, or a division by a zero
-    background); the array itself otherwise."""
-    xp = B.namespace(hologram, names=[name])
-    ok = xp.isfinite(hologram)
-    if bool(xp.all(ok)):
-        return hologram
-    bad = xp.reshape(xp.astype(xp.logical_not(ok), xp.int32), (-1,))
-    count = int(xp.sum(bad))
-    row, col = divmod(int(xp.argmax(bad)), int(hologram.shape[-1]))
-    raise ValueError(f"{name} has {count} non-finite pixel{'s' if count > 1 else ''} (NaN or inf), "
-                     f"the first at (row, col) = ({row}, {col}); mask or interpolate them (e.g. "
-                     f"with the median of their neighbours) before reconstructing")
 
 
 def check_distinct_depths(z, name: str = "z"):

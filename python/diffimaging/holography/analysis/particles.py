@@ -9,7 +9,7 @@ from scipy import ndimage
 
 from ..._backend import validate as V
 from ..simulate import ParticleTable
-from .piv import check_finite, plane_spacing
+from .piv import plane_spacing
 
 __all__ = ["find_particles", "FoundParticles"]
 
@@ -178,8 +178,8 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         if s.ndim != 2 or s.size == 0 or zmap.shape != s.shape:
             raise ValueError(f"projections {key!r} and {zkey!r} must be non-empty (ny, nx) images of "
                              f"one shape, got {s.shape} and {zmap.shape}")
-        check_finite(s, f"the projection {key!r}", "(y, x)")
-        check_finite(zmap, f"the depth map {zkey!r}", "(y, x)")
+        V.check_finite(s, f"the projection {key!r}", ("y", "x"), hint=V.CORRUPT_VOLUME)
+        V.check_finite(zmap, f"the depth map {zkey!r}", ("y", "x"), hint=V.CORRUPT_VOLUME)
         if neighborhood is None:
             neighborhood = _neighborhood(diameter, wavelength, dy, dx, None)
         nb = _window(neighborhood)[-2:]
@@ -195,7 +195,7 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         if v.dtype.kind not in "biuf":
             raise ValueError(f"data must be a real or complex numeric volume, got dtype {v.dtype}")
         s = sign * v.astype(np.float64)
-        check_finite(s, "data (the volume)")
+        V.check_finite(s, "data (the volume)", ("z", "y", "x"), what="voxel", hint=V.CORRUPT_VOLUME)
         if z is None:
             raise ValueError("z (the depths of the volume's planes, metres) is required for a volume")
         zs = np.asarray(z, dtype=np.float64).reshape(-1)

@@ -13,7 +13,7 @@ from ..._backend import fft as F
 from ..._backend import validate as V
 from ..._backend.threads import get_num_threads
 
-__all__ = ["piv", "PIVResult", "normalized_median_test", "plane_spacing", "check_finite"]
+__all__ = ["piv", "PIVResult", "normalized_median_test", "plane_spacing"]
 
 
 def plane_spacing(z, nz, name="z"):
@@ -42,17 +42,6 @@ def plane_spacing(z, nz, name="z"):
         raise ValueError(f"{name} must be equally spaced (spacing {dz!r} m between the first two "
                          f"planes, {np.diff(zs).min()!r} to {np.diff(zs).max()!r} m overall)")
     return float(zs[0]), dz
-
-
-def check_finite(a, name, axes="(z, y, x)"):
-    """Raise ``ValueError`` when the array ``a`` holds NaN or Inf, with their count
-    and the index ``axes`` of the first (a corrupt or failed reconstruction)."""
-    bad = ~np.isfinite(a)
-    if bad.any():
-        first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise ValueError(f"{name} holds {int(bad.sum())} non-finite value(s) (NaN or Inf) of "
-                         f"{a.size}, the first at {axes} = {first}: a corrupt file or a failed "
-                         f"reconstruction")
 
 
 @dataclass
@@ -410,8 +399,8 @@ def piv(vol_a, vol_b, window=(16, 16, 16), overlap=0.5, *, replace_outliers=True
     if a.shape != b.shape or a.ndim != 3:
         raise ValueError(f"vol_a and vol_b must be (nz, ny, nx) volumes of one shape, got {a.shape} "
                          f"and {b.shape}")
-    check_finite(a, "vol_a")
-    check_finite(b, "vol_b")
+    for v, name in ((a, "vol_a"), (b, "vol_b")):
+        V.check_finite(v, name, ("z", "y", "x"), what="voxel", hint=V.CORRUPT_VOLUME)
     if isinstance(window, (numbers.Integral, np.integer)):
         window = (window,) * 3
     win = tuple(np.atleast_1d(window))
