@@ -446,3 +446,27 @@ def test_item7_reconstruct_checks_every_input_up_front(tmp_path, capsys):
         with pytest.raises(SystemExit):
             main(["holo", "reconstruct", a, "--wavelength", "nan", "--pixel-size", "2e-6",
                   "--z", "1e-3:2e-3:3", "-o", str(tmp_path / "o")])
+
+
+def test_verify_command_tells_complete_from_partial_output(tmp_path, capsys):
+    """The manifest a run writes last is checked by ``diffimaging verify``."""
+    from diffimaging.files import write_manifest
+
+    (tmp_path / "a.csv").write_text("y_m,x_m,z_m\n")
+    (tmp_path / "b.h5").write_bytes(b"x" * 100)
+    write_manifest(tmp_path / "manifest.json", [tmp_path / "a.csv", tmp_path / "b.h5"], run="t")
+    assert main(["verify", str(tmp_path)]) == 0
+    assert "all 2 files present and unchanged" in capsys.readouterr().out
+    (tmp_path / "b.h5").write_bytes(b"x" * 50)              # truncated
+    assert main(["verify", str(tmp_path / "manifest.json")]) == 2
+    cap = capsys.readouterr()
+    assert "b.h5: 50 bytes, the manifest says 100" in cap.out
+    assert "1 of the 2 files" in _one_error_line(cap.err)
+    (tmp_path / "b.h5").write_bytes(b"y" * 100)             # same size, other contents
+    assert main(["verify", str(tmp_path), "--no-checksum"]) == 0
+    assert main(["verify", str(tmp_path)]) == 2
+    assert "contents changed" in capsys.readouterr().out
+    empty = tmp_path / "unfinished"
+    empty.mkdir()
+    assert main(["verify", str(empty)]) == 2
+    assert "did not finish" in _one_error_line(capsys.readouterr().err)

@@ -2,7 +2,8 @@
 
 ``diffimaging demo`` runs the holographic particle-imaging demonstration;
 ``diffimaging holo ...`` and ``diffimaging piv ...`` work on recordings (see
-``diffimaging <command> --help``; lengths in metres).
+``diffimaging <command> --help``; lengths in metres); ``diffimaging verify OUT``
+checks that a run's outputs are complete and unchanged (its manifest).
 
 Exit codes (the contract, also printed by ``diffimaging --help``):
 
@@ -87,7 +88,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(verbose=0)
     sub = p.add_subparsers(dest="command", required=True)
     holography_cli.add_commands(sub)
+    v = sub.add_parser("verify", help="check that a run's outputs are complete and unchanged",
+                       description="Check every file a run's manifest lists: present, same size, "
+                                   "same SHA-256.  Exit 0 if all are, 2 otherwise (one line per "
+                                   "problem on stdout).")
+    v.add_argument("manifest", help="a manifest (manifest.json, <file>.manifest.json) or the output "
+                                    "folder that holds manifest.json")
+    v.add_argument("--no-checksum", action="store_true",
+                   help="compare sizes only (fast; misses same-size changes)")
+    v.set_defaults(func=cmd_verify)
     return p
+
+
+def cmd_verify(args) -> int:
+    from pathlib import Path
+
+    from ._backend.files import read_manifest, verify_manifest
+
+    path = Path(args.manifest)
+    if path.is_dir():
+        if not (path / "manifest.json").is_file():
+            raise FileNotFoundError(f"no manifest.json in {path}: the run did not finish (a run "
+                                    f"writes its manifest last), or give the manifest file")
+        path = path / "manifest.json"
+    n = len(read_manifest(path)["files"])
+    problems = verify_manifest(path, checksum=not args.no_checksum)
+    for line in problems:
+        print(line)
+    if problems:
+        raise ValueError(f"{len(problems)} of the {n} files listed in {path} are missing or changed")
+    print(f"{path}: all {n} files present and unchanged")
+    return EXIT_OK
 
 
 def _describe(exc: BaseException) -> str:
