@@ -2,8 +2,8 @@
 outputs and manifests, NaN volumes, PIV depths and dt, absent pixel size, demo
 arguments, edge cases of the analysis API)."""
 import json
-import re
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -470,3 +470,21 @@ def test_verify_command_tells_complete_from_partial_output(tmp_path, capsys):
     empty.mkdir()
     assert main(["verify", str(empty)]) == 2
     assert "did not finish" in _one_error_line(capsys.readouterr().err)
+
+
+def test_find_particles_min_separation_is_applied():
+    """``min_separation`` was accepted and silently ignored: of two particles closer
+    than it, only the stronger is kept now."""
+    vol = np.zeros((9, 40, 40))
+    vol[4, 10, 10] = 5.0                       # strong
+    vol[4, 10, 16] = 3.0                       # weaker, 6 px = 12 um away
+    vol[4, 30, 30] = 4.0                       # far from both
+    z = np.linspace(1e-3, 1.8e-3, 9)
+    kw = dict(pixel_size=2e-6, threshold=1.0, neighborhood=(3, 3, 3))
+    assert len(H.find_particles(vol, z, **kw).positions) == 3
+    f = H.find_particles(vol, z, min_separation=15e-6, **kw)
+    np.testing.assert_allclose(f.positions[:, :2], [[20e-6, 20e-6], [60e-6, 60e-6]], atol=1e-7)
+    assert len(H.find_particles(vol, z, min_separation=10e-6, **kw).positions) == 3
+    for bad in (0.0, -1e-6, float("nan"), "1e-5"):
+        with pytest.raises((ValueError, TypeError), match="min_separation"):
+            H.find_particles(vol, z, min_separation=bad, **kw)

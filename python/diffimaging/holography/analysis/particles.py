@@ -134,6 +134,10 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         D^2 / lambda: 190 um for 10 um at 532 nm, several planes, so a smaller
         axial window splits one particle into two).
     diameter, wavelength : metres, for the default neighbourhood.
+    min_separation : metres, optional.  Of two particles closer than this (3-D
+        distance between the refined positions), only the stronger peak is kept:
+        a second, metric guard against one particle found twice (e.g. along its
+        elongated axial image) that does not depend on the voxel grid.
 
     The signal must be finite: a NaN or Inf voxel (a corrupt file or a failed
     reconstruction; it would make the automatic threshold NaN and hide every
@@ -164,6 +168,8 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
                          f"{threshold!r}")
     if (isinstance(k, bool) or not isinstance(k, numbers.Real) or not np.isfinite(k) or k <= 0):
         raise ValueError(f"k must be a positive number of noise sigmas, got {k!r}")
+    if min_separation is not None:
+        min_separation = V.positive_scalar(min_separation, "min_separation")
     polarity = "bright" if polarity is None else polarity
     dy, dx = V.pixel_size(pixel_size)
     if polarity not in ("bright", "dark"):
@@ -251,4 +257,24 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         pos = np.column_stack([sub[:, 0] * dy, sub[:, 1] * dx, zz])
     pos[:, 0] += origin[0]
     pos[:, 1] += origin[1]
+    if min_separation is not None and len(pos) > 1:
+        keep = _strongest_apart(pos, peak, min_separation)
+        pos, peak, size = pos[keep], peak[keep], size[keep]
     return FoundParticles(pos, peak, size, thr if polarity == "bright" else -thr, sigma)
+
+
+def _strongest_apart(pos, peak, distance):
+    """Indices (in the input order) of the particles kept when, strongest first,
+    every particle within ``distance`` of a kept one is dropped."""
+    from scipy.spatial import cKDTree
+
+    order = np.argsort(-np.asarray(peak), kind="stable")
+    tree = cKDTree(pos)
+    dropped = np.zeros(len(pos), dtype=bool)
+    keep = []
+    for i in order:
+        if dropped[i]:
+            continue
+        keep.append(i)
+        dropped[tree.query_ball_point(pos[i], distance)] = True
+    return np.sort(np.asarray(keep, dtype=np.intp))
