@@ -490,6 +490,17 @@ def _writing(path, mode, overwrite, **kwargs):
         raise type(exc)(exc.errno, f"{exc.strerror or exc} (writing {p.name})", str(p)) from exc
 
 
+def _write_header(f, zz, wavelength, pixel_size, dz, attrs):
+    """The depths and the attributes of a volume file (all but the marker)."""
+    f.create_dataset("z", data=zz)
+    f.attrs["wavelength_m"] = float(wavelength)
+    f.attrs["pixel_size_m"] = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
+    f.attrs["dz_m"] = float(dz)
+    f.attrs["axes"] = "z, y, x"
+    for k, val in attrs.items():
+        f.attrs[k] = val
+
+
 def _hdf5_image(v, zz, wavelength, pixel_size, dz, attrs):
     """The bytes of the HDF5 file, built in memory (see the module notes)."""
     import io
@@ -499,13 +510,7 @@ def _hdf5_image(v, zz, wavelength, pixel_size, dz, attrs):
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.create_dataset("volume", data=v, compression="gzip", compression_opts=4)
-        f.create_dataset("z", data=zz)
-        f.attrs["wavelength_m"] = float(wavelength)
-        f.attrs["pixel_size_m"] = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
-        f.attrs["dz_m"] = float(dz)
-        f.attrs["axes"] = "z, y, x"
-        for k, val in attrs.items():
-            f.attrs[k] = val
+        _write_header(f, zz, wavelength, pixel_size, dz, attrs)
         f.attrs[_SHAPE_ATTR] = np.asarray(v.shape, dtype=np.int64)
         f.attrs[_COMPLETE_ATTR] = True              # last: the file was built to the end
     return buf
@@ -631,13 +636,7 @@ def open_volume(path, shape, *, z, wavelength, pixel_size, dtype=np.float32, dz=
         with h5py.File(tmp, "w") as f:
             d = f.create_dataset("volume", shape=shape, dtype=dtype, chunks=(1,) + shape[1:],
                                  compression="gzip", compression_opts=4)
-            f.create_dataset("z", data=zz)
-            f.attrs["wavelength_m"] = float(wavelength)
-            f.attrs["pixel_size_m"] = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
-            f.attrs["dz_m"] = float(dz)
-            f.attrs["axes"] = "z, y, x"
-            for k, val in attrs.items():
-                f.attrs[k] = val
+            _write_header(f, zz, wavelength, pixel_size, dz, attrs)
             w = VolumeWriter(d, shape)
             yield w
             if w.missing.size:
