@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Flow measurement through the full holographic pipeline (issue 4: PIV / PTV targets).
+"""Flow measurement through the full holographic pipeline.
 
 A solid-body rotation about the optical axis is imaged as two in-line holograms
 (``holography.motion.simulate_sequence``: 2 um pixels, 532 nm, opaque particles of

@@ -1,18 +1,18 @@
 #!/usr/bin/env python
-"""Back-propagation throughput and the ∂H iteration time (issue 4 speed targets).
+"""Back-propagation throughput and the ∂H iteration time.
 
 Streams a 1024^2 hologram to 64 depth planes (min/max projections only: one forward
 transform of the hologram, then per plane the fused transfer-function multiply, a
 pruned inverse transform and the fused min/max update), numpy complex64, and
 compares with the FFT floor of the same transforms measured in the same run: one
 padded forward transform and 64 pruned inverse transforms (rows, then the kept
-columns), bare scipy.fft calls in place.  Target (issue 4): <= 1.3x.
+columns), bare scipy.fft calls in place.  Target: <= 1.3x.
 
 Second part: one ∂H iteration (first Born, FISTA, distance offset and
 illumination learned) at 512^2 x 64 planes, float32 object, with the fused
 real-object engine that ``holography.reconstruct`` uses on numpy, against the FFT
 floor of the same transforms measured in the same run: per plane one padded
-rfft2 and one cropped irfft2, plus two of each at the sensor.  Target (issue 4):
+rfft2 and one cropped irfft2, plus two of each at the sensor.  Target:
 <= 1.3x.  The generic model/solver path (``engine="generic"``) is timed too.
 
 Run:  python benchmarks/bench_holo.py [--n 1024] [--planes 64] [--repeat 3]

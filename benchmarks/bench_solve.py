@@ -17,7 +17,7 @@ L2 loss, Box(0, 1) constraint, L-BFGS (numpy, float64 object, complex128 fields;
 - other array work: the rest (loss, projections, solver vector operations,
   padding copies).
 
-Target (issue 3): Python overhead <= 10 % of the iteration at 512^2.
+Target: Python overhead <= 10 % of the iteration at 512^2.
 The script also records what L-BFGS and Adam reach on the 128^2 recovery case of
 the tests (distance started 10 % off, global stage, 400 iterations).
 """
@@ -118,7 +118,7 @@ def time_solve(n, iterations, dtype, instrument):
 
 
 def accuracy(iterations=400):
-    """What L-BFGS and Adam reach on the 128^2 test case (issue 3)."""
+    """What L-BFGS and Adam reach on the 128^2 test case."""
     model, amp, y, z_true = make_case(128)
     out = {}
     for method in ("lbfgs", "adam"):

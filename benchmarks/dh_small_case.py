@@ -1,4 +1,4 @@
-"""Exploration (issue 4, in progress): the ∂H inverse problem on a small simulated case.
+"""Exploration: the ∂H inverse problem on a small simulated case.
 
 96^2 hologram, 10 opaque particles (8-12 um) at 1.5-2.5 mm, 1 % Gaussian noise,
 21 planes 50 um apart at the true depths (no offset learned yet), L1 sparsity,

@@ -1,5 +1,5 @@
 """Worked example: recover an amplitude object and its propagation distance
-together from one in-line intensity (differentiable imaging, issue 3).
+together from one in-line intensity (differentiable imaging).
 
 The distance starts 10 % off. A global stage scans the loss over a grid of
 distances; L-BFGS then refines the object and the distance jointly, with the

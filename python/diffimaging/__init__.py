@@ -51,12 +51,12 @@ __all__ = [
     "SamplingWarning",
     "BackendFallbackWarning",
     "__version__",
-    # forward models (issue 3)
+    # forward models
     "Param", "Model", "Stage", "Propagate", "Shift", "Bin", "Intensity", "Pupil", "Gain",
     "Quantize", "Saturate", "Complex", "AmplitudePhase", "AbsorptionPhase", "Custom",
     "zernike_noll", "Sum", "Stack", "Adjoint",
-    # losses (diffimaging.losses), regularisers, constraints, solvers (issue 3), all in
-    # diffimaging.optim with the problem, algorithm and run layers (issue 8)
+    # losses (diffimaging.losses), regularisers, constraints, solvers, all in
+    # diffimaging.optim with the problem, algorithm and run layers
     "optim", "losses", "Regularizer", "TV", "L1", "L2", "Constraint", "NonNegative", "Box", "Support",
     "AmplitudeAtMost", "Intersection", "solve", "SolveResult", "SolverError",
 ]
