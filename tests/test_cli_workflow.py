@@ -3,7 +3,6 @@ coordinates, PIV and PTV over series, projections-only output, depth and medium
 checks, and the command-line conventions (logging, -q, --version, help)."""
 import argparse
 import csv
-import json
 import subprocess
 import sys
 import warnings

@@ -480,12 +480,13 @@ def cmd_reconstruct(args):
             first, first_path = by_stem[key]
             if first_path == path:
                 raise ValueError(f"{given} is given twice")
-            raise ValueError(f"{first} and {given} would both write {_output_name(out, Path(path).stem, None, args.save)}: "
-                             f"rename one, or run them separately with different -o folders")
+            target = _output_name(out, Path(path).stem, None, args.save)
+            raise ValueError(f"{first} and {given} would both write {target}: rename one, or run "
+                             f"them separately with different -o folders")
         by_stem[key] = (given, path)
     # the depths against the sensor, before any work (a unit slip runs for minutes)
-    check_depth_range(args.z, _frames(holos[0][1])[0].shape, wavelength=args.wavelength, pixel_size=args.pixel_size,
-                      n_medium=args.n_medium, name="--z")
+    check_depth_range(args.z, _frames(holos[0][1])[0].shape, wavelength=args.wavelength,
+                      pixel_size=args.pixel_size, n_medium=args.n_medium, name="--z")
     out.mkdir(parents=True, exist_ok=True)
     settings = dict(wavelength_m=args.wavelength, pixel_size_m=args.pixel_size, n_medium=args.n_medium,
                     z_m=args.z, method=args.method, model=args.model, iterations=args.iterations,
