@@ -1,9 +1,15 @@
 """The ``diffimaging`` command line: each imaging system adds its commands.
 
 ``diffimaging demo`` runs the holographic particle-imaging demonstration;
-``diffimaging holo ...`` and ``diffimaging piv ...`` work on recordings (see
-``diffimaging <command> --help``; lengths in metres); ``diffimaging verify OUT``
-checks that a run's outputs are complete and unchanged (its manifest).
+``diffimaging holo ...``, ``diffimaging piv ...`` and ``diffimaging ptv ...`` work
+on recordings (see ``diffimaging <command> --help``; lengths in metres);
+``diffimaging verify OUT`` checks that a run's outputs are complete and unchanged
+(its manifest).  ``python -m diffimaging`` is the same command.
+
+Messages: results go to stdout (one line per output); warnings, and with ``-v``
+progress details (``-vv`` debug), go to stderr through :mod:`logging` (logger
+``diffimaging``), formatted ``diffimaging: warning: ...``; ``-q`` keeps errors
+only.  Progress bars are drawn only when stderr is a terminal.
 
 Exit codes (the contract, also printed by ``diffimaging --help``):
 
@@ -28,6 +34,7 @@ import sys
 import threading
 import traceback
 
+from . import __version__
 from .holography import cli as holography_cli
 
 __all__ = ["build_parser", "main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_INTERRUPTED"]
@@ -75,7 +82,9 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         self.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
                           help="log progress details; on an internal error print the traceback "
-                               "(-vv: debug logging)")
+                               "(-vv: debug logging; default: warnings and results only)")
+        self.add_argument("-q", "--quiet", action="count", default=argparse.SUPPRESS,
+                          help="errors only: no results on stdout, no warnings (default: off)")
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"diffimaging: error: {message} (see '{self.prog} --help')\n")
@@ -85,7 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="diffimaging",
                 description="Differentiable imaging: holographic particle imaging (lengths in metres)",
                 epilog=EPILOG)
-    p.set_defaults(verbose=0)
+    p.add_argument("--version", action="version", version=f"diffimaging {__version__}",
+                   help="print the version and exit")
+    p.set_defaults(verbose=0, quiet=0)
     sub = p.add_subparsers(dest="command", required=True)
     holography_cli.add_commands(sub)
     v = sub.add_parser("verify", help="check that a run's outputs are complete and unchanged",
@@ -95,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("manifest", help="a manifest (manifest.json, <file>.manifest.json) or the output "
                                     "folder that holds manifest.json")
     v.add_argument("--no-checksum", action="store_true",
-                   help="compare sizes only (fast; misses same-size changes)")
+                   help="compare sizes only (fast; misses same-size changes; default: sizes and "
+                        "SHA-256)")
     v.set_defaults(func=cmd_verify)
     return p
 
@@ -159,17 +171,46 @@ def _sigterm_raises():
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
+class _Formatter(logging.Formatter):
+    """``diffimaging: warning: message`` (the level in lower case, as in the
+    error lines)."""
+
+    def format(self, record):
+        return f"diffimaging: {record.levelname.lower()}: {record.getMessage()}"
+
+
+@contextlib.contextmanager
+def _logging(verbose, quiet):
+    """While active, the ``diffimaging`` logger writes to the current stderr:
+    warnings by default, INFO with -v, DEBUG with -vv, errors only with -q.
+    Restored afterwards (``main`` may run many times in one process).  The
+    library's ``warnings.warn`` keep Python's own handling."""
+    level = (logging.ERROR if quiet else logging.DEBUG if verbose > 1 else
+             logging.INFO if verbose else logging.WARNING)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    lg = logging.getLogger("diffimaging")
+    saved = lg.level, lg.propagate
+    lg.addHandler(handler)
+    lg.setLevel(level)
+    lg.propagate = False
+    try:
+        yield
+    finally:
+        lg.removeHandler(handler)
+        lg.setLevel(saved[0])
+        lg.propagate = saved[1]
+
+
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the
     exit code (see the module docstring).  Argument errors exit through
-    ``SystemExit(2)`` from the parser, ``--help`` through ``SystemExit(0)``."""
+    ``SystemExit(2)`` from the parser, ``--help`` and ``--version`` through
+    ``SystemExit(0)``."""
     args = build_parser().parse_args(argv)
     verbose = int(args.verbose)
-    if verbose:
-        logging.basicConfig(level=logging.DEBUG if verbose > 1 else logging.INFO,
-                            format="diffimaging: %(levelname)s: %(name)s: %(message)s")
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), _logging(verbose, int(args.quiet)):
             return int(args.func(args))
     except KeyboardInterrupt as exc:
         what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (Ctrl-C)"

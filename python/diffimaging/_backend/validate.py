@@ -51,6 +51,19 @@ def wavelength(value) -> float:
     return positive_scalar(value, "wavelength", typical=(1e-11, 1e-3))
 
 
+def n_medium(value, name: str = "n_medium") -> float:
+    """The refractive index of the medium (1.0 <= n <= 3, finite): the light's
+    wavelength in the medium is the vacuum wavelength / n."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number (refractive index of the medium, 1.33 for "
+                        f"water), got {value!r}")
+    n = float(value)
+    if not (math.isfinite(n) and 1.0 <= n <= 3.0):
+        raise ValueError(f"{name} must be a refractive index between 1 and 3 (1.0 air, 1.33 water), "
+                         f"got {value!r}")
+    return n
+
+
 def field_array(x, name: str, xp, *, allow_real: bool = True):
     """Checks a (..., ny, nx) float/complex array."""
     ndim = getattr(x, "ndim", None)

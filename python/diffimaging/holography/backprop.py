@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _backend as B
+from .._backend import validate as V
 from .._backend import kernels as K
 from .._backend.capabilities import route
 from ..ops.propagate import Plan, propagate
@@ -11,7 +12,41 @@ from ..ops.shift import intensity
 from ..optim.run import check_count
 from .io import check_finite
 
-__all__ = ["backpropagate"]
+__all__ = ["backpropagate", "check_depth_range", "DEPTH_FACTOR"]
+
+#: depths beyond DEPTH_FACTOR x N dx^2 n / lambda0 are refused as a unit slip (see
+#: :func:`check_depth_range`)
+DEPTH_FACTOR = 100.0
+
+
+def check_depth_range(z, shape, *, wavelength, pixel_size, n_medium=1.0, name="z"):
+    """Refuse depths that no in-line hologram of this sensor can use: a unit slip.
+
+    A particle at depth z spreads its fringes over a disk of radius lambda z / (2 dx)
+    (the fringe frequency reaches the sensor's Nyquist limit there); beyond
+    z_N = N dx^2 n / lambda0 (N the larger image side, dx the larger pixel size,
+    lambda0 / n the wavelength in the medium) the hologram no longer holds the
+    fine fringes and the depth resolution degrades with z.  Depths beyond
+    :data:`DEPTH_FACTOR` (100) times z_N are refused (``ValueError`` naming
+    ``name``, with the limit and the likely slip: millimetres typed for metres).
+    Lensless fields (1024^2, 10 um pixels, 532 nm: z_N = 0.19 m) and microscope
+    holograms (0.05 um pixels: z_N of a few um, depths of tens of um) pass.
+    """
+    zs = np.abs(np.asarray(z, dtype=np.float64).reshape(-1))
+    if zs.size == 0:
+        return
+    n_pix = max(int(s) for s in tuple(shape)[-2:])
+    dy, dx = V.pixel_size(pixel_size)
+    lam = V.wavelength(wavelength) / V.n_medium(n_medium)
+    z_n = n_pix * max(dy, dx) ** 2 / lam
+    limit = DEPTH_FACTOR * z_n
+    if float(zs.max()) > limit:
+        raise ValueError(f"{name}: depths up to {float(zs.max()):g} m are implausible for a "
+                         f"{n_pix}-pixel hologram with {max(dy, dx):g} m pixels at "
+                         f"{lam:g} m in the medium (the hologram resolves depths to about "
+                         f"N dx^2 n / lambda = {z_n:.3g} m; refused beyond {DEPTH_FACTOR:g}x that, "
+                         f"{limit:.3g} m): depths are in metres, did you give millimetres? "
+                         f"(e.g. 1e-3:5e-3:81 for 1 to 5 mm)")
 
 
 def _update_projections_np(proj, planes, zc, offset, rdt):
@@ -64,7 +99,7 @@ def _projections_np(u, zs, offset, rdt, kw, progress):
 
 
 def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", field="amplitude",
-                  chunk=16, method="asm", pad=True, progress=False):
+                  chunk=16, method="asm", pad=True, progress=False, n_medium=1.0):
     """Back-propagate a (background-divided, unit-mean) hologram to depths ``z``.
 
     The field at the sensor is taken as ``sqrt(hologram)`` (``field="amplitude"``,
@@ -79,7 +114,10 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     ----------
     hologram : array (ny, nx), real, unit mean
     z : 1-d array of depths [m] (distances from the sensor, positive upstream objects)
-    wavelength, pixel_size : metres
+    wavelength, pixel_size : metres (``wavelength`` in vacuum)
+    n_medium : refractive index of the medium between the particles and the sensor
+        (1.0 air, 1.33 water; 1 <= n <= 3): the light propagates with the
+        wavelength ``wavelength / n_medium``
     output : "projections" | "intensity" | "complex"
         "projections" returns a dict of (ny, nx) maps, computed plane chunk by chunk:
         ``min`` / ``max`` of |u|^2 over depth, ``argmin_z`` / ``argmax_z`` (the depth in
@@ -100,6 +138,7 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     if B.dtype_kind(xp, hologram.dtype) not in ("f4", "f8"):
         raise TypeError(f"hologram must be a real float image, got dtype {hologram.dtype}")
     check_finite(hologram)
+    n_medium = V.n_medium(n_medium)
     if output not in ("projections", "intensity", "complex"):
         raise ValueError(f"output must be 'projections', 'intensity' or 'complex', got {output!r}")
     # the reference wave (1) is infinite and propagates to itself: only the
@@ -117,7 +156,10 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     if zs.size == 0 or not np.all(np.isfinite(zs)):
         raise ValueError("z must be a non-empty 1-d array of finite depths in metres")
     chunk = check_count(chunk, "chunk (planes per batch)", minimum=1)
-    kw = dict(wavelength=wavelength, pixel_size=pixel_size, method=method, pad=pad, carrier=False)
+    check_depth_range(zs, hologram.shape, wavelength=wavelength, pixel_size=pixel_size,
+                      n_medium=n_medium)
+    kw = dict(wavelength=V.wavelength(wavelength) / n_medium, pixel_size=pixel_size, method=method,
+              pad=pad, carrier=False)
     starts = range(0, zs.size, chunk)
     if progress:
         from tqdm.auto import tqdm

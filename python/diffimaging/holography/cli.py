@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import logging
 import math
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +27,11 @@ import numpy as np
 
 from .. import holography as H
 from .._backend import files as _files
+from .preprocess import MEDIAN_MAX_CONTRAST, MEDIAN_MIN_FRAMES, background_contrast
 from .analysis import plane_spacing
+from .backprop import check_depth_range
+
+log = logging.getLogger(__name__)
 
 #: smallest ``demo --size`` (pixels): room for 8-pixel margins and a 32-pixel PIV window
 DEMO_MIN_SIZE = 64
@@ -79,15 +86,19 @@ def _zrange(text):
 
 
 def _optics(p):
-    p.add_argument("--wavelength", type=_length, required=True, help="wavelength in metres (532e-9)")
+    p.add_argument("--wavelength", type=_length, required=True,
+                   help="vacuum wavelength in metres, e.g. 532e-9 (required)")
     p.add_argument("--pixel-size", type=_length, required=True,
-                   help="sensor pixel size in metres (2e-6 for 2 um)")
+                   help="sensor pixel size in metres, e.g. 2e-6 for 2 um (required)")
+    p.add_argument("--n-medium", type=_number(float, low=1.0, high=3.0), default=1.0,
+                   help="refractive index of the medium between particles and sensor (1 to 3; "
+                        "default 1.0 air; 1.33 water): light propagates with wavelength / n")
 
 
 def _overwrite(p):
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing outputs even when the manifest does not record them as "
-                        "outputs of the same input(s)")
+                        "outputs of the same input(s) (default: refuse)")
 
 
 # -- outputs: provenance checks up front, manifest last -----------------------------
@@ -248,6 +259,132 @@ def _polarity(args, attrs):
     return p.decode() if isinstance(p, bytes) else str(p)
 
 
+# -- inputs: files, folders, globs; frames; background ---------------------------------
+
+#: image files a folder argument of ``holo reconstruct`` contributes
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
+#: most frames a median background is computed from (evenly spaced over the series)
+MEDIAN_MAX_FRAMES = 64
+
+
+def _natural_key(path):
+    """Sort key: digit runs compare as numbers (frame2 before frame10)."""
+    return [int(t) if t.isdigit() else t.casefold() for t in re.split(r"(\d+)", str(path))]
+
+
+def _expand_inputs(items):
+    """The hologram files named by the arguments: a file, a folder (its image files)
+    or a glob pattern (quoted, expanded here), each folder or pattern sorted
+    naturally.  Returns [(as given, absolute path)]."""
+    out = []
+    for given in items:
+        p = Path(given)
+        if p.is_dir():
+            found = sorted((q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES),
+                           key=_natural_key)
+            if not found:
+                raise FileNotFoundError(f"the folder {given} holds no image files "
+                                        f"({', '.join(IMAGE_SUFFIXES)})")
+        elif not p.exists() and any(c in given for c in "*?["):
+            found = sorted((Path(g) for g in glob.glob(given) if Path(g).is_file()), key=_natural_key)
+            if not found:
+                raise FileNotFoundError(f"no file matches the pattern {given!r}")
+        else:
+            out.append((given, _input(given, "hologram file")))
+            continue
+        out += [(str(q), str(q.resolve())) for q in found]
+    return out
+
+
+def _frames(path):
+    """The frames (ny, nx) of one hologram file and their count."""
+    raw = H.read_hologram(path)
+    frames = raw if raw.ndim == 3 else raw[None]
+    return frames, len(frames)
+
+
+def _series_sample(holos):
+    """One pass over the series: the number of frames and at most about
+    :data:`MEDIAN_MAX_FRAMES` of them, evenly spaced (float32), or None when the
+    frames differ in size."""
+    kept, stride, count, shape = [], 1, 0, None
+    for _, path in holos:
+        frames, n = _frames(path)
+        for f in frames:
+            if shape is None:
+                shape = f.shape
+            elif f.shape != shape:
+                return count + 1, None
+            if count % stride == 0:
+                kept.append((count, f.astype(np.float32)))
+            count += 1
+            if len(kept) > 2 * MEDIAN_MAX_FRAMES:
+                stride *= 2
+                kept = [(i, f) for i, f in kept if i % stride == 0]
+    return count, np.stack([f for _, f in kept])
+
+
+def _background(args, holos):
+    """The background of the series, by ``--background``: returns (how, array or
+    None, record): ``how`` is "median", "lowpass" (per frame), "file" or "none"."""
+    choice = args.background
+    if choice not in ("auto", "median", "lowpass", "none"):
+        path = _input(choice, "background file (--background FILE)")
+        bg = H.read_hologram(path)
+        if bg.ndim == 3:
+            bg = np.median(bg, axis=0)
+        log.info("background: divided by the frame in %s", path)
+        return "file", bg, {"method": "file", "file": path}
+    if choice in ("lowpass", "none"):
+        log.info("background: %s", "Gaussian low-pass of each frame" if choice == "lowpass" else
+                 "none (each frame normalised to unit mean)")
+        return choice, None, {"method": choice}
+    count, sample = _series_sample(holos)
+    if choice == "auto":
+        if sample is None or count < MEDIAN_MIN_FRAMES:
+            why = ("frames of different sizes" if sample is None else
+                   f"{count} frame{'s' if count != 1 else ''} < {MEDIAN_MIN_FRAMES}")
+            log.info("background: Gaussian low-pass of each frame (%s; a per-pixel median needs "
+                     "at least %d frames of one size)", why, MEDIAN_MIN_FRAMES)
+            return "lowpass", None, {"method": "lowpass", "frames": count, "chosen": "auto", "why": why}
+    elif sample is None:
+        raise ValueError("--background median needs frames of one size; the series holds frames of "
+                         "different sizes: use --background lowpass or a FILE")
+    elif count < 3:
+        raise ValueError(f"--background median needs a series of at least 3 frames, got {count}: use "
+                         f"--background lowpass or a FILE recorded without particles")
+    bg = np.median(sample, axis=0)
+    held = background_contrast(sample, bg)
+    log.info("background: per-pixel median of %d of the %d frames (it holds %.0f %% of the frames' "
+             "fringe contrast)", len(sample), count, 100 * held)
+    if count < MEDIAN_MIN_FRAMES:
+        log.warning("background: a median over only %d frames keeps every particle that moves less "
+                    "than 2 diameters over the series and removes it from the data: use "
+                    "--background lowpass, a FILE recorded without particles, or more frames", count)
+    if held > MEDIAN_MAX_CONTRAST:
+        log.warning("background: the per-pixel median holds %.0f %% of the frames' fringe contrast "
+                    "(> %.0f %%): static or slow particles are in it and dividing by it removes them "
+                    "(or the sensor has a strong fixed pattern, which it rightly removes); if particles "
+                    "move slowly use --background lowpass or a FILE recorded without particles",
+                    100 * held, 100 * MEDIAN_MAX_CONTRAST)
+    rec = {"method": "median", "frames": count, "frames_used": len(sample),
+           "median_contrast": round(held, 4)}
+    if choice == "auto":
+        rec["chosen"] = "auto"
+    return "median", bg, rec
+
+
+def _progress(args):
+    """True when progress bars are wanted: stderr is a terminal and not -q."""
+    return bool(sys.stderr.isatty()) and not getattr(args, "quiet", 0)
+
+
+def _say(args, text):
+    """A result line on stdout (not with -q)."""
+    if not getattr(args, "quiet", 0):
+        print(text)
+
+
 # -- commands -------------------------------------------------------------------------
 
 def _stream_backprop(target, holo, z, args, **attrs):
@@ -259,74 +396,179 @@ def _stream_backprop(target, holo, z, args, **attrs):
     with H.open_volume(target, (z.size,) + holo.shape, z=z, wavelength=args.wavelength,
                        pixel_size=args.pixel_size, dz=0.0, method="backprop", polarity="dark",
                        reference=1.0, **attrs) as w:
-        for s in tqdm(range(0, z.size, args.chunk), desc="back-propagation", unit="chunk"):
+        for s in tqdm(range(0, z.size, args.chunk), desc="back-propagation", unit="chunk",
+                      leave=False, disable=not _progress(args)):
             w.write(s, H.backpropagate(holo, z[s:s + args.chunk], wavelength=args.wavelength,
                                        pixel_size=args.pixel_size, output="intensity",
-                                       chunk=args.chunk))
+                                       chunk=args.chunk, n_medium=args.n_medium))
+
+
+#: the maps of a projections file (``holo reconstruct --save projections``)
+PROJECTIONS = ("min", "argmin_z", "max", "argmax_z")
+
+
+def _write_projections(target, proj, z, args, **attrs):
+    """The 2-D projections of a back-propagated stack (min/max of |u|^2 over depth
+    and the depths in metres where they occur) to HDF5, atomically."""
+    import h5py
+
+    with _files.atomic_path(target) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for key in PROJECTIONS:
+                f.create_dataset(key, data=np.asarray(proj[key], dtype=np.float32),
+                                 compression="gzip", compression_opts=4)
+            f.create_dataset("z", data=np.asarray(z, dtype=np.float64))
+            f.attrs["wavelength_m"] = float(args.wavelength)
+            f.attrs["pixel_size_m"] = np.array([args.pixel_size, args.pixel_size], dtype=np.float64)
+            f.attrs["content"] = ("projections over depth of the back-propagated intensity |u|^2: "
+                                  "min, max (unit-mean hologram units) and argmin_z, argmax_z "
+                                  "(depth in metres where they occur)")
+            for k, v in dict(method="backprop", polarity="dark", output="projections", **attrs).items():
+                f.attrs[k] = v
+
+
+def _read_projections(path):
+    """(projections dict, z, attrs) of a projections file, or None for another file."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "volume" in f or not all(k in f for k in PROJECTIONS):
+                return None
+            proj = {k: np.asarray(f[k][()], dtype=np.float64) for k in PROJECTIONS}
+            z = np.asarray(f["z"][()], dtype=np.float64).reshape(-1) if "z" in f else None
+            attrs = dict(f.attrs)
+    except OSError:
+        return None     # not HDF5: read_volume names the problem
+    shapes = {proj[k].shape for k in PROJECTIONS}
+    if len(shapes) != 1 or proj["min"].ndim != 2:
+        raise ValueError(f"{path}: the projections {PROJECTIONS} must be (ny, nx) maps of one shape, "
+                         f"got {sorted(shapes)}")
+    return proj, z, attrs
+
+
+def _crop_offset_m(attrs, ps):
+    """(y, x) metres of the volume's pixel (0, 0) on the sensor: the crop to an
+    FFT-friendly size recorded as ``crop_offset_px`` (0 when absent)."""
+    off = attrs.get("crop_offset_px")
+    if off is None:
+        return np.zeros(2)
+    off = np.asarray(off, dtype=np.float64).reshape(-1)
+    if off.size != 2 or not np.all(np.isfinite(off)):
+        raise ValueError(f"the attribute crop_offset_px = {attrs.get('crop_offset_px')!r} must be "
+                         f"(y0, x0) pixels")
+    return off * np.asarray(ps, dtype=np.float64)
+
+
+def _output_name(out, stem, frame, save):
+    suffix = ".projections.h5" if save == "projections" else ".h5"
+    return out / (stem + ("" if frame is None else f"_{frame:04d}") + suffix)
 
 
 def cmd_reconstruct(args):
     H.check_optics(args.wavelength, args.pixel_size, args.z)
+    if args.save == "projections" and args.method != "backprop":
+        raise ValueError("--save projections needs --method backprop (∂H solves for the whole volume)")
     out = Path(args.output)
-    holos = [_input(p, "hologram file") for p in args.holograms]
-    background = _input(args.background, "background file") if args.background else None
+    holos = _expand_inputs(args.holograms)
     # one output name per input: two inputs of one name (a/x.tif, b/x.tif, x.png) would
     # overwrite each other's volume
     by_stem = {}
-    for given, path in zip(args.holograms, holos):
+    for given, path in holos:
         key = Path(path).stem.casefold()
         if key in by_stem:
             first, first_path = by_stem[key]
             if first_path == path:
                 raise ValueError(f"{given} is given twice")
-            raise ValueError(f"{first} and {given} would both write {out / (Path(path).stem + '.h5')}: "
-                             f"rename one, or run them separately with different -o folders")
+            target = _output_name(out, Path(path).stem, None, args.save)
+            raise ValueError(f"{first} and {given} would both write {target}: rename one, or run "
+                             f"them separately with different -o folders")
         by_stem[key] = (given, path)
+    # the depths against the sensor, before any work (a unit slip runs for minutes)
+    check_depth_range(args.z, _frames(holos[0][1])[0].shape, wavelength=args.wavelength,
+                      pixel_size=args.pixel_size, n_medium=args.n_medium, name="--z")
     out.mkdir(parents=True, exist_ok=True)
-    settings = dict(wavelength_m=args.wavelength, pixel_size_m=args.pixel_size, z_m=args.z,
-                    method=args.method, model=args.model, iterations=args.iterations,
-                    sparsity=args.sparsity, fixed_z=args.fixed_z, background=background,
-                    chunk=args.chunk)
+    settings = dict(wavelength_m=args.wavelength, pixel_size_m=args.pixel_size, n_medium=args.n_medium,
+                    z_m=args.z, method=args.method, model=args.model, iterations=args.iterations,
+                    sparsity=args.sparsity, fixed_z=args.fixed_z, background=args.background,
+                    chunk=args.chunk, save=args.save)
     outputs = _Outputs(out / "manifest.json", "holo reconstruct", settings, overwrite=args.overwrite)
-    for path in holos:   # before any work: outputs of a single image or of a frame series
+    for _, path in holos:   # before any work: outputs of a single image or of a frame series
         stem = Path(path).stem
-        series = glob.glob(str(out / f"{glob.escape(stem)}_[0-9][0-9][0-9][0-9].h5"))
-        for f in [out / f"{stem}.h5"] + sorted(Path(g) for g in series):
+        suffix = ".projections.h5" if args.save == "projections" else ".h5"
+        series = glob.glob(str(out / f"{glob.escape(stem)}_[0-9][0-9][0-9][0-9]{suffix}"))
+        for f in [out / f"{stem}{suffix}"] + sorted(Path(g) for g in series):
             outputs.check(f, [path])
+    how, bg, record = _background(args, holos)
+    settings["background_used"] = record
+    _say(args, f"background: {how}" + (f" ({record['frames']} frames)" if "frames" in record else "")
+         + (f" from {record['file']}" if how == "file" else ""))
     z, learn = np.asarray(args.z, dtype=np.float64), not args.fixed_z
-    bg = H.read_hologram(background) if background else None
-    for given, path in zip(args.holograms, holos):
-        raw = H.read_hologram(path)
-        holo, info = H.preprocess(raw, background=bg)
-        frames = holo if holo.ndim == 3 else holo[None]
-        for i, h in enumerate(frames):
-            stem = Path(path).stem + (f"_{i:04d}" if len(frames) > 1 else "")
-            target = out / f"{stem}.h5"
-            outputs.claim(target, [path], i if len(frames) > 1 else None)
-            t0 = time.perf_counter()
-            if args.method == "backprop":
-                _stream_backprop(target, h.astype(np.float32), z, args,
-                                 crop_offset_px=np.asarray(info["offset"]))
+    settings["learned_z_m"] = None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(holos), desc="holograms", unit="file", disable=not _progress(args))
+    try:
+        for given, path in holos:
+            frames, n = _frames(path)
+            for i, raw in enumerate(frames):
+                if how == "lowpass":
+                    h, info = H.preprocess(raw, method="lowpass")
+                elif how == "none":
+                    h, info = H.preprocess(raw, method="none")
+                else:
+                    h, info = H.preprocess(raw, background=bg)
+                target = _output_name(out, Path(path).stem, i if n > 1 else None, args.save)
+                outputs.claim(target, [path], i if n > 1 else None)
+                check_depth_range(z, h.shape, wavelength=args.wavelength, pixel_size=args.pixel_size,
+                                  n_medium=args.n_medium, name="--z")
+                t0 = time.perf_counter()
+                attrs = dict(crop_offset_px=np.asarray(info["offset"]), n_medium=args.n_medium,
+                             background=how)
                 learned = ""
-            else:
-                rec = H.reconstruct(h.astype(np.float32), z, wavelength=args.wavelength,
-                                    pixel_size=args.pixel_size, method="dh", progress=True,
-                                    model=args.model, iterations=args.iterations, learn_z=learn,
-                                    sparsity=args.sparsity)
-                # the recording distance belongs to the set-up, not to a frame: learned on
-                # the first hologram, held for the rest (so that a series shares one grid)
-                z, learn = rec.z, False
-                H.write_volume(target, np.asarray(rec.volume, dtype=np.float32), z=rec.z,
-                               wavelength=args.wavelength, pixel_size=args.pixel_size, dz=rec.dz,
-                               method="dh", polarity=rec.polarity, reference=rec.reference,
-                               crop_offset_px=np.asarray(info["offset"]))
-                learned = (f", learned offset dz = {rec.dz * 1e6:+.2f} um, illumination "
-                           f"{rec.reference:.4f}")
-            outputs.done(target)
-            print(f"{given}: {len(z)} planes of {h.shape[0]}x{h.shape[1]} ({args.method}) in "
-                  f"{time.perf_counter() - t0:.1f} s{learned} -> {target}")
-    print(f"manifest -> {outputs.finish()}")
+                if args.save == "projections":
+                    proj = H.backpropagate(h.astype(np.float32), z, wavelength=args.wavelength,
+                                           pixel_size=args.pixel_size, output="projections",
+                                           chunk=args.chunk, n_medium=args.n_medium,
+                                           progress=_progress(args))
+                    _write_projections(target, proj, z, args, **attrs)
+                elif args.method == "backprop":
+                    _stream_backprop(target, h.astype(np.float32), z, args, **attrs)
+                else:
+                    rec = H.reconstruct(h.astype(np.float32), z, wavelength=args.wavelength,
+                                        pixel_size=args.pixel_size, method="dh",
+                                        progress=_progress(args), model=args.model,
+                                        iterations=args.iterations, learn_z=learn,
+                                        sparsity=args.sparsity, n_medium=args.n_medium)
+                    # the recording distance belongs to the set-up, not to a frame: learned on
+                    # the first hologram, held for the rest (so that a series shares one grid)
+                    z, learn = rec.z, False
+                    settings["learned_z_m"] = z
+                    H.write_volume(target, np.asarray(rec.volume, dtype=np.float32), z=rec.z,
+                                   wavelength=args.wavelength, pixel_size=args.pixel_size, dz=rec.dz,
+                                   method="dh", polarity=rec.polarity, reference=rec.reference,
+                                   crop_offset_px=np.asarray(info["offset"]), n_medium=args.n_medium,
+                                   background=how)
+                    learned = (f", learned offset dz = {rec.dz * 1e6:+.2f} um, illumination "
+                               f"{rec.reference:.4f}")
+                outputs.done(target)
+                frame = f" frame {i}" if n > 1 else ""
+                _say(args, f"{given}{frame}: {len(z)} planes of {h.shape[0]}x{h.shape[1]} "
+                           f"({args.method}, background {how}) in {time.perf_counter() - t0:.1f} s"
+                           f"{learned} -> {target}")
+            bar.update(1)
+    finally:
+        bar.close()
+    log.info("manifest -> %s", outputs.finish())
     return 0
+
+
+def _read_signal(path):
+    """(data, z, attrs) of a volume file or a projections file (data: a dict)."""
+    proj = _read_projections(path)
+    if proj is not None:
+        return proj
+    return H.read_volume(path)
 
 
 def cmd_particles(args):
@@ -336,65 +578,206 @@ def cmd_particles(args):
     targets = [Path(args.output)] + ([Path(args.vtk)] if args.vtk else [])
     for t in targets:
         outputs.claim(t, [src])
-    vol, z, attrs = H.read_volume(src)
+    vol, z, attrs = _read_signal(src)
     ps = _pixel_size(args, attrs, args.volume)
     wl = _attr_positive(attrs, "wavelength_m")
     wl = None if wl is None else float(wl[0])
     f = H.find_particles(vol, z, pixel_size=ps, polarity=_polarity(args, attrs),
                          diameter=args.diameter if wl is not None else None, wavelength=wl)
+    # positions on the sensor: the volume was cropped to an FFT-friendly size
+    offset = _crop_offset_m(attrs, ps)
+    settings["crop_offset_m"] = offset.tolist()
+    f.positions = f.positions + np.array([offset[0], offset[1], 0.0])
     H.write_particles_csv(args.output, f)
     outputs.done(args.output)
     if args.vtk:
         H.write_vtk_points(args.vtk, f.positions, scalars=f.peak)
         outputs.done(args.vtk)
     outputs.finish()
-    print(f"{len(f)} particles -> {args.output}")
+    _say(args, f"{len(f)} particles -> {args.output}")
     return 0
 
 
+def _window(text):
+    """``--window``: one size (cubic) or wz,wy,wx voxels, each an integer >= 4."""
+    parts = text.split(",")
+    if len(parts) not in (1, 3):
+        raise argparse.ArgumentTypeError(f"must be one size or wz,wy,wx (voxels), got {text!r}")
+    sizes = tuple(_number(int, low=4)(t.strip()) for t in parts)
+    return sizes * 3 if len(sizes) == 1 else sizes
+
+
+def _numbered(path, i, n):
+    """The output of pair ``i`` of ``n``: ``path`` itself for one pair, else
+    ``<stem>_<i:04d><suffix>``."""
+    p = Path(path)
+    return p if n == 1 else p.with_name(f"{p.stem}_{i:04d}{p.suffix}")
+
+
 def cmd_piv(args):
-    srcs = [_input(args.vol_a, "volume file"), _input(args.vol_b, "volume file")]
-    settings = dict(window=args.window, overlap=args.overlap, dt_s=args.dt, smooth=args.smooth,
-                    polarity=args.polarity, pixel_size_m=args.pixel_size)
+    if len(args.volumes) < 2:
+        raise ValueError(f"piv needs at least 2 volumes (consecutive frames), got {len(args.volumes)}")
+    srcs = [_input(v, "volume file") for v in args.volumes]
+    for i, s in enumerate(srcs):
+        if s in srcs[:i]:
+            raise ValueError(f"{args.volumes[i]} is given twice")
+    npairs = len(srcs) - 1
+    settings = dict(window=args.window, overlap=args.overlap, passes=args.passes, dt_s=args.dt,
+                    smooth=args.smooth, polarity=args.polarity, pixel_size_m=args.pixel_size,
+                    volumes=len(srcs))
     outputs = _Outputs(_file_manifest(args.output), "piv", settings, overwrite=args.overwrite)
-    for t in [Path(args.output)] + ([Path(args.vtk)] if args.vtk else []):
-        outputs.claim(t, srcs)
-    a, za, attrs = H.read_volume(srcs[0])
-    b, zb, attrs_b = H.read_volume(srcs[1])
-    if a.shape != b.shape:
-        raise ValueError(f"{args.vol_a} {a.shape} and {args.vol_b} {b.shape} must share their grid "
-                         f"(volumes of one shape)")
-    for path, vol, zz in ((args.vol_a, a, za), (args.vol_b, b, zb)):
-        plane_spacing(zz, vol.shape[0], name=f"{path}: z")
-    if not np.allclose(za, zb, rtol=1e-9, atol=0):
-        raise ValueError(f"{args.vol_a} and {args.vol_b} must share their depths (z differs)")
-    ps = _pixel_size(args, attrs, args.vol_a)
-    if args.pixel_size is None:
-        ps_b = _pixel_size(args, attrs_b, args.vol_b)
-        if not np.allclose(ps, ps_b, rtol=1e-9, atol=0):
-            raise ValueError(f"{args.vol_a} and {args.vol_b} have different pixel sizes ({ps} and "
-                             f"{ps_b} m)")
+    for i in range(npairs):
+        for t in [args.output] + ([args.vtk] if args.vtk else []):
+            outputs.claim(_numbered(t, i, npairs), srcs[i:i + 2], i if npairs > 1 else None)
+    from scipy import ndimage
+    from tqdm.auto import tqdm
+
+    def load(i):
+        v, zz, at = H.read_volume(srcs[i])
+        plane_spacing(zz, v.shape[0], name=f"{args.volumes[i]}: z")
+        return v, zz, at
+
+    a, za, attrs = load(0)
+    ps = _pixel_size(args, attrs, args.volumes[0])
     pol = _polarity(args, attrs)
     sign = -1.0 if pol == "dark" else 1.0
     smooth = args.smooth if args.smooth is not None else (1.0 if pol == "bright" else 0.0)
-    if smooth > 0:
+    win = args.window or tuple(min(16, n) for n in a.shape)
+    settings.update(window_used=list(win), smooth_used=smooth, polarity_used=pol)
+    offset = _crop_offset_m(attrs, ps)
+
+    def prepare(v):
         # sparse ∂H volumes hold a few voxels per particle: a Gaussian blur gives the
         # correlation peaks a width the sub-voxel fit can use
-        from scipy import ndimage
+        return sign * (ndimage.gaussian_filter(v, smooth) if smooth > 0 else v)
 
-        a, b = ndimage.gaussian_filter(a, smooth), ndimage.gaussian_filter(b, smooth)
-    r = H.piv(sign * a, sign * b, (args.window,) * 3, args.overlap)
-    pos, vel = r.vectors(za, ps, args.dt)
-    H.write_vectors_csv(args.output, pos, vel)
-    outputs.done(args.output)
-    if args.vtk:
-        H.write_vtk_points(args.vtk, pos, vectors=vel)
-        outputs.done(args.vtk)
+    pa = prepare(a)
+    total = replaced = empty = 0
+    for i in tqdm(range(npairs), desc="PIV", unit="pair", disable=not _progress(args)):
+        b, zb, attrs_b = load(i + 1)
+        name_a, name_b = args.volumes[0], args.volumes[i + 1]
+        if a.shape != b.shape:
+            raise ValueError(f"{name_a} {a.shape} and {name_b} {b.shape} must share their grid "
+                             f"(volumes of one shape)")
+        if not np.allclose(za, zb, rtol=1e-9, atol=0):
+            raise ValueError(f"{name_a} and {name_b} must share their depths (z differs)")
+        if args.pixel_size is None:
+            ps_b = _pixel_size(args, attrs_b, name_b)
+            if not np.allclose(ps, ps_b, rtol=1e-9, atol=0):
+                raise ValueError(f"{name_a} and {name_b} have different pixel sizes ({ps} and "
+                                 f"{ps_b} m)")
+        pb = prepare(b)
+        r = H.piv(pa, pb, win, args.overlap, passes=args.passes)
+        pos, vel = r.vectors(za, ps, args.dt)
+        pos = pos + np.array([offset[0], offset[1], 0.0])    # sensor coordinates
+        out_csv = _numbered(args.output, i, npairs)
+        H.write_vectors_csv(out_csv, pos, vel)
+        outputs.done(out_csv)
+        if args.vtk:
+            out_vtk = _numbered(args.vtk, i, npairs)
+            H.write_vtk_points(out_vtk, pos, vectors=vel)
+            outputs.done(out_vtk)
+        total += len(pos)
+        replaced += int(r.outlier.sum())
+        empty += int(np.sum(~np.all(np.isfinite(vel), axis=1)))
+        pa = pb
     outputs.finish()
-    empty = int(np.sum(~np.all(np.isfinite(vel), axis=1)))
     note = (f", {empty} without a correlation peak (NaN: featureless windows, no particles?)"
             if empty else "")
-    print(f"{len(pos)} vectors ({int(r.outlier.sum())} replaced{note}) -> {args.output}")
+    where = args.output if npairs == 1 else f"{_numbered(args.output, 0, npairs)} ... ({npairs} pairs)"
+    _say(args, f"{total} vectors ({replaced} replaced{note}) -> {where}")
+    return 0
+
+
+def _read_positions_csv(path):
+    """(N, 3) positions (y, x, z) in metres from a particle table CSV: comment lines
+    (``#``) skipped, columns found by name (x, y, z or x_m, y_m, z_m)."""
+    import csv
+
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.reader(ln for ln in fh if not ln.lstrip().startswith("#")) if r]
+    if not rows:
+        raise ValueError(f"{path} is empty: not a particle table (CSV with x, y, z columns)")
+    head = [h.strip().casefold() for h in rows[0]]
+    cols = []
+    for axis in ("y", "x", "z"):
+        for name in (axis, f"{axis}_m"):
+            if name in head:
+                cols.append(head.index(name))
+                break
+        else:
+            raise ValueError(f"{path}: no column {axis!r} (or {axis}_m) in its header {rows[0]}: not a "
+                             f"particle table from 'holo particles'")
+    try:
+        pos = np.array([[float(r[c]) for c in cols] for r in rows[1:]], dtype=np.float64)
+    except (ValueError, IndexError) as exc:
+        raise ValueError(f"{path}: a row is not numeric or too short ({exc})") from None
+    pos = pos.reshape(-1, 3)
+    if not np.all(np.isfinite(pos)):
+        raise ValueError(f"{path}: non-finite positions")
+    return pos
+
+
+def _write_tracks_csv(path, rows, dt):
+    """The links of a PTV run: one row per link, metres and metres per second."""
+    import csv
+
+    from .. import __version__
+
+    with _files.atomic_open(path, "w", newline="") as fh:
+        fh.write(f"# diffimaging {__version__} ptv: one row per link from frame to frame + 1; "
+                 f"x, y, z: the link's midpoint in metres (sensor coordinates); u, v, w: velocity in "
+                 f"m/s (dt = {dt!r} s); track: id across frames; a, b: particle rows in the two "
+                 f"frames' tables\n")
+        w = csv.writer(fh)
+        w.writerow(["track", "frame", "a", "b", "x", "y", "z", "u", "v", "w"])
+        for r in rows:
+            w.writerow([int(r[0]), int(r[1]), int(r[2]), int(r[3])] + [repr(float(v)) for v in r[4:]])
+
+
+def cmd_ptv(args):
+    if len(args.particles) < 2:
+        raise ValueError(f"ptv needs at least 2 particle tables (consecutive frames), got "
+                         f"{len(args.particles)}")
+    srcs = [_input(p, "particle table") for p in args.particles]
+    settings = dict(max_distance_m=args.max_distance, max_axial_distance_m=args.max_axial_distance,
+                    dt_s=args.dt, passes=args.passes, tables=len(srcs))
+    outputs = _Outputs(_file_manifest(args.output), "ptv", settings, overwrite=args.overwrite)
+    for t in [args.output] + ([args.vtk] if args.vtk else []):
+        outputs.claim(t, srcs)
+    from tqdm.auto import tqdm
+
+    frames = [_read_positions_csv(s) for s in srcs]
+    ids = np.arange(len(frames[0]))
+    next_id = len(frames[0])
+    rows = []
+    for k in tqdm(range(len(frames) - 1), desc="PTV", unit="pair", disable=not _progress(args)):
+        a, b = frames[k], frames[k + 1]
+        kw = dict(max_axial_distance=args.max_axial_distance)
+        links = H.link(a, b, args.max_distance, **kw)
+        for _ in range(args.passes - 1):
+            if len(links.pairs) < 4:
+                break
+            # the links' own displacement field predicts each particle's motion
+            links = H.link(a, b, args.max_distance, predictor=H.predictor_from_links(links), **kw)
+        new_ids = np.full(len(b), -1)
+        for (ia, ib), mid, d in zip(links.pairs, links.positions, links.displacement):
+            new_ids[ib] = ids[ia]
+            rows.append([ids[ia], k, ia, ib, mid[1], mid[0], mid[2],
+                         d[1] / args.dt, d[0] / args.dt, d[2] / args.dt])
+        fresh = new_ids < 0
+        new_ids[fresh] = np.arange(next_id, next_id + int(fresh.sum()))
+        next_id += int(fresh.sum())
+        ids = new_ids
+    _write_tracks_csv(args.output, rows, args.dt)
+    outputs.done(args.output)
+    if args.vtk:
+        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
+        H.write_vtk_points(args.vtk, arr[:, [5, 4, 6]], vectors=arr[:, [8, 7, 9]])
+        outputs.done(args.vtk)
+    outputs.finish()
+    tracks = len({r[0] for r in rows})
+    _say(args, f"{len(rows)} links in {tracks} tracks over {len(frames)} frames -> {args.output}")
     return 0
 
 
@@ -608,8 +991,10 @@ def add_commands(sub):
     d = sub.add_parser("demo", epilog=_EXITS,
                        help="simulate a calibration hologram and a hologram pair, learn the "
                             "recording distance, reconstruct with ∂H, find particles, PIV, PTV")
-    d.add_argument("what", nargs="?", default="holography", choices=["holography"])
-    d.add_argument("-o", "--output", default="diffimaging-demo", help="output folder")
+    d.add_argument("what", nargs="?", default="holography", choices=["holography"],
+                   help="the demonstration to run (default holography)")
+    d.add_argument("-o", "--output", default="diffimaging-demo",
+                   help="output folder (default diffimaging-demo)")
     d.add_argument("--size", type=_number(int, low=DEMO_MIN_SIZE), default=256,
                    help=f"hologram size in pixels (>= {DEMO_MIN_SIZE}; default 256)")
     d.add_argument("--ppp", type=_number(float, low=0, low_open=True, high=DEMO_MAX_PPP),
@@ -625,15 +1010,23 @@ def add_commands(sub):
     r = hs.add_parser("reconstruct", epilog=_EXITS,
                       help="reconstruct holograms to a depth stack (HDF5): ∂H or back-propagation")
     r.add_argument("holograms", nargs="+",
-                   help="TIFF/PNG files (2-D images or frame series); each writes <name>.h5 "
-                        "(<name>_0000.h5, ... for a series), so their names must differ")
+                   help="hologram files (TIFF/PNG..., 2-D images or multi-page frame series), folders "
+                        "(their image files) or quoted glob patterns ('run/*.tif'); folders and "
+                        "patterns are sorted naturally (frame2 before frame10).  Each file writes "
+                        "<name>.h5 (<name>_0000.h5, ... for a multi-page file), so names must differ")
     _optics(r)
     r.add_argument("--z", type=_zrange, required=True,
-                   help="depths START:STOP:N in metres from the sensor, e.g. 1e-3:5e-3:81")
+                   help="depths START:STOP:N in metres from the sensor, e.g. 1e-3:5e-3:81 "
+                        "(required; depths far beyond what the sensor resolves are refused)")
     r.add_argument("--method", choices=["dh", "backprop"], default="dh",
                    help="dh: the ∂H inverse problem (sparse volume, distance offset and illumination "
                         "learned; the volume holds -o, particles bright); backprop: back-propagated "
                         "intensity (particles dark). Default dh")
+    r.add_argument("--save", choices=["volume", "projections"], default="volume",
+                   help="volume: the (nz, ny, nx) stack; projections (with --method backprop): only "
+                        "the 2-D min/max maps over depth and the depths where they occur "
+                        "(<name>.projections.h5, a few MB whatever the plane count; 'holo particles' "
+                        "reads it). Default volume")
     r.add_argument("--model", choices=["born", "gabor", "multislice"], default="born",
                    help="∂H scattering model (default born)")
     r.add_argument("--iterations", type=_number(int, low=1), default=100,
@@ -642,39 +1035,50 @@ def add_commands(sub):
                    help="∂H L1 weight for unit-mean holograms (>= 0; default 0.01; about the noise "
                         "sigma)")
     r.add_argument("--fixed-z", action="store_true",
-                   help="do not learn the distance offset (by default it is learned on the first "
-                        "hologram and held for the following ones)")
-    r.add_argument("--background", help="background frame to divide by (default: median of a "
-                                        "series, else a smooth low-pass estimate)")
+                   help="do not learn the distance offset (default: learned on the first hologram "
+                        "and held for the following ones)")
+    r.add_argument("--background", default="auto", metavar="auto|median|lowpass|none|FILE",
+                   help="how the illumination is removed: median (per-pixel median over the series: "
+                        "particles must move more than 2 diameters over it), lowpass (Gaussian "
+                        "low-pass of each frame), none (unit-mean normalisation only) or FILE (a "
+                        "frame recorded without particles; a series: its median).  Default auto: "
+                        f"median for {MEDIAN_MIN_FRAMES} or more frames of one size, else lowpass; "
+                        "the method used is printed and recorded in the manifest")
     r.add_argument("--chunk", type=_number(int, low=1), default=16,
-                   help="planes per batch (>= 1; lower it when memory runs out)")
+                   help="planes per batch (>= 1; default 16; lower it when memory runs out)")
     r.add_argument("-o", "--output", required=True,
-                   help="output folder (volumes and manifest.json, written last)")
+                   help="output folder (required; volumes and manifest.json, written last)")
     _overwrite(r)
     r.set_defaults(func=cmd_reconstruct)
     q = hs.add_parser("particles", epilog=_EXITS,
-                      help="find particles in a reconstructed volume (CSV)")
-    q.add_argument("volume", help="HDF5 volume from 'holo reconstruct'")
+                      help="find particles in a reconstructed volume or projections file (CSV)")
+    q.add_argument("volume", help="HDF5 volume or projections file from 'holo reconstruct'")
     q.add_argument("--polarity", choices=["dark", "bright"], default=None,
                    help="particles are minima (back-propagated intensity) or maxima (∂H); default: "
                         "read from the file")
     q.add_argument("--diameter", type=_length, default=10e-6,
                    help="typical particle diameter in metres (sets the search window; default 10e-6)")
     q.add_argument("--pixel-size", type=_length, default=None,
-                   help="metres; overrides the file's (needed when the file records none)")
+                   help="metres; default: the file's (needed when the file records none)")
     q.add_argument("-o", "--output", required=True,
-                   help="CSV of y_m, x_m, z_m, peak, size (and <output>.manifest.json, written last)")
-    q.add_argument("--vtk", help="also write a VTK point file")
+                   help="CSV of positions in metres on the sensor (and <output>.manifest.json, "
+                        "written last); required")
+    q.add_argument("--vtk", default=None, help="also write a VTK point file (default: none)")
     _overwrite(q)
     q.set_defaults(func=cmd_particles)
     v = sub.add_parser("piv", epilog=_EXITS,
-                       help="3-D PIV between two volumes (CSV of velocities in m per dt)")
-    v.add_argument("vol_a", help="HDF5 volume of the first frame")
-    v.add_argument("vol_b", help="HDF5 volume of the second frame (same grid and depths)")
-    v.add_argument("--window", type=_number(int, low=4), default=16,
-                   help="interrogation window, voxels (>= 4; default 16)")
+                       help="3-D PIV between consecutive volumes (CSV of velocities in m per dt)")
+    v.add_argument("volumes", nargs="+",
+                   help="HDF5 volumes of consecutive frames (2 or more, same grid and depths): one "
+                        "vector table per pair of consecutive frames")
+    v.add_argument("--window", type=_window, default=None,
+                   help="interrogation window in voxels: one size (16) or wz,wy,wx (8,16,16), each "
+                        ">= 4; default 16 along each axis (the volume's size along a shorter axis)")
     v.add_argument("--overlap", type=_number(float, low=0, high=1, high_open=True),
                    default=0.5, help="window overlap fraction in [0, 1) (default 0.5)")
+    v.add_argument("--passes", type=_number(int, low=1), default=3,
+                   help="correlation passes (>= 1; default 3): 2 or more deform the windows by the "
+                        "previous pass's field (sub-voxel accuracy; 1: plain correlation)")
     v.add_argument("--dt", type=_number(float, low=0, low_open=True, unit="seconds"), default=1.0,
                    help="frame interval in seconds (> 0; default 1: velocities per frame)")
     v.add_argument("--smooth", type=_number(float, low=0), default=None,
@@ -683,9 +1087,31 @@ def add_commands(sub):
     v.add_argument("--polarity", choices=["dark", "bright"], default=None,
                    help="default: read from the file (dark for back-propagation, bright for ∂H)")
     v.add_argument("--pixel-size", type=_length, default=None,
-                   help="metres; overrides the files' (needed when they record none)")
+                   help="metres; default: the files' (needed when they record none)")
     v.add_argument("-o", "--output", required=True,
-                   help="CSV of positions and velocities (and <output>.manifest.json, written last)")
-    v.add_argument("--vtk", help="also write a VTK point file")
+                   help="CSV of positions and velocities (required; for N > 2 volumes one per pair: "
+                        "<name>_0000.csv, ...; and <output>.manifest.json, written last)")
+    v.add_argument("--vtk", default=None,
+                   help="also write VTK point files (default: none; numbered like -o)")
     _overwrite(v)
     v.set_defaults(func=cmd_piv)
+    t = sub.add_parser("ptv", epilog=_EXITS,
+                       help="PTV: link particles over consecutive frames into tracks (CSV)")
+    t.add_argument("particles", nargs="+",
+                   help="particle tables (CSV from 'holo particles') of consecutive frames, 2 or more")
+    t.add_argument("--max-distance", type=_length, required=True,
+                   help="largest lateral displacement between two frames, metres (required)")
+    t.add_argument("--max-axial-distance", type=_length, default=None,
+                   help="largest displacement in depth between two frames, metres (default: "
+                        "--max-distance; holographic depths are ~10x less precise than x, y)")
+    t.add_argument("--passes", type=_number(int, low=1), default=2,
+                   help="linking passes (>= 1; default 2): each after the first predicts every "
+                        "particle's motion from its neighbours' links")
+    t.add_argument("--dt", type=_number(float, low=0, low_open=True, unit="seconds"), default=1.0,
+                   help="frame interval in seconds (> 0; default 1: velocities per frame)")
+    t.add_argument("-o", "--output", required=True,
+                   help="CSV of links: track, frame, midpoint x, y, z (m), velocity u, v, w (m/s); "
+                        "required (and <output>.manifest.json, written last)")
+    t.add_argument("--vtk", default=None, help="also write a VTK point file (default: none)")
+    _overwrite(t)
+    t.set_defaults(func=cmd_ptv)

@@ -4,6 +4,7 @@ back-propagation."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,7 @@ from .._backend.capabilities import route
 from ..model import Bin, Intensity, Model, Param
 from ..optim.run import check_count
 from .fused import FusedVolumeProblem
-from .backprop import backpropagate
+from .backprop import backpropagate, check_depth_range
 from .io import check_optics
 from .io import check_finite
 from .volume import Volume, check_distinct_depths
@@ -34,6 +35,8 @@ class Reconstruction:
         Back-propagation: the intensity stack ``|u|^2`` (opaque particles are dark).
     z : (nz,) plane depths in metres, the learned offset included (``z_nominal + dz``).
     dz : learned distance offset [m] (0 when not learned).
+    wavelength : vacuum wavelength [m]; ``n_medium`` the medium's refractive index
+        (the propagation used ``wavelength / n_medium``).
     reference : learned illumination amplitude (1 for back-propagation).
     polarity : "bright" or "dark": how :func:`find_particles` reads ``volume``.
     projections : dict of (ny, nx) maps (min/max over depth and where they occur)
@@ -63,13 +66,14 @@ class Reconstruction:
     object: object = None
     settings: dict = field(default_factory=dict)
     origin: tuple = (0.0, 0.0)
+    n_medium: float = 1.0
 
 
 def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born", learn_z=True,
                 dz_range=None, learn_reference=True, sparsity=0.01, tv=0.0, object="absorbing",
                 solver="fista", iterations=100, loss="l2", output="intensity", chunk=16,
                 search="auto", search_points=9, search_steps=6, progress=False, callback=None,
-                engine="auto", bin_factor=1):
+                engine="auto", bin_factor=1, n_medium=1.0):
     """Reconstruct a particle volume from one in-line hologram.
 
     Parameters
@@ -80,7 +84,12 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     z : 1-d array of distinct plane depths [m] (distances to the sensor), equally
         spaced for particle finding.  For ∂H these are the *nominal* depths: the learned
         offset ``dz`` is added to all of them.
-    wavelength, pixel_size : metres.
+    wavelength, pixel_size : metres; ``wavelength`` in vacuum.
+    n_medium : refractive index of the medium between the particles and the sensor
+        (1.0 air, 1.33 water; 1 <= n <= 3): the light propagates with the
+        wavelength ``wavelength / n_medium``.  Depths are refused (``ValueError``)
+        beyond what the sensor can resolve, a unit slip (see
+        :func:`~diffimaging.holography.backprop.check_depth_range`).
     method : "dh" (the inverse problem) or "backprop" (back-propagation of the
         hologram's amplitude, streamed; ``output`` selects "intensity", "complex"
         or "projections").
@@ -89,7 +98,9 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         in o, convex, fastest to converge) or "multislice" (the illumination
         passes the planes in order and each plane shadows the ones downstream).
     learn_z : learn the global distance offset ``dz`` with the volume.
-    dz_range : (lo, hi) bounds of ``dz`` in metres.  Default: +-5 % of the mean
+    dz_range : (lo, hi) bounds of ``dz`` in metres.  A learned offset that ends
+        on a bound (within 1 % of the range) warns (``UserWarning``): the true
+        distance is probably outside the range (wrong nominal depths or units).  Default: +-5 % of the mean
         depth for a single plane (a planar sample: the recording distance is
         well defined and found by a global stage over this range, then refined
         with the object); +- half the plane spacing for a stack (see Notes).
@@ -156,7 +167,9 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         raise ValueError(f"method must be 'dh' or 'backprop', got {method!r}")
     zs = np.asarray(B.to_host_float64(z, "z"), dtype=np.float64).reshape(-1)
     check_optics(wavelength, pixel_size, zs)
-    lam = V.wavelength(wavelength)
+    lam0 = V.wavelength(wavelength)
+    n_medium = V.n_medium(n_medium)
+    lam = lam0 / n_medium                    # the wavelength in the medium
     dy, dx = V.pixel_size(pixel_size)
     if zs.size == 0 or not np.all(np.isfinite(zs)) or np.any(zs <= 0):
         raise ValueError("z must be a non-empty 1-d array of positive depths in metres "
@@ -172,14 +185,15 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     if B.dtype_kind(xp, h.dtype) not in ("f4", "f8"):
         raise TypeError(f"hologram must be a real float image (float32/float64), got {h.dtype}")
     check_finite(h)
+    check_depth_range(zs, h.shape, wavelength=lam0, pixel_size=(dy, dx), n_medium=n_medium)
     mean = float(xp.mean(h))
     if not (0.2 < mean < 5.0):
         raise ValueError(f"hologram should be background-divided with unit mean (got mean {mean:.3g}); "
                          "run diffimaging.holography.preprocess first")
-    common = dict(pixel_size=(dy, dx), wavelength=lam)
+    common = dict(pixel_size=(dy, dx), wavelength=lam0, n_medium=n_medium)
     if method == "backprop":
-        out = backpropagate(h, zs, wavelength=lam, pixel_size=(dy, dx), output=output, chunk=chunk,
-                            progress=progress)
+        out = backpropagate(h, zs, wavelength=lam0, pixel_size=(dy, dx), output=output, chunk=chunk,
+                            progress=progress, n_medium=n_medium)
         if output == "projections":
             return Reconstruction(None, zs, 0.0, 1.0, "backprop", "backprop", "dark", projections=out,
                                   settings=dict(output=output), **common)
@@ -286,6 +300,12 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         o, hist = res.x, res.history
         dz = float(B.to_host_float64(res.params["volume.dz"], "dz"))
         ref = float(B.to_host_float64(res.params["volume.reference"], "reference"))
+    if learn_z and (hi - lo) > 0 and min(dz - lo, hi - dz) <= 0.01 * (hi - lo):
+        side = "lower" if dz - lo < hi - dz else "upper"
+        warnings.warn(f"the learned distance offset dz = {dz:.4g} m sits on its {side} bound "
+                      f"(dz_range = ({lo:.4g}, {hi:.4g}) m): the true distance is probably outside "
+                      f"the range; check the nominal depths z (metres) or widen dz_range",
+                      UserWarning, stacklevel=2)
     vol = -o if object == "absorbing" else xp.abs(o)
     return Reconstruction(vol, zs + dz, dz, ref, "dh", model, "bright", history=hist,
                           search=table, object=o,
