@@ -539,6 +539,32 @@ def autofocus(hologram, z_range, *, wavelength, pixel_size, position=None, windo
     between the next neighbours.  Brent rather than Newton on the analytic
     z-derivative: it needs no second derivative and cannot leave the bracket.
 
+    Default (``criterion="auto"``).  With a ``position``: the "axial" scan runs
+    first; a particle that focuses light (transparent spheres: polystyrene, silica;
+    its on-axis bright maximum exceeds its dark dip) is placed by "axial"; a dark one
+    by "axial" too where the pixels sample sin_max = 0.6 (microscopes), and by
+    "quadrature" on coarser (lensless) sampling, where it was benchmarked on opaque
+    disks.  Without a position (a planar sample): "quadrature".  On Lorenz-Mie
+    holograms of microscope spheres (``benchmarks/bench_autofocus.py --mie``) the
+    default is within max(1 um, 3 radius, 0.2 z) of the truth for 12 of 12 spheres
+    (polystyrene, silica, absorbing; the previous default, "quadrature" on the whole
+    image: see the benchmark's JSON).
+
+    ``"axial"`` (particles only; ``n_medium`` matters: wavelength / n_medium)
+        The back-propagated contrast on the particle's axis, ``I(z) = |1 + P(-z)(h - 1)|^2``
+        at ``position`` (sub-pixel), from the window's spatial frequencies up to
+        ``sin_max / lambda_m`` (sin_max = min(0.6, lambda_m / (2 d))), sampled every
+        1/8 of the axial period ``lambda_m / (1 - cos)``, then on a fine grid of
+        +-2 depths of field (``lambda_m / sin_max^2``).  A lens-like sphere makes a
+        bright focus downstream of its centre and a shadow upstream; the depth is
+        where ``I - 1`` falls through 0 going upstream from the maximum.  A dark
+        particle: the minimum of ``I``.  ``curve`` holds ``I - 1`` (not an
+        objective).  ``z_std``: a parametric bootstrap (32 draws of white noise of
+        the estimated standard deviation added to the window's spectrum) combined
+        with a systematic half depth of field (the feature's offset from the centre,
+        measured up to ~1.5 um on the benchmark's spheres); the coverage
+        ``|z - z_true| <= 3 z_std`` is reported by the benchmark.
+
     Criteria (each objective is minimised; ``curve`` holds it), as written for
     ``polarity="dark"`` (opaque or absorbing objects, the default).  ``"bright"``
     flips each sign, for weak phase objects: their amplitude contrast and the
@@ -645,18 +671,29 @@ def autofocus(hologram, z_range, *, wavelength, pixel_size, position=None, windo
     position : (y, x) of the particle in **metres** (pixel (i, j) at (i dy, j dx)),
         or None for the whole hologram
     window : side of the square crop around ``position`` (a number) or (wy, wx), in
-        **metres**; it must hold the particle's fringes.  Default: the fringe
-        extent the sensor resolves, a side of ``lambda z_max / d`` metres for pixels
-        of ``d`` metres (the fringe period lambda z / r falls to 2 pixels at
-        r = lambda z / (2 d); 1.33 mm = 666 px at z_max = 5 mm, 532 nm, 2 um),
-        clipped to the image.  The window is shifted to stay inside the image.  With ``position=None`` the window
+        **metres**; it must hold the particle's fringes.  Default: the particle's
+        diffraction cone out to the angle used, a side of ``2 z_max tan(asin(s))``
+        with ``s = min(0.6, lambda_m / (2 d))`` for pixels of ``d`` metres (the
+        fringe period lambda_m z / r falls to 2 pixels at sin = lambda_m / (2 d);
+        1.33 mm = 666 px at z_max = 5 mm, 532 nm, 2 um; 36 um at z_max = 30 um
+        with microscope pixels), clipped to the image.  The window is shifted to stay inside the image.  With ``position=None`` the window
         (default: the whole image) is centred on the image.
-    criterion : "auto" (= "quadrature") | "quadrature" | "min_intensity" | "variance"
-        | "tamura" | "gradient"
+    criterion : "auto" (see Default) | "axial" | "quadrature" | "min_intensity" |
+        "variance" | "tamura" | "gradient"
     coarse : number of coarse depths (integer >= 3)
     refine : run stage 2
     polarity : "dark" (opaque / absorbing, the default) or "bright"
     noise : hologram noise standard deviation for ``z_std`` (default: estimated)
+    n_medium : refractive index of the medium (1 <= n_medium <= 3; water 1.33): the
+        propagation uses the wavelength in the medium, wavelength / n_medium
+
+    The hologram must be background-divided: a mean outside [0.5, 2] (raw camera
+    counts) is refused with a ValueError.  For the criteria other than "axial", a
+    window sampled finer than lambda_m / (2 sin_max) (microscope pixels) is first
+    resampled to that pixel by cropping its spectrum (exact low-pass; 10-100x fewer
+    pixels), and the curvature span of ``z_std`` is a quarter of the depth of field
+    (at most 4 um); a non-convex objective there gives a warning and ``z_std`` = the
+    span, never inf.
 
     Returns
     -------
