@@ -22,13 +22,26 @@ to 128^2 pixels of 4 um (the same particles seen by a sensor twice as wide).
 Noise calibration: one 10 um particle on 128^2 (at 2.5 mm with 1 % noise, at 4.5 mm
 with 3 %), ``--mc`` independent noise draws: the scatter of z against the median z_std.
 
+Microscope spheres (``--mie``, default 15): Lorenz-Mie holograms (holography.mie) of
+one sphere near the centre of a 512^2 frame with two neighbouring spheres 10-18 um
+away: polystyrene (1.59), silica (1.45) and absorbing (1.59 + 0.3i) spheres of radius
+0.4-1.0 um in water (1.33), depths 8-26 um, lambda 405 / 532 / 660 nm, objective pixels
+0.05 / 0.075 / 0.1 um, a non-uniform illumination (15 % fringe + gradient), 2 % noise,
+10-bit counts divided by an imperfect background estimate (2 % error); autofocus over
+3-40 um at the true lateral position, with the default criterion.  Pass: |z - z_true|
+<= max(1 um, 3 radius, 0.2 z); coverage: |z - z_true| <= 3 z_std.  ``--before REF``
+also runs the autofocus of git revision REF on the same cases (the "old" column).
+
 Run:  PYTHONPATH=python python benchmarks/bench_autofocus.py [--n 128 256] [--count 20]
-      [--planar 10] [--mc 30] [--quick]      (about 8 minutes on 2 busy cores)
+      [--planar 10] [--mc 30] [--mie 15] [--before REF] [--quick]
+      (about 8 minutes on 2 busy cores, plus some 20 s per sphere with --before)
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import subprocess
 import sys
 import time
 import warnings
@@ -44,6 +57,7 @@ except ImportError:
 from diffimaging._backend.config import config_dict
 from diffimaging.holography import simulate_particles
 from diffimaging.holography.autofocus import autofocus
+from diffimaging.holography.mie import mie_hologram
 from diffimaging.ops.propagate import propagate
 
 LAM, PX = 532e-9, 2e-6
@@ -153,6 +167,93 @@ def noise_calibration(draws, seed):
     return out
 
 
+def mie_case(seed, n=512):
+    """One realistic microscope hologram (see the module docstring) and its truth."""
+    rng = np.random.default_rng(seed)
+    d = float(rng.choice([0.05e-6, 0.075e-6, 0.1e-6]))
+    lam = float(rng.choice([405e-9, 532e-9, 660e-9]))
+    index = (1.59, 1.45, 1.59 + 0.3j)[seed % 3]
+    a, z = rng.uniform(0.4e-6, 1.0e-6), rng.uniform(8e-6, 26e-6)
+    c = n * d / 2 + rng.uniform(-1e-6, 1e-6, 2)
+    pos, radii, indices = [[c[0], c[1], z]], [a], [index]
+    for _ in range(2):
+        ang, r = rng.uniform(0, 2 * np.pi), rng.uniform(10e-6, 18e-6)
+        pos.append([c[0] + r * np.sin(ang), c[1] + r * np.cos(ang), rng.uniform(8e-6, 26e-6)])
+        radii.append(rng.uniform(0.4e-6, 1e-6))
+        indices.append(float(rng.choice([1.59, 1.45])))
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    ill = 1 + 0.15 * np.cos(2 * np.pi * (0.7 * yy + 0.4 * xx) + rng.uniform(0, 6)) \
+        + 0.05 * rng.standard_normal() * xx
+    counts = mie_hologram((n, n), np.array(pos), radius=radii, n_particle=indices, n_medium=1.33,
+                          wavelength=lam, pixel_size=d, illumination=ill, gaussian_noise=0.02, bits=10,
+                          seed=seed)
+    estimate = ill * (1 + 0.02 * np.sin(2 * np.pi * (xx + 0.3 * yy)))
+    h = counts / (counts.mean() / ill.mean()) / estimate
+    return h, dict(position_m=[float(c[0]), float(c[1])], z_m=float(z), radius_m=float(a),
+                   n_particle=str(index), wavelength_m=lam, pixel_size_m=d)
+
+
+def _autofocus_at(ref):
+    """autofocus() of git revision ``ref`` (run in this package's namespace)."""
+    root = Path(__file__).resolve().parents[1]
+    src = subprocess.run(["git", "show", f"{ref}:python/diffimaging/holography/autofocus.py"], cwd=root,
+                         check=True, capture_output=True, text=True).stdout
+    path = Path(__file__).resolve().parent / "results" / "_autofocus_before.py"
+    path.write_text(src)
+    try:
+        spec = importlib.util.spec_from_file_location("diffimaging.holography._autofocus_before", path)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    finally:
+        path.unlink()
+    return mod.autofocus
+
+
+def mie_spheres(count, seed, before=None):
+    old = _autofocus_at(before) if before else None
+    rows = []
+    for i in range(count):
+        h, t = mie_case(seed * 1000 + i)
+        kw = dict(wavelength=t["wavelength_m"], pixel_size=t["pixel_size_m"], position=t["position_m"])
+        band = max(1e-6, 3 * t["radius_m"], 0.2 * t["z_m"])
+        row = dict(t, band_m=band)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            r = autofocus(h, (3e-6, 40e-6), n_medium=1.33, **kw)
+            row.update(new_z_m=r.z, new_z_std_m=r.z_std, new_criterion=r.criterion,
+                       new_seconds=time.perf_counter() - t0, new_warnings=[str(w.message) for w in caught])
+            if old is not None:
+                # the old code had no n_medium: it is given the wavelength in the medium
+                kw["wavelength"] = t["wavelength_m"] / 1.33
+                t0 = time.perf_counter()
+                ro = old(h, (3e-6, 40e-6), **kw)
+                row.update(old_z_m=ro.z, old_z_std_m=ro.z_std, old_seconds=time.perf_counter() - t0)
+        rows.append(row)
+    return rows
+
+
+def _print_mie(rows):
+    print("microscope spheres (Lorenz-Mie, 512^2, neighbours, non-uniform background, 2 % noise, "
+          "10 bits): um")
+    print(f"  {'index':<12}{'a':>5}{'lam':>5}{'px':>6}{'true z':>8}{'band':>6}{'old z':>8}{'old s':>7}"
+          f"{'new z':>8}{'z_std':>7}{'new s':>7}  ok  <=3z_std")
+    for r in rows:
+        old = (f"{r['old_z_m'] * 1e6:8.2f}{r['old_seconds']:7.1f}" if "old_z_m" in r else f"{'-':>8}{'-':>7}")
+        err = r["new_z_m"] - r["z_m"]
+        print(f"  {r['n_particle']:<12}{r['radius_m'] * 1e6:5.2f}{r['wavelength_m'] * 1e9:5.0f}"
+              f"{r['pixel_size_m'] * 1e6:6.3f}{r['z_m'] * 1e6:8.2f}{r['band_m'] * 1e6:6.2f}{old}"
+              f"{r['new_z_m'] * 1e6:8.2f}{r['new_z_std_m'] * 1e6:7.2f}{r['new_seconds']:7.2f}"
+              f"  {'y' if abs(err) <= r['band_m'] else 'N':<3} {'y' if abs(err) <= 3 * r['new_z_std_m'] else 'N'}")
+    within = np.mean([abs(r["new_z_m"] - r["z_m"]) <= r["band_m"] for r in rows])
+    cover = np.mean([abs(r["new_z_m"] - r["z_m"]) <= 3 * r["new_z_std_m"] for r in rows])
+    msg = f"  new: {within:.0%} within the band, {cover:.0%} within 3 z_std"
+    if "old_z_m" in rows[0]:
+        msg += f"; old: {np.mean([abs(r['old_z_m'] - r['z_m']) <= r['band_m'] for r in rows]):.0%} within"
+    print(msg)
+
+
 def _print(title, table):
     print(title)
     print(f"  {'criterion':<14}{'bias um':>9}{'std um':>9}{'rms um':>9}{'|max| um':>10}"
@@ -171,12 +272,14 @@ def main(argv=None):
     ap.add_argument("--noise", type=float, default=0.01)
     ap.add_argument("--mc", type=int, default=30, help="noise draws for the z_std check (0: skip)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--mie", type=int, default=15, help="microscope Lorenz-Mie spheres (0: skip)")
+    ap.add_argument("--before", default=None, help="git revision whose autofocus is run for comparison")
     ap.add_argument("--quick", action="store_true", help="4 particles, 2 planar samples, 128^2 only")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"
                                          / "bench_autofocus.json"))
     a = ap.parse_args(argv)
     if a.quick:
-        a.n, a.count, a.planar, a.mc = [128], 4, 2, 5
+        a.n, a.count, a.planar, a.mc, a.mie = [128], 4, 2, 5, 3
     res = dict(benchmark="bench_autofocus", wavelength_m=LAM, pixel_size_m=PX, z_range_m=list(Z_RANGE),
                noise=a.noise, count=a.count, seed=a.seed, single={}, planar={})
     for n in a.n:
@@ -184,6 +287,10 @@ def main(argv=None):
         res["single"][f"{n}x{n}"] = dict(criteria=table, particles=cases)
         _print(f"single opaque particles, 8-12 um at 1-5 mm, {n}^2 x 2 um, {a.noise:g} noise, "
                f"{a.count} particles (z - z_true):", table)
+    if a.mie:
+        rows = mie_spheres(a.mie, a.seed, a.before)
+        res["mie_spheres"] = dict(before=a.before, cases=rows)
+        _print_mie(rows)
     if a.planar:
         for binned in (False, True):
             key = "128x128_4um_binned" if binned else "128x128_2um"

@@ -9,6 +9,7 @@ from scipy.optimize import minimize
 
 from diffimaging.holography import random_particles, simulate_particles
 from diffimaging.holography.autofocus import FocusResult, autofocus, estimate_noise, focus_curve
+from diffimaging.holography.mie import mie_hologram
 
 # the module itself (the package may export the function under the same name)
 AFM = importlib.import_module("diffimaging.holography.autofocus")
@@ -168,6 +169,8 @@ def test_data_gradient_matches_finite_differences(criterion, whole):
     (dict(coarse=20.5), "coarse"),
     (dict(polarity="light"), "polarity"),
     (dict(noise=-0.01), "noise"),
+    (dict(n_medium=0.9), "n_medium"),
+    (dict(n_medium=float("inf")), "n_medium"),
 ])
 def test_bad_inputs_name_the_argument(holo, kwargs, name):
     args = dict(z_range=ZR, wavelength=LAM, pixel_size=PX, position=POS)
@@ -195,3 +198,59 @@ def test_focus_at_range_edge_warns(holo):
     with pytest.warns(UserWarning, match="edge of z_range"):
         r = autofocus(holo, (2.6e-3, 4e-3), position=POS, coarse=15, **KW)
     assert not r.refined
+
+
+# Microscope spheres (Lorenz-Mie): 256^2 objective pixels of 0.1 um, water, a neighbour
+# 9 um away, a non-uniform illumination divided by a 2 %-wrong estimate, 2 % noise.
+# The band max(1 um, 3 radius, 0.2 z) is the target; the old default
+# ("quadrature" on the whole image) missed the silica and absorbing spheres by 5-20 um.
+MIE = [(1.59, 0.6e-6, 532e-9, 12e-6), (1.45, 0.5e-6, 405e-9, 15e-6), (1.45, 0.9e-6, 660e-9, 9e-6),
+       (1.59 + 0.3j, 0.7e-6, 532e-9, 14e-6)]
+
+
+def _sphere(index, a, lam, z, seed=0, n=256, px=0.1e-6):
+    c = n * px / 2 + 0.03e-6
+    pos = np.array([[c, c, z], [c + 9e-6, c - 2e-6, 20e-6]])
+    yy, xx = np.mgrid[0:n, 0:n] / n
+    ill = 1 + 0.1 * np.cos(2 * np.pi * (0.6 * yy + 0.3 * xx))
+    h = mie_hologram((n, n), pos, radius=[a, 0.8e-6], n_particle=[index, 1.59], n_medium=1.33,
+                     wavelength=lam, pixel_size=px, illumination=ill, gaussian_noise=0.02, seed=seed)
+    return h / (ill * (1 + 0.02 * np.sin(2 * np.pi * xx))), (c, c)
+
+
+@pytest.mark.parametrize("index,a,lam,z", MIE)
+def test_microscope_spheres_within_band_and_z_std_honest(index, a, lam, z):
+    h, pos = _sphere(index, a, lam, z)
+    r = autofocus(h, (3e-6, 30e-6), wavelength=lam, pixel_size=0.1e-6, position=pos, n_medium=1.33)
+    assert r.criterion == "axial" and r.refined
+    assert abs(r.z - z) <= max(1e-6, 3 * a, 0.2 * z)
+    assert abs(r.z - z) <= 3 * r.z_std                        # honest uncertainty
+    assert 0.1e-6 < r.z_std < 2e-6 and np.isfinite(r.z_std)
+    # n_medium is the same as giving the wavelength in the medium
+    r2 = autofocus(h, (3e-6, 30e-6), wavelength=lam / 1.33, pixel_size=0.1e-6, position=pos)
+    assert r2.z == pytest.approx(r.z, abs=1e-12)
+
+
+def test_microscope_window_from_optics():
+    # 0.05 um pixels: the window holds the cone out to sin = 0.6 over z <= 12 um
+    # (2 x 12 x 0.75 = 18 um = 360 px), not the whole 512^2 image
+    h, pos = _sphere(1.59, 0.6e-6, 532e-9, 8e-6, n=512, px=0.05e-6)
+    r = autofocus(h, (3e-6, 12e-6), wavelength=532e-9, pixel_size=0.05e-6, position=pos, n_medium=1.33)
+    assert r.window[2] == r.window[3] == 360
+    assert abs(r.z - 8e-6) <= 1.8e-6
+
+
+def test_raw_counts_refused():
+    h, pos = _sphere(1.59, 0.6e-6, 532e-9, 12e-6)
+    with pytest.raises(ValueError, match="raw camera counts"):
+        autofocus(h * 1000, (3e-6, 30e-6), wavelength=532e-9, pixel_size=0.1e-6, position=pos)
+
+
+@pytest.mark.parametrize("criterion", ["quadrature", "variance", "gradient", "min_intensity", "axial"])
+def test_z_std_never_inf_on_pure_noise(criterion):
+    rng = np.random.default_rng(5)
+    h = 1 + 0.01 * rng.standard_normal((64, 64))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = autofocus(h, ZR, position=(64e-6, 64e-6), criterion=criterion, **KW)
+    assert np.isfinite(r.z_std) and r.z_std > 0

@@ -24,6 +24,7 @@ from .volume import Volume
 from .multislice import MultiSlice
 from .reconstruct import Reconstruction, reconstruct
 from .autofocus import FocusResult, autofocus, focus_curve
+from .mie import mie_amplitudes, mie_coefficients, mie_efficiencies, mie_field, mie_hologram
 
 __all__ = ["backpropagate", "open_volume", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
@@ -32,4 +33,5 @@ __all__ = ["backpropagate", "open_volume", "match", "MatchResult", "preprocess",
            "PIVResult", "normalized_median_test", "link", "Links", "predictor_from_piv",
            "predictor_from_links", "motion", "simulate_sequence",
            "check_optics", "read_hologram", "read_volume", "write_volume", "write_particles_csv",
-           "write_vectors_csv", "write_vtk_points"]
+           "write_vectors_csv", "write_vtk_points", "mie_hologram", "mie_field", "mie_amplitudes",
+           "mie_efficiencies", "mie_coefficients"]
