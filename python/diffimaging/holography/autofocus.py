@@ -24,7 +24,6 @@ from .._backend import validate as V
 from .._backend.autodiff import vjp
 from ..ops.propagate import band_limit_mask, padded_shape, propagate
 from .io import check_finite, check_optics
-from .mie import check_n_medium
 
 __all__ = ["autofocus", "focus_curve", "FocusResult", "estimate_noise"]
 
@@ -385,7 +384,7 @@ def _setup(hologram, z_range, wavelength, pixel_size, position, window, criterio
     zr = _check_z_range(z_range) if z_range is not None else None
     check_optics(wavelength, pixel_size, zr if zr is not None else z_max)
     dy, dx = V.pixel_size(pixel_size)
-    lam = V.wavelength(wavelength) / check_n_medium(n_medium)
+    lam = V.wavelength(wavelength) / V.n_medium(n_medium)
     if polarity not in ("dark", "bright"):
         raise ValueError(f"polarity must be 'dark' (opaque / absorbing particles) or 'bright', got "
                          f"{polarity!r}")

@@ -37,17 +37,7 @@ from scipy.special import spherical_jn, spherical_yn
 from .._backend import validate as V
 from .io import check_optics
 
-__all__ = ["mie_coefficients", "mie_efficiencies", "mie_amplitudes", "mie_field", "mie_hologram",
-           "check_n_medium"]
-
-
-def check_n_medium(n_medium) -> float:
-    """The refractive index of the medium: a finite real number, 1 <= n_medium <= 3."""
-    if isinstance(n_medium, bool) or not isinstance(n_medium, numbers.Real) \
-            or not math.isfinite(n_medium) or not 1.0 <= n_medium <= 3.0:
-        raise ValueError(f"n_medium (refractive index of the medium, e.g. 1.33 for water) must be a "
-                         f"finite real number from 1 to 3, got {n_medium!r}")
-    return float(n_medium)
+__all__ = ["mie_coefficients", "mie_efficiencies", "mie_amplitudes", "mie_field", "mie_hologram"]
 
 
 def _n_terms(x):
@@ -151,7 +141,7 @@ def mie_amplitudes(x, m, theta):
 def _sphere_args(radius, n_particle, n_medium, wavelength):
     a = V.positive_scalar(radius, "radius", typical=(1e-9, 1e-3))
     lam = V.wavelength(wavelength)
-    nm = check_n_medium(n_medium)
+    nm = V.n_medium(n_medium)
     if isinstance(n_particle, bool) or not isinstance(n_particle, numbers.Number):
         raise ValueError(f"n_particle must be a (complex) refractive index, got {n_particle!r}")
     npart = complex(n_particle)
