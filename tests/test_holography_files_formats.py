@@ -220,6 +220,7 @@ def test_vector_table_units_flags_and_ids(tmp_path):
     assert not (tmp_path / "g.csv").exists()
 
 
+@pytest.mark.filterwarnings("ignore:Input line:UserWarning")   # numpy on the comment lines
 def test_tables_open_in_numpy_and_pandas(tmp_path):
     H.write_particles_csv(tmp_path / "p.csv", _found(), **OPTICS)
     a = np.loadtxt(tmp_path / "p.csv", delimiter=",", usecols=(1, 2, 3), dtype=str)  # '#': comments

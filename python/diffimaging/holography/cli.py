@@ -257,7 +257,7 @@ def _stream_backprop(target, holo, z, args, **attrs):
 
     z = np.asarray(z, dtype=np.float64)
     with H.open_volume(target, (z.size,) + holo.shape, z=z, wavelength=args.wavelength,
-                       pixel_size=args.pixel_size, dz=0.0, method="backprop", polarity="dark",
+                       pixel_size=args.pixel_size, method="backprop", polarity="dark",
                        reference=1.0, **attrs) as w:
         for s in tqdm(range(0, z.size, args.chunk), desc="back-propagation", unit="chunk"):
             w.write(s, H.backpropagate(holo, z[s:s + args.chunk], wavelength=args.wavelength,
@@ -317,7 +317,8 @@ def cmd_reconstruct(args):
                 # the first hologram, held for the rest (so that a series shares one grid)
                 z, learn = rec.z, False
                 H.write_volume(target, np.asarray(rec.volume, dtype=np.float32), z=rec.z,
-                               wavelength=args.wavelength, pixel_size=args.pixel_size, dz=rec.dz,
+                               wavelength=args.wavelength, pixel_size=args.pixel_size,
+                               z_offset=rec.dz, settings=settings,
                                method="dh", polarity=rec.polarity, reference=rec.reference,
                                crop_offset_px=np.asarray(info["offset"]))
                 learned = (f", learned offset dz = {rec.dz * 1e6:+.2f} um, illumination "
@@ -342,10 +343,11 @@ def cmd_particles(args):
     wl = None if wl is None else float(wl[0])
     f = H.find_particles(vol, z, pixel_size=ps, polarity=_polarity(args, attrs),
                          diameter=args.diameter if wl is not None else None, wavelength=wl)
-    H.write_particles_csv(args.output, f)
+    H.write_particles_csv(args.output, f, wavelength=wl, pixel_size=ps, n_medium=attrs.get("n_medium"),
+                          meta={"source": str(src)})
     outputs.done(args.output)
     if args.vtk:
-        H.write_vtk_points(args.vtk, f.positions, scalars=f.peak)
+        H.write_particles_vtk(args.vtk, f)
         outputs.done(args.vtk)
     outputs.finish()
     print(f"{len(f)} particles -> {args.output}")
@@ -385,10 +387,12 @@ def cmd_piv(args):
         a, b = ndimage.gaussian_filter(a, smooth), ndimage.gaussian_filter(b, smooth)
     r = H.piv(sign * a, sign * b, (args.window,) * 3, args.overlap)
     pos, vel = r.vectors(za, ps, args.dt)
-    H.write_vectors_csv(args.output, pos, vel)
+    H.write_vectors_csv(args.output, pos, vel, dt=args.dt, outlier=r.outlier, peak_ratio=r.peak_ratio,
+                        wavelength=attrs.get("wavelength_m"), pixel_size=ps,
+                        n_medium=attrs.get("n_medium"), meta={"sources": [str(x) for x in srcs]})
     outputs.done(args.output)
     if args.vtk:
-        H.write_vtk_points(args.vtk, pos, vectors=vel)
+        H.write_piv_vtk(args.vtk, r, z=za, pixel_size=ps, dt=args.dt)
         outputs.done(args.vtk)
     outputs.finish()
     empty = int(np.sum(~np.all(np.isfinite(vel), axis=1)))
@@ -474,12 +478,13 @@ def cmd_demo(args):
         print(f"frame {name}: ∂H ({args.iterations} iterations, {t_rec:.1f} s), {len(f)} found: recall "
               f"{m.recall:.3f}, precision {m.precision:.3f}, lateral RMSE {m.lateral_rmse / px:.2f} px, "
               f"axial RMSE {m.axial_rmse * 1e6:.1f} um")
-        H.write_particles_csv(out / f"particles_{name}.csv", f)
+        H.write_particles_csv(out / f"particles_{name}.csv", f, wavelength=lam, pixel_size=px)
         outputs.done(out / f"particles_{name}.csv")
-        H.write_vtk_points(out / f"particles_{name}.vtk", f.positions, scalars=f.peak)
+        H.write_particles_vtk(out / f"particles_{name}.vtk", f)
         outputs.done(out / f"particles_{name}.vtk")
     H.write_volume(out / "volume_a.h5", np.asarray(recs[0].volume, dtype=np.float32), z=recs[0].z,
-                   wavelength=lam, pixel_size=px, dz=recs[0].dz, method="dh", polarity="bright")
+                   wavelength=lam, pixel_size=px, z_offset=recs[0].dz, settings=settings, method="dh",
+                   polarity="bright")
     outputs.done(out / "volume_a.h5")
     zr = recs[0].z
     # a sparse ∂H volume holds a few voxels per particle: a 1-voxel Gaussian blur
@@ -495,9 +500,10 @@ def cmd_demo(args):
     lat_rmse = float(np.sqrt(np.mean(np.sum((got[:, :2] - true_d[:, :2]) ** 2, axis=1)))) / px
     results["piv"] = dict(vectors=len(pos), lateral_rmse_px=lat_rmse, replaced=int(r.outlier.sum()))
     print(f"PIV: {len(pos)} vectors, lateral RMSE {lat_rmse:.2f} px per frame")
-    H.write_vectors_csv(out / "piv.csv", pos, got)
+    H.write_vectors_csv(out / "piv.csv", pos, got, outlier=r.outlier, peak_ratio=r.peak_ratio,
+                        wavelength=lam, pixel_size=px)
     outputs.done(out / "piv.csv")
-    H.write_vtk_points(out / "piv.vtk", pos, vectors=got)
+    H.write_piv_vtk(out / "piv.vtk", r, z=zr, pixel_size=px)
     outputs.done(out / "piv.vtk")
     # PTV: link the found particles around the displacement predicted by the PIV field
     predictor = H.predictor_from_piv(r, (zr[1] - zr[0], px, px), origin=(0.0, 0.0, zr[0]))

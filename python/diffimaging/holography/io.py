@@ -600,13 +600,13 @@ _HEADER_ATTRS = frozenset({"title", "axes", "wavelength_m", "n_medium", "pixel_s
 
 
 def _volume_header_args(who, zz, wavelength, pixel_size, n_medium, z_offset, crop_offset_px,
-                        description, settings, attrs):
+                        description, settings, attrs, stacklevel):
     """Checks common to :func:`write_volume` and :func:`open_volume`; returns the
     keyword arguments of :func:`_write_header`."""
     check_optics(wavelength, pixel_size, zz)
     if "dz" in attrs:          # the keyword's name before 0.2: it held the learned offset
         warnings.warn(f"{who}(dz=...) is deprecated: it is the offset of the depths learned by the "
-                      f"reconstruction, now z_offset=...", DeprecationWarning, stacklevel=4)
+                      f"reconstruction, now z_offset=...", DeprecationWarning, stacklevel=stacklevel)
         if z_offset is not None:
             raise ValueError(f"{who}: give z_offset only (dz is its deprecated name)")
         z_offset = attrs.pop("dz")
@@ -733,7 +733,7 @@ def write_volume(path, volume, *, z, wavelength, pixel_size, n_medium=1.0, z_off
     v = np.asarray(volume)
     zz = np.asarray(z, dtype=np.float64).reshape(-1)
     header = _volume_header_args("write_volume", zz, wavelength, pixel_size, n_medium, z_offset,
-                                 crop_offset_px, description, settings, dict(attrs))
+                                 crop_offset_px, description, settings, dict(attrs), stacklevel=3)
     if v.ndim != 3 or v.shape[0] != zz.size:
         raise ValueError(f"volume must be (nz, ny, nx) with nz = len(z) = {zz.size}, got {v.shape}")
     if v.dtype.kind not in "uifc":
@@ -825,7 +825,7 @@ def open_volume(path, shape, *, z, wavelength, pixel_size, dtype=np.float32, n_m
     shape = tuple(operator.index(n) for n in shape)
     zz = np.asarray(z, dtype=np.float64).reshape(-1)
     header = _volume_header_args("open_volume", zz, wavelength, pixel_size, n_medium, z_offset,
-                                 crop_offset_px, description, settings, dict(attrs))
+                                 crop_offset_px, description, settings, dict(attrs), stacklevel=5)
     if len(shape) != 3 or min(shape) < 1 or shape[0] != zz.size:
         raise ValueError(f"shape must be (nz, ny, nx) with nz = len(z) = {zz.size}, got {shape}")
     dtype = np.dtype(dtype)
@@ -924,10 +924,11 @@ def _write_table(path, columns, notes, description, meta, overwrite):
     text = [[str(int(x)) for x in columns[k]] if k in _INT_COLUMNS
             else [repr(float(x)) for x in columns[k]] for k in keys]
     with _writing(path, "w", overwrite, newline="") as f:
-        f.write("\n".join(lines) + "\n")
-        w = csv.writer(f, lineterminator="\n")
+        f.write("".join(line + "\r\n" for line in lines))     # the csv module's line ends
+        w = csv.writer(f)
         w.writerow(keys)
-        w.writerows(zip(*text) if n else [])
+        for i in range(n):
+            w.writerow([column[i] for column in text])
 
 
 def _particle_columns(particles, ids, frame):
@@ -1097,6 +1098,24 @@ def _parses(conv, text):
 
 # -- VTK (ParaView) -------------------------------------------------------------------
 
+def _library_write(tmp, write):
+    """``write()`` (a library writing the file ``tmp``), with an errno on a failed
+    write: numpy's ``tofile`` (used by meshio) reports a short write (a full disk, a
+    file-size limit) as an ``OSError`` without one, which one more byte written to
+    ``tmp`` supplies (``ENOSPC``/``EFBIG``)."""
+    try:
+        write()
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        try:
+            with open(tmp, "ab", buffering=0) as fh:
+                fh.write(b"\0")
+        except OSError as probe:
+            raise OSError(probe.errno, f"{probe.strerror} ({exc})") from exc
+        raise OSError(errno.EIO, f"write failed ({exc})") from exc
+
+
 def _write_mesh(path, points_yxz, cells, point_data, overwrite):
     """Points (y, x, z metres, written x, y, z) with cells and point arrays, through
     meshio: VTK XML unstructured grid for a ``.vtu`` name, legacy binary VTK (4.2,
@@ -1107,9 +1126,10 @@ def _write_mesh(path, points_yxz, cells, point_data, overwrite):
     mesh = meshio.Mesh(xyz, cells, point_data=point_data)
     with _writing_path(path, overwrite) as tmp:
         if Path(path).suffix.lower() == ".vtu":
-            meshio.vtu.write(str(tmp), mesh)
+            _library_write(tmp, lambda: meshio.vtu.write(str(tmp), mesh))
         else:
-            meshio.vtk.write(str(tmp), mesh, fmt_version="4.2", binary=True)
+            _library_write(tmp, lambda: meshio.vtk.write(str(tmp), mesh, fmt_version="4.2",
+                                                         binary=True))
 
 
 def _vertices(n):
@@ -1252,7 +1272,9 @@ def write_piv_vtk(path, piv, *, z, pixel_size, dt=None, overwrite=True):
                   "outlier": np.ascontiguousarray(outlier), "peak_ratio": np.ascontiguousarray(peak)}
     with _writing_path(path, overwrite) as tmp:
         try:        # pyevtk adds ".vti" to the name it is given
-            imageToVTK(str(tmp), origin=origin, spacing=tuple(spacing), pointData=point_data)
+            _library_write(f"{tmp}.vti", lambda: imageToVTK(str(tmp), origin=origin,
+                                                            spacing=tuple(spacing),
+                                                            pointData=point_data))
             os.replace(f"{tmp}.vti", tmp)
         finally:
             with contextlib.suppress(OSError):
