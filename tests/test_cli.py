@@ -46,20 +46,23 @@ def test_reconstruct_particles_piv_pipeline(tmp_path):
     # the distance is learned on the first hologram and held for the second
     _, zb, attrs_b = H.read_volume(tmp_path / "vol" / "b.h5")
     np.testing.assert_array_equal(z, zb)
-    assert z[0] - 1.4e-3 == pytest.approx(attrs["dz_m"])
+    assert z[0] - 1.4e-3 == pytest.approx(attrs["z_offset_m"])        # the learned offset
     assert main(["holo", "particles", str(tmp_path / "vol" / "a.h5"), "-o", str(tmp_path / "p.csv"),
                  "--vtk", str(tmp_path / "p.vtk")]) == 0
-    rows = list(csv.reader(open(tmp_path / "p.csv")))
-    assert rows[0][:3] == ["y_m", "x_m", "z_m"] and len(rows) > 1
+    cols, meta = H.read_table(tmp_path / "p.csv")
+    assert list(cols)[:4] == ["particle_id", "x_m", "y_m", "z_m"] and len(cols["x_m"]) > 0
+    assert meta["wavelength_m"] == 532e-9
     # PIV at this low density (25 particles) correlates the back-propagated volumes
     assert main(["holo", "reconstruct", str(tmp_path / "a.tif"), str(tmp_path / "b.tif"),
                  "--method", "backprop", "--wavelength", "532e-9", "--pixel-size", "2e-6",
                  "--z", "1.4e-3:2.6e-3:25", "-o", str(tmp_path / "bp")]) == 0
     assert main(["piv", str(tmp_path / "bp" / "a.h5"), str(tmp_path / "bp" / "b.h5"),
                  "--window", "8", "-o", str(tmp_path / "v.csv")]) == 0
-    v = np.array([[float(x) for x in r] for r in list(csv.reader(open(tmp_path / "v.csv")))[1:]])
+    cols, _ = H.read_table(tmp_path / "v.csv")
+    u = next(k for k in cols if k.startswith("u_m_per_"))      # per s (--dt) or per frame
     # the x displacement of 2 pixels (4 um per frame) dominates where particles are
-    assert np.median(v[:, 4]) == pytest.approx(2 * PX, rel=0.5)
+    assert np.median(cols[u]) == pytest.approx(2 * PX, rel=0.5)
+    assert "outlier" in cols and "peak_ratio" in cols
 
 
 def test_cli_errors(tmp_path, capsys):

@@ -163,9 +163,8 @@ def test_piv_series_passes_and_anisotropic_windows(tmp_path, capsys):
     assert "2 pairs" in capsys.readouterr().out
     errors = []
     for i in range(2):
-        rows = list(csv.DictReader(l for l in open(tmp_path / f"v_{i:04d}.csv") if not l.startswith("#")))
-        vx = np.array([float(r.get("vx", r.get("u", "nan"))) for r in rows])
-        x = np.array([float(r.get("x_m", r.get("x", "nan"))) for r in rows])
+        cols, _ = H.read_table(tmp_path / f"v_{i:04d}.csv")
+        vx, x = cols["u_m_per_frame"], cols["x_m"]            # no --dt: metres per frame
         errors.append(np.sqrt(np.mean((vx / PX - 1.3) ** 2)))
         # the first window centre (7.5 voxels) on the sensor: the crop offset added back
         assert x.min() == pytest.approx((7.5 + 7) * PX, rel=1e-9)
@@ -176,8 +175,7 @@ def test_piv_series_passes_and_anisotropic_windows(tmp_path, capsys):
     assert doc["meta"]["outputs"]["v_0001.csv"]["inputs"] == [str(Path(v).resolve()) for v in vols[1:]]
     # one pass: the plain correlation, biased towards whole voxels
     assert main(["piv", *vols[:2], "--passes", "1", "--smooth", "0", "-o", str(tmp_path / "w.csv")]) == 0
-    rows = list(csv.DictReader(l for l in open(tmp_path / "w.csv") if not l.startswith("#")))
-    one = np.sqrt(np.mean((np.array([float(r.get("vx", r.get("u"))) for r in rows]) / PX - 1.3) ** 2))
+    one = np.sqrt(np.mean((H.read_table(tmp_path / "w.csv")[0]["u_m_per_frame"] / PX - 1.3) ** 2))
     assert one > errors[0]
     for bad in ("8,16", "3", "8,x,8"):
         with pytest.raises(SystemExit):

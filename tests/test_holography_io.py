@@ -56,11 +56,13 @@ def test_unit_checks_name_the_mistake(kw, word):
 def test_volume_hdf5_roundtrip(tmp_path):
     v = np.random.default_rng(1).random((4, 8, 9)).astype(np.float32)
     z = np.linspace(1e-3, 2e-3, 4)
-    H.write_volume(tmp_path / "v.h5", v, z=z, wavelength=532e-9, pixel_size=2e-6, dz=1e-5)
+    H.write_volume(tmp_path / "v.h5", v, z=z, wavelength=532e-9, pixel_size=2e-6, z_offset=1e-5)
     got, gz, attrs = H.read_volume(tmp_path / "v.h5")
     np.testing.assert_array_equal(got, v)
     np.testing.assert_array_equal(gz, z)
-    assert attrs["wavelength_m"] == 532e-9 and attrs["dz_m"] == 1e-5
+    # the learned offset has its own name (it was dz_m, easily read as the plane spacing)
+    assert attrs["wavelength_m"] == 532e-9 and attrs["z_offset_m"] == 1e-5
+    assert attrs["plane_spacing_m"] == pytest.approx(z[1] - z[0], rel=1e-12)
     np.testing.assert_array_equal(attrs["pixel_size_m"], [2e-6, 2e-6])
     with pytest.raises(ValueError, match="nz"):
         H.write_volume(tmp_path / "w.h5", v, z=z[:3], wavelength=532e-9, pixel_size=2e-6)
@@ -74,12 +76,16 @@ def test_volume_hdf5_roundtrip(tmp_path):
 def test_csv_and_vtk(tmp_path):
     tab = H.ParticleTable(np.array([[1e-5, 2e-5, 1e-3], [3e-5, 4e-5, 2e-3]]), np.array([1e-5, 9e-6]))
     H.write_particles_csv(tmp_path / "p.csv", tab)
-    rows = list(csv.reader(open(tmp_path / "p.csv")))
-    assert rows[0] == ["y_m", "x_m", "z_m", "diameter_m"]
-    assert float(rows[2][2]) == 2e-3 and float(rows[1][3]) == 1e-5
+    # columns in x, y, z order (they were y, x, z) after a commented header
+    rows = list(csv.reader(line for line in open(tmp_path / "p.csv") if not line.startswith("#")))
+    assert rows[0] == ["particle_id", "x_m", "y_m", "z_m", "diameter_m"]
+    assert float(rows[2][3]) == 2e-3 and float(rows[1][4]) == 1e-5 and float(rows[1][1]) == 2e-5
     H.write_vectors_csv(tmp_path / "v.csv", tab.positions, np.ones((2, 3)))
-    assert list(csv.reader(open(tmp_path / "v.csv")))[0] == ["y_m", "x_m", "z_m", "vy", "vx", "vz"]
+    cols, _ = H.read_table(tmp_path / "v.csv")
+    assert list(cols) == ["x_m", "y_m", "z_m", "u_m_per_frame", "v_m_per_frame", "w_m_per_frame"]
+    import meshio
+
     H.write_vtk_points(tmp_path / "p.vtk", tab.positions, vectors=np.ones((2, 3)), scalars=[1, 2])
-    text = (tmp_path / "p.vtk").read_text().splitlines()
-    assert text[4] == "POINTS 2 double" and text[5].split()[0] == repr(2e-5)  # x first for ParaView
-    assert "VECTORS velocity double" in text and "SCALARS value double 1" in text
+    m = meshio.read(tmp_path / "p.vtk")
+    assert m.points.shape == (2, 3) and m.points[0, 0] == 2e-5             # x first for ParaView
+    assert {"velocity", "value", "id"} <= set(m.point_data)

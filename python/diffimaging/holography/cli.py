@@ -394,7 +394,7 @@ def _stream_backprop(target, holo, z, args, **attrs):
 
     z = np.asarray(z, dtype=np.float64)
     with H.open_volume(target, (z.size,) + holo.shape, z=z, wavelength=args.wavelength,
-                       pixel_size=args.pixel_size, dz=0.0, method="backprop", polarity="dark",
+                       pixel_size=args.pixel_size, method="backprop", polarity="dark",
                        reference=1.0, **attrs) as w:
         for s in tqdm(range(0, z.size, args.chunk), desc="back-propagation", unit="chunk",
                       leave=False, disable=not _progress(args)):
@@ -533,7 +533,8 @@ def cmd_reconstruct(args):
                                            progress=_progress(args))
                     _write_projections(target, proj, z, args, **attrs)
                 elif args.method == "backprop":
-                    _stream_backprop(target, h.astype(np.float32), z, args, **attrs)
+                    _stream_backprop(target, h.astype(np.float32), z, args, settings=settings,
+                                     **attrs)
                 else:
                     rec = H.reconstruct(h.astype(np.float32), z, wavelength=args.wavelength,
                                         pixel_size=args.pixel_size, method="dh",
@@ -545,10 +546,10 @@ def cmd_reconstruct(args):
                     z, learn = rec.z, False
                     settings["learned_z_m"] = z
                     H.write_volume(target, np.asarray(rec.volume, dtype=np.float32), z=rec.z,
-                                   wavelength=args.wavelength, pixel_size=args.pixel_size, dz=rec.dz,
+                                   wavelength=args.wavelength, pixel_size=args.pixel_size,
+                                   z_offset=rec.dz, settings=settings,
                                    method="dh", polarity=rec.polarity, reference=rec.reference,
-                                   crop_offset_px=np.asarray(info["offset"]), n_medium=args.n_medium,
-                                   background=how)
+                                   **attrs)
                     learned = (f", learned offset dz = {rec.dz * 1e6:+.2f} um, illumination "
                                f"{rec.reference:.4f}")
                 outputs.done(target)
@@ -588,10 +589,11 @@ def cmd_particles(args):
     offset = _crop_offset_m(attrs, ps)
     settings["crop_offset_m"] = offset.tolist()
     f.positions = f.positions + np.array([offset[0], offset[1], 0.0])
-    H.write_particles_csv(args.output, f)
+    H.write_particles_csv(args.output, f, wavelength=wl, pixel_size=ps,
+                          n_medium=attrs.get("n_medium"), meta={"source": str(src)})
     outputs.done(args.output)
     if args.vtk:
-        H.write_vtk_points(args.vtk, f.positions, scalars=f.peak)
+        H.write_particles_vtk(args.vtk, f)
         outputs.done(args.vtk)
     outputs.finish()
     _say(args, f"{len(f)} particles -> {args.output}")
@@ -668,14 +670,17 @@ def cmd_piv(args):
                                  f"{ps_b} m)")
         pb = prepare(b)
         r = H.piv(pa, pb, win, args.overlap, passes=args.passes)
-        pos, vel = r.vectors(za, ps, args.dt)
+        pos, vel = r.vectors(za, ps, 1.0 if args.dt is None else args.dt)
         pos = pos + np.array([offset[0], offset[1], 0.0])    # sensor coordinates
         out_csv = _numbered(args.output, i, npairs)
-        H.write_vectors_csv(out_csv, pos, vel)
+        H.write_vectors_csv(out_csv, pos, vel, dt=args.dt, outlier=r.outlier,
+                            peak_ratio=r.peak_ratio, wavelength=attrs.get("wavelength_m"),
+                            pixel_size=ps, n_medium=attrs.get("n_medium"),
+                            meta={"sources": [str(name_a), str(name_b)]})
         outputs.done(out_csv)
         if args.vtk:
             out_vtk = _numbered(args.vtk, i, npairs)
-            H.write_vtk_points(out_vtk, pos, vectors=vel)
+            H.write_piv_vtk(out_vtk, r, z=za, pixel_size=ps, dt=args.dt, offset=offset)
             outputs.done(out_vtk)
         total += len(pos)
         replaced += int(r.outlier.sum())
@@ -857,12 +862,13 @@ def cmd_demo(args):
         print(f"frame {name}: ∂H ({args.iterations} iterations, {t_rec:.1f} s), {len(f)} found: recall "
               f"{m.recall:.3f}, precision {m.precision:.3f}, lateral RMSE {m.lateral_rmse / px:.2f} px, "
               f"axial RMSE {m.axial_rmse * 1e6:.1f} um")
-        H.write_particles_csv(out / f"particles_{name}.csv", f)
+        H.write_particles_csv(out / f"particles_{name}.csv", f, wavelength=lam, pixel_size=px)
         outputs.done(out / f"particles_{name}.csv")
-        H.write_vtk_points(out / f"particles_{name}.vtk", f.positions, scalars=f.peak)
+        H.write_particles_vtk(out / f"particles_{name}.vtk", f)
         outputs.done(out / f"particles_{name}.vtk")
     H.write_volume(out / "volume_a.h5", np.asarray(recs[0].volume, dtype=np.float32), z=recs[0].z,
-                   wavelength=lam, pixel_size=px, dz=recs[0].dz, method="dh", polarity="bright")
+                   wavelength=lam, pixel_size=px, z_offset=recs[0].dz, settings=settings, method="dh",
+                   polarity="bright")
     outputs.done(out / "volume_a.h5")
     zr = recs[0].z
     # a sparse ∂H volume holds a few voxels per particle: a 1-voxel Gaussian blur
@@ -878,9 +884,10 @@ def cmd_demo(args):
     lat_rmse = float(np.sqrt(np.mean(np.sum((got[:, :2] - true_d[:, :2]) ** 2, axis=1)))) / px
     results["piv"] = dict(vectors=len(pos), lateral_rmse_px=lat_rmse, replaced=int(r.outlier.sum()))
     print(f"PIV: {len(pos)} vectors, lateral RMSE {lat_rmse:.2f} px per frame")
-    H.write_vectors_csv(out / "piv.csv", pos, got)
+    H.write_vectors_csv(out / "piv.csv", pos, got, outlier=r.outlier, peak_ratio=r.peak_ratio,
+                        wavelength=lam, pixel_size=px)
     outputs.done(out / "piv.csv")
-    H.write_vtk_points(out / "piv.vtk", pos, vectors=got)
+    H.write_piv_vtk(out / "piv.vtk", r, z=zr, pixel_size=px)
     outputs.done(out / "piv.vtk")
     # PTV: link the found particles around the displacement predicted by the PIV field
     predictor = H.predictor_from_piv(r, (zr[1] - zr[0], px, px), origin=(0.0, 0.0, zr[0]))
@@ -1079,8 +1086,9 @@ def add_commands(sub):
     v.add_argument("--passes", type=_number(int, low=1), default=3,
                    help="correlation passes (>= 1; default 3): 2 or more deform the windows by the "
                         "previous pass's field (sub-voxel accuracy; 1: plain correlation)")
-    v.add_argument("--dt", type=_number(float, low=0, low_open=True, unit="seconds"), default=1.0,
-                   help="frame interval in seconds (> 0; default 1: velocities per frame)")
+    v.add_argument("--dt", type=_number(float, low=0, low_open=True, unit="seconds"), default=None,
+                   help="frame interval in seconds (> 0); velocities in m/s. Default: none, "
+                        "velocities in metres per frame")
     v.add_argument("--smooth", type=_number(float, low=0), default=None,
                    help="Gaussian blur (voxels, >= 0) before correlation; default 1 for ∂H volumes, "
                         "0 for back-propagated ones")

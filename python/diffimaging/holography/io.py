@@ -1,5 +1,23 @@
 """Files: holograms in (TIFF, PNG, JPEG, ...), volumes to HDF5, particle and vector
-tables to CSV, particles and vectors to VTK (ParaView).
+tables to CSV, particles, tracks and PIV grids to VTK (ParaView).
+
+Files the users' own tools open
+-------------------------------
+* Volumes (:func:`write_volume`, :func:`open_volume`) are self-describing HDF5: the
+  ``z``, ``y``, ``x`` coordinates in metres are datasets attached to the volume as
+  dimension scales (xarray with the h5netcdf engine, Panoply and HDFView show a
+  labelled array), with units, what the values are, the optics (vacuum
+  wavelength, medium index, pixel size), the plane spacing and learned depth
+  offset, the package version and the settings used.
+* Tables (:func:`write_particles_csv`, :func:`write_vectors_csv`) are CSV with a
+  commented header (``# key: <JSON value>``: what the table is, each column's
+  meaning, optics, ``dt``, version, date); columns ``x_m, y_m, z_m`` in metres and
+  velocities with their unit in the name (``u_m_per_s`` or ``u_m_per_frame``).
+  :func:`read_table` reads them back; ``pandas.read_csv(path, comment="#")`` too.
+* VTK through kept libraries: points (particles, tracks) through meshio (legacy
+  binary ``.vtk``, or ``.vtu``), a PIV grid as ImageData (``.vti``, pyevtk) or
+  as a hexahedral grid (``.vtk``/``.vtu``), so that ParaView's Gradient filter
+  computes the vorticity.
 
 Data safety
 -----------
@@ -46,10 +64,11 @@ from pathlib import Path
 import numpy as np
 
 from .._backend import validate as V
-from .._backend.files import atomic_open, atomic_path
+from .._backend.files import atomic_path
 
 __all__ = ["read_hologram", "write_volume", "open_volume", "VolumeWriter", "read_volume", "write_particles_csv",
-           "write_vectors_csv", "write_vtk_points", "check_optics", "check_finite",
+           "write_vectors_csv", "read_table", "write_vtk_points", "write_particles_vtk",
+           "write_tracks_vtk", "write_piv_vtk", "check_optics", "check_finite",
            "DEFAULT_MAX_IMAGE_PIXELS", "DEFAULT_MAX_IMAGE_BYTES"]
 
 #: default limit on the pixels one :func:`read_hologram` call decodes (frames x ny x nx,
@@ -69,9 +88,10 @@ _SHAPE_ATTR = "diffimaging_shape"
 _WRITE_BLOCK = 16 * 2 ** 20     # bytes per write call: an interrupt lands between blocks
 
 
-def check_optics(wavelength, pixel_size, z=None):
+def check_optics(wavelength, pixel_size, z=None, n_medium=None):
     """Clear errors for values that are not in metres (the most common slip:
-    a pixel size of 2 meaning 2 um, a wavelength of 532 meaning 532 nm)."""
+    a pixel size of 2 meaning 2 um, a wavelength of 532 meaning 532 nm), and for a
+    medium index ``n_medium`` (when given) outside 1.0 to 3."""
     for name, v, lo, hi, hint in (("wavelength", wavelength, 1e-8, 2e-5, "532e-9 for 532 nm"),
                                   ("pixel_size", pixel_size, 1e-8, 1e-3, "2e-6 for 2 um")):
         vals = np.atleast_1d(np.asarray(v, dtype=np.float64))
@@ -90,6 +110,8 @@ def check_optics(wavelength, pixel_size, z=None):
         if np.any(np.abs(zz) > 10.0):
             raise ValueError(f"depths up to {np.abs(zz).max():g} m are implausible for holography: z is "
                              f"in metres (e.g. 1e-3 for 1 mm)")
+    if n_medium is not None:
+        _n_medium(n_medium)
 
 
 def check_finite(a, name="hologram"):
@@ -387,7 +409,10 @@ def read_volume(path):
     """Read a volume written by :func:`write_volume`: returns ``(volume, z, attrs)``.
 
     ``volume`` is the (nz, ny, nx) array as stored, ``z`` the depths in metres
-    (float64, length nz), ``attrs`` a dict of the file's attributes.  Of the known
+    (float64, length nz), ``attrs`` a dict of the file's attributes (see
+    :func:`write_volume`; ``settings`` decoded from JSON to a dict).  Files of
+    diffimaging before 0.2 stored the learned depth offset as ``dz_m``: it is
+    returned as ``z_offset_m``.  Of the known
     attributes, ``"wavelength_m"`` (float) and ``"pixel_size_m"`` (float64 array
     ``(dy, dx)``) are present only when the file records them, validated: a file
     without a pixel size (one written by another program) has no ``"pixel_size_m"``
@@ -450,6 +475,8 @@ def read_volume(path):
             volume, z = dv[()], dz[()]
         except OSError as exc:
             raise ValueError(f"{p} is truncated or corrupt: its data cannot be decoded ({exc})") from exc
+    if "dz_m" in attrs and "z_offset_m" not in attrs:
+        attrs["z_offset_m"] = attrs.pop("dz_m")           # the name before 0.2
     _known_attrs(p, attrs)
     return volume, np.asarray(z, dtype=np.float64).reshape(-1), attrs
 
@@ -472,36 +499,186 @@ def _known_attrs(p, attrs):
             del attrs[key]
             continue
         attrs[key] = float(v[0]) if size == 1 else np.broadcast_to(v, (2,)).copy()
+    if "n_medium" in attrs:
+        try:
+            attrs["n_medium"] = _n_medium(attrs["n_medium"])
+        except ValueError:
+            warnings.warn(f"{p}: attribute 'n_medium' = {attrs['n_medium']!r} is not a refractive "
+                          f"index from 1 to 3; ignored (give the value explicitly)", UserWarning,
+                          stacklevel=3)
+            del attrs["n_medium"]
+    settings = attrs.get("settings")
+    if isinstance(settings, (str, bytes)):
+        import json
+
+        with contextlib.suppress(ValueError):
+            attrs["settings"] = json.loads(settings)
 
 
 # ----------------------------------------------------------------------------- writers
 
 @contextlib.contextmanager
-def _writing(path, mode, overwrite, **kwargs):
-    """``atomic_open`` whose ``OSError`` names the final file (a write error from the
+def _writing_path(path, overwrite):
+    """``atomic_path`` whose ``OSError`` names the final file (a write error from the
     temporary file names no file, or the temporary one)."""
     p = Path(path)
     try:
-        with atomic_open(p, mode, overwrite=overwrite, **kwargs) as fh:
-            yield fh
+        with atomic_path(p, overwrite=overwrite) as tmp:
+            yield tmp
     except OSError as exc:
         if exc.errno is None or (exc.filename is not None and str(p) in str(exc.filename)):
             raise
         raise type(exc)(exc.errno, f"{exc.strerror or exc} (writing {p.name})", str(p)) from exc
 
 
-def _write_header(f, zz, wavelength, pixel_size, dz, attrs):
-    """The depths and the attributes of a volume file (all but the marker)."""
-    f.create_dataset("z", data=zz)
-    f.attrs["wavelength_m"] = float(wavelength)
-    f.attrs["pixel_size_m"] = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
-    f.attrs["dz_m"] = float(dz)
-    f.attrs["axes"] = "z, y, x"
+@contextlib.contextmanager
+def _writing(path, mode, overwrite, **kwargs):
+    """An atomically written file object (see :func:`_writing_path`); ``mode`` "w" or "wb"."""
+    if mode == "w":
+        kwargs.setdefault("encoding", "utf-8")
+    with _writing_path(path, overwrite) as tmp:
+        with open(tmp, mode, **kwargs) as fh:
+            yield fh
+
+
+def _n_medium(value):
+    """The refractive index of the medium as a float, validated (1 <= n <= 3)."""
+    try:
+        n = float(value)
+    except (TypeError, ValueError):
+        n = np.nan
+    if isinstance(value, bool) or not np.isfinite(n) or not 1.0 <= n <= 3.0:
+        raise ValueError(f"n_medium (the refractive index of the medium around the particles) must "
+                         f"be a finite number from 1.0 to 3 (1.0 for air, 1.33 for water), got "
+                         f"{value!r}")
+    return n
+
+
+def _version():
+    from .. import __version__
+
+    return __version__
+
+
+def _now():
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _json_value(obj):
+    """``json.dumps`` default: numpy values and arrays, paths."""
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _json(value, name):
+    import json
+
+    try:
+        return json.dumps(value, default=_json_value, ensure_ascii=False, allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must hold numbers, strings, lists and dicts (JSON), got "
+                        f"{value!r} ({exc})") from None
+
+
+# -- volumes --------------------------------------------------------------------------
+
+#: what the values of a volume are, by the ``method`` attribute of its file
+_VOLUME_VALUES = {
+    "backprop": "back-propagated intensity |U|^2, normalised to the reference (illumination) "
+                "intensity",
+    "dh": "∂H scattering amplitude |o| of the object (0 where there is none)",
+}
+# attributes the header writer sets: not accepted as extra attributes
+_HEADER_ATTRS = frozenset({"title", "axes", "wavelength_m", "n_medium", "pixel_size_m",
+                           "plane_spacing_m", "z_offset_m", "dz_m", "crop_offset_px",
+                           "diffimaging_version", "created", "settings", _COMPLETE_ATTR, _SHAPE_ATTR})
+
+
+def _volume_header_args(who, zz, wavelength, pixel_size, n_medium, z_offset, crop_offset_px,
+                        description, settings, attrs, stacklevel):
+    """Checks common to :func:`write_volume` and :func:`open_volume`; returns the
+    keyword arguments of :func:`_write_header`."""
+    check_optics(wavelength, pixel_size, zz)
+    if "dz" in attrs:          # the keyword's name before 0.2: it held the learned offset
+        warnings.warn(f"{who}(dz=...) is deprecated: it is the offset of the depths learned by the "
+                      f"reconstruction, now z_offset=...", DeprecationWarning, stacklevel=stacklevel)
+        if z_offset is not None:
+            raise ValueError(f"{who}: give z_offset only (dz is its deprecated name)")
+        z_offset = attrs.pop("dz")
+    reserved = _HEADER_ATTRS & set(attrs)
+    if reserved:
+        raise ValueError(f"attribute names {sorted(reserved)} are reserved by {who} (set by its "
+                         f"own keywords)")
+    z_offset = 0.0 if z_offset is None else float(z_offset)
+    if not np.isfinite(z_offset):
+        raise ValueError(f"z_offset must be a finite distance in metres, got {z_offset!r}")
+    if crop_offset_px is not None:
+        try:
+            oy, ox = crop_offset_px
+        except (TypeError, ValueError):
+            raise ValueError(f"crop_offset_px must be (row, column) pixels, got "
+                             f"{crop_offset_px!r}") from None
+        crop_offset_px = (V.integer(oy, "crop_offset_px[0]", minimum=0),
+                          V.integer(ox, "crop_offset_px[1]", minimum=0))
+    if description is None:
+        method = attrs.get("method")
+        method = method.decode() if isinstance(method, bytes) else method
+        description = _VOLUME_VALUES.get(method, "reconstructed volume")
+    elif not isinstance(description, str):
+        raise TypeError(f"description must be a string, got {description!r}")
+    return dict(zz=zz, wavelength=float(wavelength), pixel_size=pixel_size,
+                n_medium=_n_medium(n_medium), z_offset=z_offset, crop_offset_px=crop_offset_px,
+                description=description,
+                settings=None if settings is None else _json(settings, "settings"), attrs=attrs)
+
+
+def _write_header(f, d, *, zz, wavelength, pixel_size, n_medium, z_offset, crop_offset_px,
+                  description, settings, attrs):
+    """The coordinates and attributes of a volume file (all but the marker), for the
+    (nz, ny, nx) dataset ``d`` of its values: one writer for both volume writers."""
+    nz, ny, nx = d.shape
+    dy, dx = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
+    oy, ox = crop_offset_px if crop_offset_px is not None else (0, 0)
+    coords = (("z", zz, "distance from the sensor (positive downstream)"),
+              ("y", (oy + np.arange(ny)) * dy, "row position on the sensor (pixel i at i dy of the "
+                                                 "uncropped sensor)"),
+              ("x", (ox + np.arange(nx)) * dx, "column position on the sensor (pixel j at j dx of "
+                                                 "the uncropped sensor)"))
+    for axis, (name, values, long_name) in enumerate(coords):
+        c = f.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+        c.attrs["units"] = "m"
+        c.attrs["long_name"] = long_name
+        c.make_scale(name)
+        d.dims[axis].attach_scale(c)
+        d.dims[axis].label = name
+    d.attrs["long_name"] = description
+    d.attrs["units"] = "1"
+    a = f.attrs
+    a["title"] = "diffimaging reconstructed volume"
+    a["axes"] = "z, y, x"
+    a["wavelength_m"] = wavelength
+    a["n_medium"] = n_medium
+    a["pixel_size_m"] = np.array([dy, dx])
+    step = np.diff(zz)
+    if nz > 1 and step[0] != 0 and np.allclose(step, step[0], rtol=1e-6, atol=0):
+        a["plane_spacing_m"] = float(step[0])
+    a["z_offset_m"] = z_offset
+    if crop_offset_px is not None:
+        a["crop_offset_px"] = np.asarray(crop_offset_px, dtype=np.int64)
+    a["diffimaging_version"] = _version()
+    a["created"] = _now()
+    if settings is not None:
+        a["settings"] = settings
     for k, val in attrs.items():
-        f.attrs[k] = val
+        a[k] = val
 
 
-def _hdf5_image(v, zz, wavelength, pixel_size, dz, attrs):
+def _hdf5_image(v, header):
     """The bytes of the HDF5 file, built in memory (see the module notes)."""
     import io
 
@@ -509,35 +686,59 @@ def _hdf5_image(v, zz, wavelength, pixel_size, dz, attrs):
 
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
-        f.create_dataset("volume", data=v, compression="gzip", compression_opts=4)
-        _write_header(f, zz, wavelength, pixel_size, dz, attrs)
+        d = f.create_dataset("volume", data=v, compression="gzip", compression_opts=4)
+        _write_header(f, d, **header)
         f.attrs[_SHAPE_ATTR] = np.asarray(v.shape, dtype=np.int64)
         f.attrs[_COMPLETE_ATTR] = True              # last: the file was built to the end
     return buf
 
 
-def write_volume(path, volume, *, z, wavelength, pixel_size, dz=0.0, overwrite=True, **attrs):
-    """Write a volume (nz, ny, nx) to HDF5, atomically.
+def write_volume(path, volume, *, z, wavelength, pixel_size, n_medium=1.0, z_offset=None,
+                 crop_offset_px=None, description=None, settings=None, overwrite=True, **attrs):
+    """Write a volume (nz, ny, nx) to HDF5, atomically, as a self-describing file.
 
-    Datasets ``"volume"`` (gzip-compressed) and ``"z"`` (depths in metres);
-    attributes ``wavelength_m``, ``pixel_size_m`` ``(dy, dx)``, ``dz_m`` (metres),
-    ``axes``, any extra ``attrs``, and a completeness marker written last.  The
-    file is built in memory and written under a temporary name, then renamed:
+    Layout (it opens as a labelled array in xarray:
+    ``xr.open_dataset(path, engine="h5netcdf", phony_dims="access")``)::
+
+        /volume   (nz, ny, nx), gzip; attrs long_name (what the values are), units "1";
+                  its dimensions carry the scales z, y, x
+        /z        (nz,) depths, metres from the sensor; dimension scale, units "m"
+        /y, /x    (ny,), (nx,) pixel positions in metres in sensor coordinates (crop
+                  offset added); dimension scales, units "m"
+        attributes of the file: title, axes "z, y, x", wavelength_m (vacuum),
+                  n_medium, pixel_size_m (dy, dx), plane_spacing_m (when the planes
+                  are equally spaced), z_offset_m, crop_offset_px (when given),
+                  diffimaging_version, created (UTC, ISO 8601), settings (JSON, when
+                  given), the extra ``attrs``, and a completeness marker written last.
+
+    Parameters
+    ----------
+    z : depths of the planes in metres (one per plane)
+    wavelength : vacuum wavelength in metres; pixel_size : float or (dy, dx) metres
+    n_medium : refractive index of the medium (1.0 to 3), default 1.0
+    z_offset : offset in metres learned by the reconstruction and included in ``z``
+        (stored as ``z_offset_m``; default 0).  ``dz=`` is its deprecated name.
+    crop_offset_px : (row, column) of the volume's first pixel on the uncropped
+        sensor, or None (0, 0); the ``y``/``x`` coordinates include it.
+    description : what the values are (``long_name`` of ``/volume``); by default
+        from ``method`` ("backprop": the normalised back-propagated intensity;
+        "dh": the ∂H scattering amplitude |o|).
+    settings : dict of the settings used (stored as a JSON string), or None.
+
+    The file is built in memory and written under a temporary name, then renamed:
     ``path`` is either left as it was or holds the whole new file.  A full disk
     raises ``OSError`` (``ENOSPC``/``EFBIG``) naming ``path``.  ``overwrite=False``
     refuses (``FileExistsError``) to replace an existing file.
     """
-    check_optics(wavelength, pixel_size, z)
     v = np.asarray(volume)
     zz = np.asarray(z, dtype=np.float64).reshape(-1)
+    header = _volume_header_args("write_volume", zz, wavelength, pixel_size, n_medium, z_offset,
+                                 crop_offset_px, description, settings, dict(attrs), stacklevel=3)
     if v.ndim != 3 or v.shape[0] != zz.size:
         raise ValueError(f"volume must be (nz, ny, nx) with nz = len(z) = {zz.size}, got {v.shape}")
     if v.dtype.kind not in "uifc":
         raise TypeError(f"volume must be a numeric array, got dtype {v.dtype}")
-    reserved = {_COMPLETE_ATTR, _SHAPE_ATTR} & set(attrs)
-    if reserved:
-        raise ValueError(f"attribute names {sorted(reserved)} are reserved by write_volume")
-    buf = _hdf5_image(v, zz, wavelength, pixel_size, dz, attrs)
+    buf = _hdf5_image(v, header)
     image = buf.getbuffer()
     try:
         with _writing(path, "wb", overwrite) as fh:
@@ -599,10 +800,12 @@ class VolumeWriter:
 
 
 @contextlib.contextmanager
-def open_volume(path, shape, *, z, wavelength, pixel_size, dtype=np.float32, dz=0.0,
+def open_volume(path, shape, *, z, wavelength, pixel_size, dtype=np.float32, n_medium=1.0,
+                z_offset=None, crop_offset_px=None, description=None, settings=None,
                 overwrite=True, **attrs):
     """Write a volume plane batch by plane batch, atomically: the same file as
-    :func:`write_volume` without holding the volume in memory.
+    :func:`write_volume` (same layout, same keywords) without holding the volume in
+    memory.
 
     Yields a :class:`VolumeWriter`; call ``writer.write(start, planes)`` until every
     plane of ``shape`` (nz, ny, nx) is written.  On leaving the block the
@@ -619,24 +822,22 @@ def open_volume(path, shape, *, z, wavelength, pixel_size, dtype=np.float32, dz=
     """
     import h5py
 
-    check_optics(wavelength, pixel_size, z)
     shape = tuple(operator.index(n) for n in shape)
     zz = np.asarray(z, dtype=np.float64).reshape(-1)
+    header = _volume_header_args("open_volume", zz, wavelength, pixel_size, n_medium, z_offset,
+                                 crop_offset_px, description, settings, dict(attrs), stacklevel=5)
     if len(shape) != 3 or min(shape) < 1 or shape[0] != zz.size:
         raise ValueError(f"shape must be (nz, ny, nx) with nz = len(z) = {zz.size}, got {shape}")
     dtype = np.dtype(dtype)
     if dtype.kind not in "uifc":
         raise TypeError(f"dtype must be numeric, got {dtype}")
-    reserved = {_COMPLETE_ATTR, _SHAPE_ATTR} & set(attrs)
-    if reserved:
-        raise ValueError(f"attribute names {sorted(reserved)} are reserved by open_volume")
     p = Path(path)
     _check_room(p, int(np.prod(shape)) * dtype.itemsize)
     with atomic_path(p, overwrite=overwrite) as tmp:
         with h5py.File(tmp, "w") as f:
             d = f.create_dataset("volume", shape=shape, dtype=dtype, chunks=(1,) + shape[1:],
                                  compression="gzip", compression_opts=4)
-            _write_header(f, zz, wavelength, pixel_size, dz, attrs)
+            _write_header(f, d, **header)
             w = VolumeWriter(d, shape)
             yield w
             if w.missing.size:
@@ -646,65 +847,438 @@ def open_volume(path, shape, *, z, wavelength, pixel_size, dtype=np.float32, dz=
             f.attrs[_COMPLETE_ATTR] = True              # last: every plane is in
 
 
-def write_particles_csv(path, particles, *, overwrite=True):
-    """CSV with columns y_m, x_m, z_m (and peak, size or diameter_m when present),
-    written atomically (``overwrite=False`` refuses to replace a file)."""
-    table = hasattr(particles, "positions")     # a Particles table; else an (N, 3) array
-    pos = np.asarray(particles.positions if table else particles, dtype=np.float64)
+# -- tables (CSV) ---------------------------------------------------------------------
+
+# columns holding integers (ids, counts, flags); every other column is float64
+_INT_COLUMNS = frozenset({"particle_id", "track_id", "frame", "outlier", "size_voxels"})
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_POSITION_NOTE = "position in metres, sensor coordinates (pixel (i, j) at (i dy, j dx) of the " \
+                 "uncropped sensor; z: distance from the sensor)"
+
+
+def _positions(value, name):
+    """(N, 3) float64 positions (y, x, z) in metres from an (N, 3) array or one (3,) position."""
+    pos = np.asarray(value, dtype=np.float64)
     if pos.size == 0:
-        pos = pos.reshape(0, 3)                  # no particles: a header-only table
-    elif pos.ndim == 1 and pos.size == 3:
-        pos = pos[None]                          # one particle given as (y, x, z)
+        return pos.reshape(0, 3)
+    if pos.ndim == 1 and pos.size == 3:
+        pos = pos[None]
     if pos.ndim != 2 or pos.shape[1] != 3:
-        raise ValueError(f"particles must be a Particles table or an (N, 3) array of (y, x, z) "
-                         f"positions in metres, got shape {pos.shape}")
-    cols = {"y_m": pos[:, 0], "x_m": pos[:, 1], "z_m": pos[:, 2]}
+        raise ValueError(f"{name} must be an (N, 3) array of (y, x, z) positions in metres, got "
+                         f"shape {pos.shape}")
+    return pos
+
+
+def _per_row(value, n, name, dtype=np.float64):
+    """A column of ``n`` values (a scalar is repeated), as ``dtype``."""
+    a = np.asarray(value)
+    if dtype is np.int64 and a.dtype.kind not in "iub":
+        if a.dtype.kind != "f" or not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+            raise ValueError(f"{name} must hold integers, got {value!r}")
+    a = np.asarray(a, dtype=dtype)
+    if a.ndim == 0:
+        return np.full(n, a, dtype=dtype)
+    a = a.reshape(-1)
+    if a.size != n:
+        raise ValueError(f"{name} must hold one value per row ({n}), got {a.size}")
+    return a
+
+
+def _velocity_names(dt):
+    """(u, v, w) column names and the unit, from the frame interval (None: per frame)."""
+    unit = "m_per_frame" if dt is None else "m_per_s"
+    return tuple(f"{c}_{unit}" for c in "uvw"), unit
+
+
+def _optics_meta(wavelength, pixel_size, n_medium, dt, meta):
+    """The header items of a table: optics (when given), dt, the caller's ``meta``."""
+    out = {}
+    if wavelength is not None or pixel_size is not None:
+        check_optics(532e-9 if wavelength is None else wavelength,
+                     2e-6 if pixel_size is None else pixel_size)
+    if wavelength is not None:
+        out["wavelength_m"] = float(wavelength)
+    if n_medium is not None:
+        out["n_medium"] = _n_medium(n_medium)
+    if pixel_size is not None:
+        out["pixel_size_m"] = [float(x) for x in np.broadcast_to(np.asarray(pixel_size, float), (2,))]
+    if dt is not None:
+        out["dt_s"] = V.positive_scalar(dt, "dt (the time between frames)", "s")
+    for k, v in (meta or {}).items():
+        if not isinstance(k, str) or not _KEY.fullmatch(k):
+            raise ValueError(f"meta keys must be names (letters, digits, _), got {k!r}")
+        out[k] = v
+    return out
+
+
+def _write_table(path, columns, notes, description, meta, overwrite):
+    """A CSV table with a commented header: ``# key: <JSON value>`` lines (the
+    description, the columns' meaning, ``meta``, the version and the date), then
+    the column names and the rows.  Integer columns are written as integers, the
+    others with ``repr`` (exact round trip)."""
+    header = {"description": description, "columns": notes, **meta,
+              "diffimaging_version": _version(), "created": _now()}
+    lines = [f"# {k}: {_json(v, f'meta[{k!r}]')}" for k, v in header.items()]
+    keys = list(columns)
+    n = len(columns[keys[0]])
+    text = [[str(int(x)) for x in columns[k]] if k in _INT_COLUMNS
+            else [repr(float(x)) for x in columns[k]] for k in keys]
+    with _writing(path, "w", overwrite, newline="") as f:
+        f.write("".join(line + "\r\n" for line in lines))     # the csv module's line ends
+        w = csv.writer(f)
+        w.writerow(keys)
+        for i in range(n):
+            w.writerow([column[i] for column in text])
+
+
+def _particle_columns(particles, ids, frame):
+    """The columns (y, x, z order of the positions kept apart) of a particle table:
+    ``(positions (N, 3), {name: column})`` with ``particle_id``, ``frame`` (when
+    given), and ``peak``, ``size_voxels``, ``diameter_m`` when ``particles`` holds them."""
+    table = hasattr(particles, "positions")     # a Particles table; else an (N, 3) array
+    pos = _positions(particles.positions if table else particles, "particles")
+    n = len(pos)
+    cols = {"particle_id": np.arange(n, dtype=np.int64) if ids is None
+            else _per_row(ids, n, "ids", np.int64)}
+    if frame is not None:
+        cols["frame"] = _per_row(frame, n, "frame", np.int64)
+    extra = {}
     for name, key in (("peak", "peak"), ("size_voxels", "size"), ("diameter_m", "diameters")):
         v = getattr(particles, key, None) if table else None
         if v is None:
             continue
         v = np.asarray(v, dtype=np.float64).reshape(-1)
-        if v.size == len(pos) and not np.all(np.isnan(v)):
-            cols[name] = v
-    _write_csv(path, cols, overwrite)
+        if v.size == n and not (n and np.all(np.isnan(v))):
+            extra[name] = v.astype(np.int64) if name in _INT_COLUMNS else v
+    return pos, cols, extra
 
 
-def write_vectors_csv(path, positions, vectors, names=("y_m", "x_m", "z_m"),
-                      vnames=("vy", "vx", "vz"), *, overwrite=True):
-    """CSV of vectors at positions (each (N, 3)), written atomically."""
-    p = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    v = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)
-    cols = {n: p[:, i] for i, n in enumerate(names)}
-    cols.update({n: v[:, i] for i, n in enumerate(vnames)})
-    _write_csv(path, cols, overwrite)
+_PARTICLE_NOTES = {"particle_id": "index of the particle in this table",
+                   "frame": "frame index",
+                   "x_m": _POSITION_NOTE, "y_m": _POSITION_NOTE, "z_m": _POSITION_NOTE,
+                   "peak": "signal at the peak, in units of the noise level sigma",
+                   "size_voxels": "voxels above half the peak",
+                   "diameter_m": "diameter in metres"}
 
 
-def _write_csv(path, cols, overwrite):
-    keys = list(cols)
-    n = len(cols[keys[0]])
-    with _writing(path, "w", overwrite, newline="") as f:
-        w = csv.writer(f)
-        w.writerow(keys)
-        for i in range(n):
-            w.writerow([repr(float(cols[k][i])) for k in keys])
+def write_particles_csv(path, particles, *, ids=None, frame=None, wavelength=None, pixel_size=None,
+                        n_medium=None, meta=None, description="particles found in a reconstructed "
+                        "volume", overwrite=True):
+    """Write a particle table as CSV with a commented header, atomically.
+
+    ``particles``: a particle table (``positions`` (N, 3) = (y, x, z) metres, and
+    optionally ``peak``, ``size``, ``diameters``) or an (N, 3) array of positions.
+    Columns: ``particle_id`` (``ids``, default 0..N-1), ``frame`` (when given: one
+    index, or one per particle), ``x_m, y_m, z_m`` (metres, sensor coordinates),
+    then ``peak``, ``size_voxels``, ``diameter_m`` where the table holds them.
+
+    The header lines start with ``#`` (``pandas.read_csv(path, comment="#")`` and
+    ``numpy.loadtxt`` skip them) and read
+    ``# key: <JSON value>``: ``description``, ``columns`` (the meaning and unit of
+    each), the optics when given (``wavelength_m`` vacuum, ``pixel_size_m``,
+    ``n_medium``), the items of ``meta`` (a dict), ``diffimaging_version`` and
+    ``created`` (UTC).  :func:`read_table` reads it back.  ``overwrite=False``
+    refuses (``FileExistsError``) to replace a file.
+    """
+    pos, cols, extra = _particle_columns(particles, ids, frame)
+    cols.update(x_m=pos[:, 1], y_m=pos[:, 0], z_m=pos[:, 2], **extra)
+    _write_table(path, cols, {k: _PARTICLE_NOTES[k] for k in cols}, description,
+                 _optics_meta(wavelength, pixel_size, n_medium, None, meta), overwrite)
 
 
-def write_vtk_points(path, positions, vectors=None, scalars=None, *, overwrite=True):
-    """Legacy ASCII VTK polydata of points (x, y, z order for ParaView), with an
-    optional vector field ("velocity") and scalar field ("value"), written atomically."""
-    p = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    xyz = p[:, [1, 0, 2]]
-    lines = ["# vtk DataFile Version 3.0", "diffimaging points", "ASCII", "DATASET POLYDATA",
-             f"POINTS {len(p)} double"]
-    lines += [f"{float(a)!r} {float(b)!r} {float(c)!r}" for a, b, c in xyz]
-    lines += [f"VERTICES {len(p)} {2 * len(p)}"] + [f"1 {i}" for i in range(len(p))]
-    if vectors is not None or scalars is not None:
-        lines.append(f"POINT_DATA {len(p)}")
+def write_vectors_csv(path, positions, vectors, names=None, vnames=None, *, dt=None, outlier=None,
+                      peak_ratio=None, particle_id=None, track_id=None, frame=None, wavelength=None,
+                      pixel_size=None, n_medium=None, meta=None, description="velocity vectors",
+                      overwrite=True):
+    """Write vectors at positions as CSV with a commented header, atomically.
+
+    ``positions`` (N, 3) = (y, x, z) metres and ``vectors`` (N, 3) = (vy, vx, vz),
+    as returned by ``PIVResult.vectors(z, pixel_size, dt)`` or held by ``Links``.
+    ``dt`` (seconds between the frames) states their unit: None (default) for
+    metres per frame (columns ``u_m_per_frame, v_m_per_frame, w_m_per_frame``), a
+    number for metres per second (``u_m_per_s``...) with ``dt_s`` in the header;
+    the values are written as given (``PIVResult.vectors`` divides by ``dt``).
+
+    Columns: ``particle_id``, ``track_id``, ``frame`` (each when given: one per
+    row, or one value for all), ``x_m, y_m, z_m`` (metres, sensor coordinates),
+    ``u, v, w`` (along x, y, z), ``outlier`` (1 where the vector was flagged, e.g.
+    ``PIVResult.outlier``) and ``peak_ratio`` (correlation peak / second peak) when
+    given.  The header is that of :func:`write_particles_csv`.
+
+    ``names`` / ``vnames`` (legacy): three labels for the columns of
+    ``positions`` / ``vectors`` in their own order, instead of the defaults.
+    """
+    p, v = _positions(positions, "positions"), _positions(vectors, "vectors")
+    n = len(p)
+    if len(v) != n:
+        raise ValueError(f"positions ({n}) and vectors ({len(v)}) must have one row each per vector")
+    (un, vn, wn), unit = _velocity_names(dt)
+    cols, notes = {}, {}
+    for key, value, note in (("particle_id", particle_id, "particle index"),
+                             ("track_id", track_id, "track index"), ("frame", frame, "frame index")):
+        if value is not None:
+            cols[key], notes[key] = _per_row(value, n, key, np.int64), note
+    for labels, a, order, default in ((names, p, (1, 0, 2), ("x_m", "y_m", "z_m")),
+                                      (vnames, v, (1, 0, 2), (un, vn, wn))):
+        if labels is None:
+            labels, a = default, a[:, order]
+        elif len(labels) != 3 or not all(isinstance(s, str) for s in labels):
+            raise ValueError(f"names and vnames must be three column labels, got {labels!r}")
+        cols.update(zip(labels, a.T))
+    rate = "metres per frame" if dt is None else "metres per second"
+    notes.update({k: _POSITION_NOTE for k in ("x_m", "y_m", "z_m")})
+    notes.update({un: f"velocity along x, {rate}", vn: f"velocity along y, {rate}",
+                  wn: f"velocity along z, {rate}"})
+    if outlier is not None:
+        cols["outlier"] = _per_row(np.asarray(outlier).astype(bool), n, "outlier", np.int64)
+        notes["outlier"] = "1 where the vector was flagged as an outlier (and replaced), else 0"
+    if peak_ratio is not None:
+        cols["peak_ratio"] = _per_row(peak_ratio, n, "peak_ratio")
+        notes["peak_ratio"] = "correlation peak / second peak (quality)"
+    _write_table(path, cols, {k: notes.get(k, "") for k in cols}, description,
+                 _optics_meta(wavelength, pixel_size, n_medium, dt, meta), overwrite)
+
+
+def read_table(path):
+    """Read a table written by :func:`write_particles_csv` or :func:`write_vectors_csv`
+    (or any CSV with a header row): returns ``(columns, meta)``.
+
+    ``columns`` maps each column name to a 1-d array (int64 for ids, frames, flags
+    and sizes; float64 otherwise; rows in file order); ``meta`` maps each
+    ``# key: value`` header line to its value (JSON decoded; other comment lines
+    are skipped).  Errors name the file and the line: ``FileNotFoundError``,
+    ``ValueError`` (no header row, a row of the wrong length, a value that is not a
+    number).
+    """
+    import json
+
+    p = Path(path)
+    _probe(p, "table")
+    meta, rows, head = {}, [], None
+    with open(p, newline="", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.startswith("#"):
+                key, sep, value = line[1:].strip().partition(":")
+                if sep and _KEY.fullmatch(key.strip()):
+                    try:
+                        meta[key.strip()] = json.loads(value)
+                    except ValueError:
+                        meta[key.strip()] = value.strip()
+                continue
+            if not line.strip():
+                continue
+            cells = next(csv.reader([line]))
+            if head is None:
+                head = [c.strip() for c in cells]
+                continue
+            if len(cells) != len(head):
+                raise ValueError(f"{p}, line {lineno}: {len(cells)} values for {len(head)} columns")
+            rows.append((lineno, cells))
+    if head is None:
+        raise ValueError(f"{p} holds no column names (header row): not a table")
+    columns = {}
+    for i, name in enumerate(head):
+        conv, dtype = (int, np.int64) if name in _INT_COLUMNS else (float, np.float64)
+        try:
+            columns[name] = np.array([conv(c[i]) for _, c in rows], dtype=dtype)
+        except ValueError:
+            bad = next(ln for ln, c in rows if not _parses(conv, c[i]))
+            raise ValueError(f"{p}, line {bad}: column {name!r} holds a value that is not "
+                             f"{'an integer' if conv is int else 'a number'}") from None
+    return columns, meta
+
+
+def _parses(conv, text):
+    try:
+        conv(text)
+    except ValueError:
+        return False
+    return True
+
+
+# -- VTK (ParaView) -------------------------------------------------------------------
+
+def _library_write(tmp, write):
+    """``write()`` (a library writing the file ``tmp``), with an errno on a failed
+    write: numpy's ``tofile`` (used by meshio) reports a short write (a full disk, a
+    file-size limit) as an ``OSError`` without one, which one more byte written to
+    ``tmp`` supplies (``ENOSPC``/``EFBIG``)."""
+    try:
+        write()
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        try:
+            with open(tmp, "ab", buffering=0) as fh:
+                fh.write(b"\0")
+        except OSError as probe:
+            raise OSError(probe.errno, f"{probe.strerror} ({exc})") from exc
+        raise OSError(errno.EIO, f"write failed ({exc})") from exc
+
+
+def _write_mesh(path, points_yxz, cells, point_data, overwrite):
+    """Points (y, x, z metres, written x, y, z) with cells and point arrays, through
+    meshio: VTK XML unstructured grid for a ``.vtu`` name, legacy binary VTK (4.2,
+    read by every ParaView and VTK) otherwise; atomically."""
+    import meshio
+
+    xyz = np.ascontiguousarray(np.asarray(points_yxz, dtype=np.float64).reshape(-1, 3)[:, [1, 0, 2]])
+    mesh = meshio.Mesh(xyz, cells, point_data=point_data)
+    with _writing_path(path, overwrite) as tmp:
+        if Path(path).suffix.lower() == ".vtu":
+            _library_write(tmp, lambda: meshio.vtu.write(str(tmp), mesh))
+        else:
+            _library_write(tmp, lambda: meshio.vtk.write(str(tmp), mesh, fmt_version="4.2",
+                                                         binary=True))
+
+
+def _vertices(n):
+    return [("vertex", np.arange(n, dtype=np.int64)[:, None])]
+
+
+def _xyz(vectors, n, name):
+    """(n, 3) vectors (vy, vx, vz) as (vx, vy, vz) for VTK."""
+    v = _positions(vectors, name)
+    if len(v) != n:
+        raise ValueError(f"{name} must hold one vector per point ({n}), got {len(v)}")
+    return np.ascontiguousarray(v[:, [1, 0, 2]])
+
+
+def write_vtk_points(path, positions, vectors=None, scalars=None, *, ids=None, point_data=None,
+                     overwrite=True):
+    """Write points as VTK for ParaView, atomically (through meshio: a ``.vtu`` name
+    gives VTK XML, any other legacy binary VTK).
+
+    ``positions`` (N, 3) = (y, x, z) metres, written (x, y, z) with a vertex cell
+    each.  Point arrays: ``id`` (``ids``, default 0..N-1), ``velocity`` (``vectors``
+    (N, 3) = (vy, vx, vz), written (vx, vy, vz)), ``value`` (``scalars`` (N,)), and
+    the (N,) arrays of ``point_data`` (name -> values).
+    """
+    pos = _positions(positions, "positions")
+    n = len(pos)
+    data = {"id": np.arange(n, dtype=np.int64) if ids is None else _per_row(ids, n, "ids", np.int64)}
     if vectors is not None:
-        v = np.asarray(vectors, dtype=np.float64).reshape(-1, 3)[:, [1, 0, 2]]
-        lines += ["VECTORS velocity double"] + [f"{float(a)!r} {float(b)!r} {float(c)!r}" for a, b, c in v]
+        data["velocity"] = _xyz(vectors, n, "vectors")
     if scalars is not None:
-        s = np.asarray(scalars, dtype=np.float64).reshape(-1)
-        lines += ["SCALARS value double 1", "LOOKUP_TABLE default"] + [repr(float(x)) for x in s]
-    with _writing(path, "w", overwrite) as fh:
-        fh.write("\n".join(lines) + "\n")
+        data["value"] = _per_row(scalars, n, "scalars")
+    for name, values in (point_data or {}).items():
+        a = np.asarray(values)
+        data[str(name)] = _per_row(values, n, f"point_data[{name!r}]",
+                                   np.int64 if a.dtype.kind in "iub" else np.float64)
+    _write_mesh(path, pos, _vertices(n), data, overwrite)
+
+
+def write_particles_vtk(path, particles, *, ids=None, frame=None, overwrite=True):
+    """Write a particle table as VTK points (see :func:`write_vtk_points`), atomically,
+    with the point arrays of :func:`write_particles_csv`'s columns: ``particle_id``,
+    ``frame`` (when given), ``peak``, ``size_voxels``, ``diameter_m`` (when held)."""
+    pos, cols, extra = _particle_columns(particles, ids, frame)
+    _write_mesh(path, pos, _vertices(len(pos)), {**cols, **extra}, overwrite)
+
+
+def write_tracks_vtk(path, positions, track_id, frame, *, vectors=None, dt=None, overwrite=True):
+    """Write particle tracks as VTK, atomically: each position (N, 3) = (y, x, z)
+    metres a point (vertex cell) with arrays ``track_id``, ``frame`` and, when
+    ``vectors`` (N, 3) = (vy, vx, vz) are given, ``velocity_m_per_frame`` (``dt``
+    None) or ``velocity_m_per_s``; the points of each track are joined in frame
+    order by line cells, so that ParaView draws the trajectories.  A ``.vtu`` name
+    gives VTK XML, any other legacy binary VTK (through meshio)."""
+    pos = _positions(positions, "positions")
+    n = len(pos)
+    tid, fr = _per_row(track_id, n, "track_id", np.int64), _per_row(frame, n, "frame", np.int64)
+    order = np.lexsort((fr, tid))
+    same = tid[order][1:] == tid[order][:-1]
+    if np.any(same & (fr[order][1:] == fr[order][:-1])):
+        raise ValueError("a track holds two positions in one frame (track_id, frame pairs must "
+                         "be unique)")
+    segments = np.column_stack([order[:-1][same], order[1:][same]]).astype(np.int64)
+    data = {"track_id": tid, "frame": fr}
+    if vectors is not None:
+        data[f"velocity_{_velocity_names(dt)[1]}"] = _xyz(vectors, n, "vectors")
+    cells = _vertices(n) + ([("line", segments)] if len(segments) else [])
+    _write_mesh(path, pos, cells, data, overwrite)
+
+
+# VTK's corner order of a line, quad and hexahedron on a grid (offsets along its axes)
+_CELL_CORNERS = {1: ("line", [(0,), (1,)]),
+                 2: ("quad", [(0, 0), (1, 0), (1, 1), (0, 1)]),
+                 3: ("hexahedron", [(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 1, 0),
+                                    (0, 0, 1), (1, 0, 1), (1, 1, 1), (0, 1, 1)])}
+
+
+def _grid_cells(shape):
+    """The cells of a grid of points ``shape`` = (nx, ny, nz), point (i, j, k) being
+    point i + nx (j + ny k): hexahedra, or quads / lines along its non-flat axes."""
+    index = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape[::-1]).T
+    axes = [a for a in range(3) if shape[a] > 1]
+    if not axes:
+        return _vertices(1)
+    kind, corners = _CELL_CORNERS[len(axes)]
+    nodes = []
+    for corner in corners:
+        sl = [slice(0, 1)] * 3
+        for a, o in zip(axes, corner):
+            sl[a] = slice(o, shape[a] - 1 + o)
+        nodes.append(index[tuple(sl)].ravel(order="F"))
+    return [(kind, np.stack(nodes, axis=1))]
+
+
+def write_piv_vtk(path, piv, *, z, pixel_size, dt=None, offset=(0.0, 0.0), overwrite=True):
+    """Write a PIV result as a VTK grid for ParaView, atomically, so that its
+    filters (Gradient with vorticity, stream tracers, contours) work on it.
+
+    ``piv``: a ``PIVResult`` (window centres on a regular grid); ``z`` the depths of
+    its volumes' planes (metres, equally spaced), ``pixel_size`` float or (dy, dx)
+    metres; ``dt`` seconds between the volumes (None: per frame).  Point arrays:
+    ``velocity_m_per_s`` (or ``velocity_m_per_frame``) (vx, vy, vz),
+    ``outlier`` (int8, 1 where flagged) and ``peak_ratio``.  ``offset``: (y, x) metres
+    of the volume's pixel (0, 0) on the sensor (a crop), added to the positions.
+
+    The format follows the name: ``.vti`` is VTK ImageData (origin and spacing in
+    metres; written with pyevtk); ``.vtk`` (legacy binary) or ``.vtu`` (XML) an
+    unstructured grid of the same points joined by hexahedra (quads for one plane
+    of windows; through meshio).
+    """
+    pos, vel = piv.vectors(z, pixel_size, 1.0 if dt is None else dt)
+    oy, ox = (float(v) for v in np.broadcast_to(np.asarray(offset, dtype=np.float64), (2,)))
+    pos = pos + np.array([oy, ox, 0.0])
+    shape = tuple(int(s) for s in np.shape(piv.centers)[:3])             # (nwz, nwy, nwx)
+
+    def grid(a):
+        """(M,) values of the (nwz, nwy, nwx) windows as an (nx, ny, nz) array."""
+        return np.asarray(a).reshape(shape).transpose(2, 1, 0)
+
+    name = f"velocity_{_velocity_names(dt)[1]}"
+    outlier = grid(np.asarray(piv.outlier).astype(np.int8))
+    peak = grid(np.asarray(piv.peak_ratio, dtype=np.float64))
+    if Path(path).suffix.lower() != ".vti":
+        order = [grid(pos[:, k]).ravel(order="F") for k in range(3)]     # (y, x, z)
+        _write_mesh(path, np.column_stack(order), _grid_cells(shape[::-1]),
+                    {name: np.column_stack([grid(vel[:, k]).ravel(order="F") for k in (1, 0, 2)]),
+                     "outlier": outlier.ravel(order="F"), "peak_ratio": peak.ravel(order="F")},
+                    overwrite)
+        return
+    from pyevtk.hl import imageToVTK
+
+    from .analysis.piv import plane_spacing
+
+    xyz = [grid(pos[:, k]) for k in (1, 0, 2)]
+    origin = tuple(float(a[0, 0, 0]) for a in xyz)
+    dy, dx = V.pixel_size(pixel_size)
+    dz = plane_spacing(z, np.size(z))[1]
+    spacing = []
+    for axis, (a, step) in enumerate(zip(xyz, (dx, dy, dz or 1.0))):
+        first = [0, 0, 0]
+        first[axis] = 1
+        spacing.append(float(a[tuple(first)] - a[0, 0, 0]) if a.shape[axis] > 1 else step)
+    point_data = {name: tuple(np.ascontiguousarray(grid(vel[:, k])) for k in (1, 0, 2)),
+                  "outlier": np.ascontiguousarray(outlier), "peak_ratio": np.ascontiguousarray(peak)}
+    with _writing_path(path, overwrite) as tmp:
+        try:        # pyevtk adds ".vti" to the name it is given
+            _library_write(f"{tmp}.vti", lambda: imageToVTK(str(tmp), origin=origin,
+                                                            spacing=tuple(spacing),
+                                                            pointData=point_data))
+            os.replace(f"{tmp}.vti", tmp)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(f"{tmp}.vti")
