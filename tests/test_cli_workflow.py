@@ -2,7 +2,6 @@
 coordinates, PIV and PTV over series, projections-only output, depth and medium
 checks, and the command-line conventions (logging, -q, --version, help)."""
 import argparse
-import csv
 import subprocess
 import sys
 import warnings
@@ -194,15 +193,18 @@ def test_ptv_links_particles_into_tracks(tmp_path, capsys):
     assert main(["ptv", *tables, "--max-distance", "8e-6", "--max-axial-distance", "20e-6",
                  "--dt", "0.5", "-o", str(tmp_path / "t.csv"), "--vtk", str(tmp_path / "t.vtk")]) == 0
     assert "90 links in 30 tracks over 4 frames" in capsys.readouterr().out
-    rows = list(csv.DictReader(l for l in open(tmp_path / "t.csv") if not l.startswith("#")))
-    assert len(rows) == 90
-    u = np.array([[float(r["u"]), float(r["v"]), float(r["w"])] for r in rows])
+    cols, meta = H.read_table(tmp_path / "t.csv")
+    assert len(cols["track_id"]) == 90 and meta["dt_s"] == 0.5
+    u = np.column_stack([cols["u_m_per_s"], cols["v_m_per_s"], cols["w_m_per_s"]])
     np.testing.assert_allclose(u, np.broadcast_to(step[[1, 0, 2]] / 0.5, u.shape), atol=1e-12)
     # one id per particle across the frames
     by_track = {}
-    for r in rows:
-        by_track.setdefault(r["track"], []).append(int(r["frame"]))
-    assert all(sorted(f) == [0, 1, 2] for f in by_track.values())
+    for t, f in zip(cols["track_id"], cols["frame"]):
+        by_track.setdefault(int(t), []).append(int(f))
+    assert len(by_track) == 30 and all(sorted(f) == [0, 1, 2] for f in by_track.values())
+    meshio = pytest.importorskip("meshio")
+    m = meshio.read(tmp_path / "t.vtk")          # the tracks as lines through their points
+    assert sum(len(c.data) for c in m.cells if c.type == "line") == 60
     assert F.verify_manifest(tmp_path / "t.csv.manifest.json") == []
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     assert main(["ptv", tables[0], str(tmp_path / "bad.csv"), "--max-distance", "8e-6",

@@ -723,23 +723,6 @@ def _read_positions_csv(path):
     return pos
 
 
-def _write_tracks_csv(path, rows, dt):
-    """The links of a PTV run: one row per link, metres and metres per second."""
-    import csv
-
-    from .. import __version__
-
-    with _files.atomic_open(path, "w", newline="") as fh:
-        fh.write(f"# diffimaging {__version__} ptv: one row per link from frame to frame + 1; "
-                 f"x, y, z: the link's midpoint in metres (sensor coordinates); u, v, w: velocity in "
-                 f"m/s (dt = {dt!r} s); track: id across frames; a, b: particle rows in the two "
-                 f"frames' tables\n")
-        w = csv.writer(fh)
-        w.writerow(["track", "frame", "a", "b", "x", "y", "z", "u", "v", "w"])
-        for r in rows:
-            w.writerow([int(r[0]), int(r[1]), int(r[2]), int(r[3])] + [repr(float(v)) for v in r[4:]])
-
-
 def cmd_ptv(args):
     if len(args.particles) < 2:
         raise ValueError(f"ptv needs at least 2 particle tables (consecutive frames), got "
@@ -766,19 +749,26 @@ def cmd_ptv(args):
             # the links' own displacement field predicts each particle's motion
             links = H.link(a, b, args.max_distance, predictor=H.predictor_from_links(links), **kw)
         new_ids = np.full(len(b), -1)
+        per = 1.0 if args.dt is None else args.dt
         for (ia, ib), mid, d in zip(links.pairs, links.positions, links.displacement):
             new_ids[ib] = ids[ia]
-            rows.append([ids[ia], k, ia, ib, mid[1], mid[0], mid[2],
-                         d[1] / args.dt, d[0] / args.dt, d[2] / args.dt])
+            # track id, frame, particle row in frame k, midpoint (y, x, z), velocity (vy, vx, vz)
+            rows.append([ids[ia], k, ia, *mid, *(np.asarray(d) / per)])
         fresh = new_ids < 0
         new_ids[fresh] = np.arange(next_id, next_id + int(fresh.sum()))
         next_id += int(fresh.sum())
         ids = new_ids
-    _write_tracks_csv(args.output, rows, args.dt)
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 9)
+    track, frame = arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64)
+    H.write_vectors_csv(args.output, arr[:, 3:6], arr[:, 6:9], dt=args.dt, track_id=track,
+                        frame=frame, particle_id=arr[:, 2].astype(np.int64),
+                        meta={"sources": [str(x) for x in srcs]},
+                        description="PTV links from frame to frame + 1: the link's midpoint "
+                                    "(sensor coordinates) and velocity; particle_id: the particle's "
+                                    "row in its frame's table")
     outputs.done(args.output)
     if args.vtk:
-        arr = np.asarray(rows, dtype=np.float64).reshape(-1, 10)
-        H.write_vtk_points(args.vtk, arr[:, [5, 4, 6]], vectors=arr[:, [8, 7, 9]])
+        H.write_tracks_vtk(args.vtk, arr[:, 3:6], track, frame, vectors=arr[:, 6:9], dt=args.dt)
         outputs.done(args.vtk)
     outputs.finish()
     tracks = len({r[0] for r in rows})
@@ -1115,8 +1105,9 @@ def add_commands(sub):
     t.add_argument("--passes", type=_number(int, low=1), default=2,
                    help="linking passes (>= 1; default 2): each after the first predicts every "
                         "particle's motion from its neighbours' links")
-    t.add_argument("--dt", type=_number(float, low=0, low_open=True, unit="seconds"), default=1.0,
-                   help="frame interval in seconds (> 0; default 1: velocities per frame)")
+    t.add_argument("--dt", type=_number(float, low=0, low_open=True, unit="seconds"), default=None,
+                   help="frame interval in seconds (> 0); velocities in m/s. Default: none, "
+                        "velocities in metres per frame")
     t.add_argument("-o", "--output", required=True,
                    help="CSV of links: track, frame, midpoint x, y, z (m), velocity u, v, w (m/s); "
                         "required (and <output>.manifest.json, written last)")
