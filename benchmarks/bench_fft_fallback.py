@@ -37,7 +37,7 @@ def _time_pairs(n, count, repeat):
     def run():
         for _ in range(count):
             buf[...] = hv.rfft_pad(img)
-            hv.irfft_crop(buf, out=hv.rows)
+            hv.irfft_crop(buf, out=hv.rows[0])
 
     run()
     times = []

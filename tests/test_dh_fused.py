@@ -84,11 +84,10 @@ def test_adjoint_dot_and_plane_gradients(zs, shape):
     g = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     hv = HalfVolume(zs, shape, LAM, PX, np.float64)
     hv.build_tables(1 << 30)
-    buf = np.empty((hv.my, hv.nxh), hv.cdt)
     for dz in (0.0, 5e-6):
         s = _field(hv, o, dz)
         (A, B), _ = hv.cotangent_spectra(g.real, g.imag, dz)
-        go = np.stack([hv.plane_grad(A, B, k, buf) for k in range(nz)])
+        go = np.stack([hv.plane_grad(A, B, k) for k in range(nz)])
         lhs = np.real(np.vdot(g, s))                 # Re <g, A o>
         rhs = float(np.sum(go * o))                  # <Re A^H g, o>
         assert abs(lhs - rhs) <= 1e-12 * np.linalg.norm(s) * np.linalg.norm(g) * 10
@@ -96,7 +95,7 @@ def test_adjoint_dot_and_plane_gradients(zs, shape):
     v, _, res = _volume_field(zs, o, 0.0)
     go_ref, _ = v.backward(res, g)
     (A, B), _ = hv.cotangent_spectra(g.real, g.imag, 0.0)
-    go = np.stack([hv.plane_grad(A, B, k, buf) for k in range(nz)])
+    go = np.stack([hv.plane_grad(A, B, k) for k in range(nz)])
     assert np.max(np.abs(go - go_ref)) <= 1e-12 * np.max(np.abs(go_ref))
 
 
@@ -125,9 +124,8 @@ def test_distance_and_reference_gradients_against_finite_differences(zs, lineari
     assert abs(g_ref - fd_r) <= 1e-6 * max(abs(fd_r), 1.0)
     # and the plane gradients against finite differences of the loss in o
     (A, B), _ = hv.cotangent_spectra(gr, gi, dz)
-    buf = np.empty((hv.my, hv.nxh), hv.cdt)
     k, i, j = 1, 7, 9
-    gk = hv.plane_grad(A, B, k, buf)
+    gk = hv.plane_grad(A, B, k)
     op, om = o.copy(), o.copy()
     op[k, i, j] += 1e-6
     om[k, i, j] -= 1e-6
@@ -180,6 +178,46 @@ def test_table_kernels_equal_on_the_fly_kernels(dtype):
         assert np.allclose(c2, Hk.real * O, atol=tol * 10)
     # band limit: rows and columns outside it are zero in the table
     assert np.any(hv.T[-1] == 0)
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+@pytest.mark.parametrize("shape", [(20, 26), (70, 90)])
+def test_batched_table_kernels_equal_plane_by_plane(dtype, shape):
+    # a batch of planes (b, my, nxh) in one call: the sum over the batch, and each
+    # plane's back-projection, as one plane at a time (blocks of the cache loop
+    # cross the plane size on the larger grid)
+    rng = np.random.default_rng(8)
+    zs = np.linspace(2e-4, 6e-4, 5)
+    hv = HalfVolume(zs, shape, LAM, PX, np.float32 if dtype == np.complex64 else np.float64)
+    hv.build_tables(1 << 30)
+    shp = (zs.size, hv.my, hv.nxh)
+    O = (rng.standard_normal(shp) + 1j * rng.standard_normal(shp)).astype(dtype)
+    A, B = ((rng.standard_normal(shp[1:]) + 1j * rng.standard_normal(shp[1:])).astype(dtype)
+            for _ in range(2))
+    tol = (1e-5 if dtype == np.complex64 else 1e-13) * np.sqrt(zs.size)
+    for k0, kb in ((0, 5), (1, 3), (4, 1)):
+        ref = [np.full(shp[1:], 0.5, dtype) for _ in range(2)]
+        got = [r.copy() for r in ref]
+        for k in range(k0, k0 + kb):
+            K.dh_accumulate_table(O[k], hv.T[k], ref[0], ref[1], accumulate=True)
+        K.dh_accumulate_table(O[k0:k0 + kb], hv.T[k0:k0 + kb], got[0], got[1], accumulate=True)
+        for r, g in zip(ref, got):
+            assert np.max(np.abs(r - g)) <= tol * np.max(np.abs(r))
+        # accumulate=False: the batch overwrites the sums
+        K.dh_accumulate_table(O[k0:k0 + kb], hv.T[k0:k0 + kb], got[0], got[1], accumulate=False)
+        expect = np.sum(hv.T[k0:k0 + kb].real * O[k0:k0 + kb], axis=0)
+        assert np.max(np.abs(got[0] - expect)) <= tol * np.max(np.abs(expect))
+        for b in (B, None):
+            C = np.empty((kb,) + shp[1:], dtype)
+            K.dh_backproject_table(A, b, hv.T[k0:k0 + kb], C)
+            for j in range(kb):
+                c1 = np.empty(shp[1:], dtype)
+                K.dh_backproject_table(A, b, hv.T[k0 + j], c1)
+                assert np.array_equal(C[j], c1)
+    with pytest.raises(ValueError, match="shape of the planes"):
+        K.dh_accumulate_table(O[:2], hv.T[:3], got[0], got[1], accumulate=True)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.dh_backproject_table(A, B, hv.T[::2], np.empty((3,) + shp[1:], dtype))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -283,3 +321,94 @@ def test_engine_errors():
         H.reconstruct(holo, z, wavelength=LAM, pixel_size=PX, engine="fused", tv=1e-3)
     with pytest.raises(TypeError):
         HalfVolume(z, (32, 32), LAM, PX, np.int32)
+
+
+# ------------------------------------------------------------ the reach grid
+
+def test_reach_grid_sizes():
+    from diffimaging.holography._dhfast import REACH_MARGIN, reach_grid
+
+    # 1024^2, 2 um pixels, 5 mm: the kernel reaches ~339 px; the doubled grid is 2048
+    my, mx = reach_grid((1024, 1024), 5e-3, LAM, (PX, PX))
+    fresnel_px = np.sqrt(LAM * 5e-3) / PX
+    assert my == mx and 1024 + 339 + REACH_MARGIN * fresnel_px <= my < 1500
+    # non-square pixels and images: each axis on its own
+    gy, gx = reach_grid((300, 800), 1e-3, LAM, (PX, 1.5 * PX))
+    assert 300 + 67 <= gy < 600 and 800 + 30 <= gx < 900
+    # a reach longer than the image: the doubled grid of propagate(pad=True)
+    assert reach_grid((64, 64), 2e-3, LAM, (PX, PX)) == (128, 128)
+    # Fresnel: paraxial reach lambda z f_Nyquist
+    fy, _ = reach_grid((1024, 1024), 5e-3, LAM, (PX, PX), method="fresnel")
+    assert 1024 + 332 + REACH_MARGIN * fresnel_px <= fy <= my
+    # the smaller grid never moves the band limit below the Nyquist frequency
+    from diffimaging.ops.propagate import band_limit_freq
+    for n, z in ((1024, 5e-3), (512, 5e-3), (256, 1e-3), (200, 2e-3)):
+        g, _ = reach_grid((n, n), z, LAM, (PX, PX))
+        assert band_limit_freq("asm", LAM, g, PX, z) >= 0.5 / PX or g >= 2 * n
+
+
+def test_reach_grid_field_is_a_linear_convolution():
+    # the field on the reach grid against a 4x grid (the unbounded convolution up to
+    # the kernel tails) is as close as the doubled grid's; on a grid short of the
+    # reach the wrapped fringes make it far worse
+    rng = np.random.default_rng(4)
+    n, zs = 128, np.array([3e-4, 5e-4])
+    o = np.zeros((2, n, n))
+    for _ in range(40):
+        i, j = rng.integers(0, n - 3, 2)
+        o[rng.integers(2), i:i + 3, j:j + 3] = -1.0
+    ref = HalfVolume(zs, (n, n), LAM, PX, np.float64, pad=(4 * n, 4 * n))
+    s_ref = _field(ref, o, 0.0)
+
+    def err(hv):
+        s = _field(hv, o, 0.0)
+        return np.sqrt(np.mean(np.abs(s - s_ref) ** 2) / np.mean(np.abs(s_ref) ** 2))
+
+    reach = HalfVolume(zs, (n, n), LAM, PX, np.float64, pad="reach")
+    double = HalfVolume(zs, (n, n), LAM, PX, np.float64)
+    assert reach.my < double.my == 256
+    e_reach, e_double = err(reach), err(double)
+    assert e_reach <= 3.0 * e_double and e_reach < 1e-2
+    short = HalfVolume(zs, (n, n), LAM, PX, np.float64, pad=(n + 12, n + 12))
+    assert err(short) > 5 * e_reach
+    # the operator on the reach grid keeps its adjoint
+    rng2 = np.random.default_rng(5)
+    g = rng2.standard_normal((n, n)) + 1j * rng2.standard_normal((n, n))
+    s = _field(reach, o, 0.0)
+    (A, B), _ = reach.cotangent_spectra(g.real.copy(), g.imag.copy(), 0.0)
+    back = np.stack([reach.plane_grad(A, B, k) for k in range(2)])
+    lhs = np.sum(s.real * g.real + s.imag * g.imag)
+    assert abs(lhs - np.sum(back * o)) <= 1e-10 * np.linalg.norm(s) * np.linalg.norm(g)
+
+
+def test_reach_grid_solver_matches_doubled_grid():
+    # reconstruct's default (reach) against the Volume stage's doubled grid: the same
+    # particles, the objective within 1 %
+    from diffimaging.holography.fused import FusedVolumeProblem
+    from diffimaging.optim import FISTA, run
+
+    n, nz = 128, 9
+    rng = np.random.default_rng(7)
+    z = np.linspace(3e-4, 7e-4, nz)
+    pos = np.column_stack([rng.uniform(4, n - 4, 12) * PX, rng.uniform(4, n - 4, 12) * PX,
+                           z[rng.integers(1, nz - 1, 12)]])
+    holo, truth = H.simulate_particles((n, n), H.ParticleTable(pos, np.full(12, 8e-6)), wavelength=LAM,
+                                       pixel_size=PX, gaussian_noise=0.005, seed=8)
+    out = {}
+    for pad in ("reach", "double"):
+        prob = FusedVolumeProblem(holo, z, wavelength=LAM, pixel_size=PX, dz_bounds=(-2e-5, 2e-5), pad=pad)
+        res = run(FISTA(), prob, prob.start(reference=1.0), iterations=60)
+        out[pad] = (prob.hv.my, res)
+    assert out["reach"][0] < out["double"][0]
+    lr, ld = out["reach"][1].history["loss"][-1], out["double"][1].history["loss"][-1]
+    assert abs(lr - ld) <= 0.01 * ld
+    rec = H.reconstruct(holo, z, wavelength=LAM, pixel_size=PX, iterations=60, dz_range=(-2e-5, 2e-5))
+    m = H.match(H.find_particles(rec), truth, 2 * PX, 30e-6)
+    assert m.recall >= 0.9 and m.precision >= 0.9
+
+
+def test_pad_errors():
+    with pytest.raises(ValueError, match="pad must be"):
+        HalfVolume(UNMASKED, (32, 32), LAM, PX, np.float64, pad="triple")
+    with pytest.raises(ValueError, match="pad must be"):
+        HalfVolume(UNMASKED, (32, 32), LAM, PX, np.float64, pad=(16, 64))

@@ -27,14 +27,18 @@ template <class Real>
 void dh_backproject(const Real* A, const Real* B, Real* C, index_t nxh, const TransferParams& p,
                     double z_phase, int nthreads);
 
-// The same with H precomputed: T holds n interleaved complex values of H
-// (one plane's half spectrum), so the loops are plain multiply-adds.
+// The same with H precomputed, for `batch` consecutive planes at once: T and O
+// (or C) hold batch planes of n interleaved complex values each (plane p at
+// offset 2 p n), so the loops are plain multiply-adds and Sr, Si (A, B) are read
+// and written once per batch:
+//   dh_accumulate_table: Sr (+)= sum_p Re(T_p) O_p, Si (+)= sum_p Im(T_p) O_p;
+//   dh_backproject_table: C_p = Re(T_p) A + Im(T_p) B (B may be null).
 template <class Real>
 void dh_accumulate_table(const Real* O, const Real* T, Real* Sr, Real* Si, index_t n,
-                         bool accumulate, int nthreads);
+                         index_t batch, bool accumulate, int nthreads);
 template <class Real>
 void dh_backproject_table(const Real* A, const Real* B, const Real* T, Real* C, index_t n,
-                          int nthreads);
+                          index_t batch, int nthreads);
 
 // One proximal-gradient step of a box-constrained problem with a linear term,
 // fused with FISTA's extrapolation and the sums its line search needs:

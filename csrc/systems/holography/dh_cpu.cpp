@@ -4,6 +4,8 @@
 // of a real-to-complex transform of length p.nx.  H is the transfer function
 // with the band-limit mask of p.z (the plane's nominal depth) and the phase
 // z_phase * kappa, so that a global offset of every plane moves the phase only.
+#include <algorithm>
+
 #include "diffimaging/core/thread_pool.hpp"
 #include "diffimaging/holography.hpp"
 #include "ops/propagate/transfer_rows.hpp"
@@ -76,30 +78,41 @@ void dh_backproject(const Real* A, const Real* B, Real* C, index_t nxh, const Tr
   });
 }
 
-// Table forms: T (n interleaved complex) holds H of one plane, precomputed.
+// Table forms: T holds `batch` planes of n interleaved complex values of H
+// (precomputed), O / C the matching planes.  The elements are processed in blocks
+// that stay in the L1 cache while every plane of the batch passes over them, so
+// the sums Sr, Si (or the cotangents A, B) cross memory once per batch, not once
+// per plane.
+constexpr index_t kTableBlock = 1024;  // complex elements per cache block
+
 template <class Real>
 void dh_accumulate_table(const Real* O, const Real* T, Real* Sr, Real* Si, index_t n,
-                         bool accumulate, int nthreads) {
+                         index_t batch, bool accumulate, int nthreads) {
   parallel_for(n, nthreads, 16384, [&](index_t b, index_t e, int) {
-    const Real* __restrict o = O;
-    const Real* __restrict t = T;
-    Real* __restrict sr = Sr;
-    Real* __restrict si = Si;
-    if (accumulate) {
-      for (index_t j = b; j < e; ++j) {
-        const Real hr = t[2 * j], hi = t[2 * j + 1], x = o[2 * j], y = o[2 * j + 1];
-        sr[2 * j] += hr * x;
-        sr[2 * j + 1] += hr * y;
-        si[2 * j] += hi * x;
-        si[2 * j + 1] += hi * y;
-      }
-    } else {
-      for (index_t j = b; j < e; ++j) {
-        const Real hr = t[2 * j], hi = t[2 * j + 1], x = o[2 * j], y = o[2 * j + 1];
-        sr[2 * j] = hr * x;
-        sr[2 * j + 1] = hr * y;
-        si[2 * j] = hi * x;
-        si[2 * j + 1] = hi * y;
+    for (index_t j0 = b; j0 < e; j0 += kTableBlock) {
+      const index_t j1 = std::min(e, j0 + kTableBlock);
+      Real* __restrict sr = Sr;
+      Real* __restrict si = Si;
+      for (index_t p = 0; p < batch; ++p) {
+        const Real* __restrict o = O + 2 * p * n;
+        const Real* __restrict t = T + 2 * p * n;
+        if (p == 0 && !accumulate) {
+          for (index_t j = j0; j < j1; ++j) {
+            const Real hr = t[2 * j], hi = t[2 * j + 1], x = o[2 * j], y = o[2 * j + 1];
+            sr[2 * j] = hr * x;
+            sr[2 * j + 1] = hr * y;
+            si[2 * j] = hi * x;
+            si[2 * j + 1] = hi * y;
+          }
+        } else {
+          for (index_t j = j0; j < j1; ++j) {
+            const Real hr = t[2 * j], hi = t[2 * j + 1], x = o[2 * j], y = o[2 * j + 1];
+            sr[2 * j] += hr * x;
+            sr[2 * j + 1] += hr * y;
+            si[2 * j] += hi * x;
+            si[2 * j + 1] += hi * y;
+          }
+        }
       }
     }
   });
@@ -107,36 +120,41 @@ void dh_accumulate_table(const Real* O, const Real* T, Real* Sr, Real* Si, index
 
 template <class Real>
 void dh_backproject_table(const Real* A, const Real* B, const Real* T, Real* C, index_t n,
-                          int nthreads) {
+                          index_t batch, int nthreads) {
   parallel_for(n, nthreads, 16384, [&](index_t b, index_t e, int) {
-    const Real* __restrict a = A;
-    const Real* __restrict t = T;
-    Real* __restrict c = C;
-    if (B == nullptr) {
-      for (index_t j = b; j < e; ++j) {
-        const Real hr = t[2 * j];
-        c[2 * j] = hr * a[2 * j];
-        c[2 * j + 1] = hr * a[2 * j + 1];
+    for (index_t j0 = b; j0 < e; j0 += kTableBlock) {
+      const index_t j1 = std::min(e, j0 + kTableBlock);
+      const Real* __restrict a = A;
+      for (index_t p = 0; p < batch; ++p) {
+        const Real* __restrict t = T + 2 * p * n;
+        Real* __restrict c = C + 2 * p * n;
+        if (B == nullptr) {
+          for (index_t j = j0; j < j1; ++j) {
+            const Real hr = t[2 * j];
+            c[2 * j] = hr * a[2 * j];
+            c[2 * j + 1] = hr * a[2 * j + 1];
+          }
+          continue;
+        }
+        const Real* __restrict bb = B;
+        for (index_t j = j0; j < j1; ++j) {
+          const Real hr = t[2 * j], hi = t[2 * j + 1];
+          c[2 * j] = hr * a[2 * j] + hi * bb[2 * j];
+          c[2 * j + 1] = hr * a[2 * j + 1] + hi * bb[2 * j + 1];
+        }
       }
-      return;
-    }
-    const Real* __restrict bb = B;
-    for (index_t j = b; j < e; ++j) {
-      const Real hr = t[2 * j], hi = t[2 * j + 1];
-      c[2 * j] = hr * a[2 * j] + hi * bb[2 * j];
-      c[2 * j + 1] = hr * a[2 * j + 1] + hi * bb[2 * j + 1];
     }
   });
 }
 
-template void dh_accumulate_table<float>(const float*, const float*, float*, float*, index_t, bool,
-                                         int);
+template void dh_accumulate_table<float>(const float*, const float*, float*, float*, index_t,
+                                         index_t, bool, int);
 template void dh_accumulate_table<double>(const double*, const double*, double*, double*, index_t,
-                                          bool, int);
+                                          index_t, bool, int);
 template void dh_backproject_table<float>(const float*, const float*, const float*, float*, index_t,
-                                          int);
+                                          index_t, int);
 template void dh_backproject_table<double>(const double*, const double*, const double*, double*,
-                                           index_t, int);
+                                           index_t, index_t, int);
 template void dh_accumulate<float>(const float*, float*, float*, index_t, const TransferParams&,
                                    double, bool, int);
 template void dh_accumulate<double>(const double*, double*, double*, index_t,

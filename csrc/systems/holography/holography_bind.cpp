@@ -64,22 +64,38 @@ void dh_backproject(py::array A, py::object B_obj, py::array C, index_t nx_full,
   });
 }
 
+// The table kernels take one plane ((my, nxh) O, T, C) or a batch of planes
+// ((b, my, nxh)); Sr, Si, A, B are one (my, nxh) spectrum.
+index_t table_batch(const py::array& a, const py::array& sum, const char* name) {
+  require(a.ndim() == 2 || a.ndim() == 3, std::string(name) + " must be (my, nxh) or (b, my, nxh)");
+  require(sum.ndim() == 2 && dim(a, 2) == sum.shape(0) && dim(a, 1) == sum.shape(1),
+          std::string(name) + " planes must have the shape of the spectrum");
+  return a.ndim() == 3 ? static_cast<index_t>(a.shape(0)) : 1;
+}
+
+void same_batch(const py::array& a, const py::array& ref, DType k, const char* name) {
+  require(dtype_of(a, name) == k, std::string(name) + " must have the dtype of the spectrum");
+  require(a.ndim() == ref.ndim(), std::string(name) + " must have the shape of the planes");
+  for (py::ssize_t d = 0; d < a.ndim(); ++d)
+    require(a.shape(d) == ref.shape(d), std::string(name) + " must have the shape of the planes");
+}
+
 void dh_accumulate_table(py::array O, py::array T, py::array Sr, py::array Si, bool accumulate,
                          int nthreads) {
   const DType k = dtype_of(O, "O");
   require(is_complex(k), "dh_accumulate_table needs complex spectra");
-  require(O.ndim() == 2, "O must be 2-d");
-  same_half(T, O, k, "T");
-  same_half(Sr, O, k, "Sr");
-  same_half(Si, O, k, "Si");
+  const index_t batch = table_batch(O, Sr, "O");
+  same_batch(T, O, k, "T");
+  same_half(Si, Sr, k, "Si");
+  require(dtype_of(Sr, "Sr") == k, "Sr must have the dtype of the spectrum");
   require(Sr.writeable() && Si.writeable(), "Sr and Si must be writeable");
-  const index_t n = O.size();
+  const index_t n = Sr.size();
   const int nt = threads(nthreads);
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
     cpu::dh_accumulate_table<Real>(in<Real>(O), in<Real>(T), out<Real>(Sr), out<Real>(Si), n,
-                                   accumulate, nt);
+                                   batch, accumulate, nt);
   });
 }
 
@@ -87,8 +103,9 @@ void dh_backproject_table(py::array A, py::object B_obj, py::array T, py::array 
   const DType k = dtype_of(A, "A");
   require(is_complex(k), "dh_backproject_table needs complex spectra");
   require(A.ndim() == 2, "A must be 2-d");
-  same_half(T, A, k, "T");
-  same_half(C, A, k, "C");
+  const index_t batch = table_batch(C, A, "C");
+  same_batch(T, C, k, "T");
+  require(dtype_of(C, "C") == k, "C must have the dtype of the spectrum");
   require(C.writeable(), "C must be writeable");
   const OptionalArray B(B_obj);
   if (B.present) same_half(B.array, A, k, "B");
@@ -97,7 +114,8 @@ void dh_backproject_table(py::array A, py::object B_obj, py::array T, py::array 
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
-    cpu::dh_backproject_table<Real>(in<Real>(A), B.in<Real>(), in<Real>(T), out<Real>(C), n, nt);
+    cpu::dh_backproject_table<Real>(in<Real>(A), B.in<Real>(), in<Real>(T), out<Real>(C), n,
+                                    batch, nt);
   });
 }
 

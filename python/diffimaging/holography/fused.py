@@ -12,9 +12,9 @@ needs, with the engine's tricks:
 * a point keeps its sensor spectra S, so the extrapolated point's forward pass
   is ``S(y) = (1 + beta) D S(x) - beta D' S(x_prev)`` (two inverse transforms,
   not nz);
-* the trial step is fused per plane: inverse transform of the gradient into a
-  row buffer, prox step in place, forward transform of the trial plane
-  (``prox_step_rows``), so the gradient is not stored ...
+* the trial step is fused per batch of planes: inverse transforms of the
+  gradients into row buffers, prox steps in place (``prox_step_rows``), forward
+  transforms of the trial planes, so the gradient is not stored ...
 * ... except at the first iteration (the initial step search needs it) and
   after a rejected trial (backtracking then costs nz forward transforms only);
 * the initial Lipschitz estimate starts at the DC bound ``4 r^4 nz`` (the
@@ -125,6 +125,10 @@ class FusedVolumeProblem:
     dz_scale, r_scale : scales of the offset [m] and the amplitude.
     method, band_limit : the transfer function (as :func:`~diffimaging.propagate`).
     table_bytes : memory allowed for precomputed transfer tables.
+    pad : the FFT grid (see :class:`~diffimaging.holography._dhfast.HalfVolume`):
+        "reach" (default: the doubled grid cut to the reach of the deepest plane
+        moved by the largest offset, a linear convolution still; about half the work
+        at 1024^2 and depths of a few mm) or "double" (the Volume stage's grid).
 
     Points are :class:`VolumePoint`; :meth:`start` makes the first.  A point's
     arrays are work buffers of the problem: a point older than the previous
@@ -135,14 +139,15 @@ class FusedVolumeProblem:
 
     def __init__(self, h, z, *, wavelength, pixel_size, dz_bounds=(0.0, 0.0), learn_z=True,
                  learn_reference=True, sparsity=0.01, loss="l2", linearized=False, dz_scale=1.0,
-                 r_scale=1.0, method="asm", band_limit=True, table_bytes=2 << 30):
+                 r_scale=1.0, method="asm", band_limit=True, table_bytes=2 << 30, pad="reach"):
         self.h = np.asarray(h)
         self.rdt = self.h.dtype
-        self.hv = HalfVolume(z, self.h.shape, wavelength, pixel_size, self.rdt, method, band_limit)
+        self.lo, self.hi = (float(v) for v in dz_bounds)
+        self.hv = HalfVolume(z, self.h.shape, wavelength, pixel_size, self.rdt, method, band_limit,
+                             pad=pad, dz_max=max(abs(self.lo), abs(self.hi)))
         self.nz = self.hv.z.size
         self.shape = (self.nz,) + tuple(self.h.shape)
         self.loss = get_loss(loss)
-        self.lo, self.hi = (float(v) for v in dz_bounds)
         self.lam = float(sparsity)
         self.linearized = bool(linearized)
         self.learn_z, self.learn_reference = bool(learn_z), bool(learn_reference)
@@ -150,7 +155,6 @@ class FusedVolumeProblem:
         self.sd2 = (dz_scale ** 2) if learn_z else 0.0
         self.sr2 = (r_scale ** 2) if learn_reference else 0.0
         self.hv.build_tables(table_bytes)
-        self.buf = np.empty((self.hv.my, self.hv.nxh), self.hv.cdt)   # half-spectrum work array
         self._pool = []                                             # volume buffers
 
     # -------------------------------------------------------------- points
@@ -216,10 +220,16 @@ class FusedVolumeProblem:
         g_dz = self.hv.dz_grad(A0, B0, y.S) if self.learn_z else 0.0
         return f, _Gradient(A, B, g_dz, g_ref)
 
+    def _batches(self):
+        """(k0, kb): the planes in the engine's batches."""
+        b = self.hv.batch
+        return ((k0, min(b, self.nz - k0)) for k0 in range(0, self.nz, b))
+
     def _store_gradient(self, grad):
         G = np.empty(self.shape, self.rdt)
-        for k in range(self.nz):
-            self.hv.plane_grad(grad.A, grad.B, k, self.buf, out=G[k])
+        nx = self.hv.nx
+        for k0, kb in self._batches():
+            G[k0:k0 + kb] = self.hv.grad_rows(grad.A, grad.B, k0, kb)[:, :, :nx]
         grad.G = G
 
     def _params_step(self, y, grad, a):
@@ -243,21 +253,26 @@ class FusedVolumeProblem:
         on = self._trial_buffer(y)
         Sn = hv.empty_spectra()
         gd = dd = l1 = 0.0
-        for k in range(self.nz):
-            xpk = None if y.prev is None else y.prev.o[k]
+        for k0, kb in self._batches():
             if G is None:
-                # fused: gradient (inverse transform into the row buffer), prox step
-                # in place (the buffer becomes the padded trial plane), forward transform
-                hv.plane_grad_rows(grad.A, grad.B, k, self.buf)
-                gdk, ddk, sk = K.prox_step_rows(y.x.o[k], xpk, hv.rows, on[k], y.beta, a, a * lam,
-                                                -1.0, 0.0)
-                hv.accumulate(None, Sn, k, k == 0)
-            else:
-                gdk, ddk, sk = K.prox_step(y.x.o[k], xpk, G[k], on[k], y.beta, a, a * lam, -1.0, 0.0)
-                hv.accumulate(on[k], Sn, k, k == 0)
-            gd += gdk
-            dd += ddk
-            l1 -= sk
+                # fused: gradients of the batch (inverse transforms into the row
+                # buffers), prox steps in place (the buffers become the padded trial
+                # planes), forward transforms of the batch
+                rows = hv.grad_rows(grad.A, grad.B, k0, kb)
+            for j in range(kb):
+                k = k0 + j
+                xpk = None if y.prev is None else y.prev.o[k]
+                if G is None:
+                    gdk, ddk, sk = K.prox_step_rows(y.x.o[k], xpk, rows[j], on[k], y.beta, a,
+                                                    a * lam, -1.0, 0.0)
+                else:
+                    gdk, ddk, sk = K.prox_step(y.x.o[k], xpk, G[k], on[k], y.beta, a, a * lam,
+                                               -1.0, 0.0)
+                    hv.load_rows(j, on[k])
+                gd += gdk
+                dd += ddk
+                l1 -= sk
+            hv.accumulate_rows(Sn, k0, kb, k0 == 0)
         gd += pgd
         dd += pdd
         f_n = self._data_term(Sn, dzn, rn)
@@ -277,12 +292,16 @@ class FusedVolumeProblem:
             a = 1.0 / Lt
             Sn = self.hv.empty_spectra()
             gd = dd = 0.0
-            for k in range(self.nz):
-                xpk = None if y.prev is None else y.prev.o[k]
-                gdk, ddk, _ = K.prox_step(y.x.o[k], xpk, G[k], work, y.beta, a, a * lam, -1.0, 0.0)
-                gd += gdk
-                dd += ddk
-                self.hv.accumulate(work, Sn, k, k == 0)
+            for k0, kb in self._batches():
+                for j in range(kb):
+                    k = k0 + j
+                    xpk = None if y.prev is None else y.prev.o[k]
+                    gdk, ddk, _ = K.prox_step(y.x.o[k], xpk, G[k], work, y.beta, a, a * lam,
+                                              -1.0, 0.0)
+                    gd += gdk
+                    dd += ddk
+                    self.hv.load_rows(j, work)
+                self.hv.accumulate_rows(Sn, k0, kb, k0 == 0)
             dzn, rn, pgd, pdd = self._params_step(y, grad, a)
             gd += pgd
             dd += pdd
