@@ -250,8 +250,9 @@ def particle_table(settings: RealisticField, rng=None) -> RealisticTruth:
     dy, dx = V.pixel_size(s.pixel_size)
     n = int(round(s.ppp * ny * nx * ((ny * dy + 2 * s.margin) * (nx * dx + 2 * s.margin))
                   / (ny * dy * nx * dx)))
-    y = rng.uniform(-s.margin, ny * dy + s.margin, n)
-    x = rng.uniform(-s.margin, nx * dx + s.margin, n)
+    # the sensor covers [-1/2, n - 1/2) pixels (pixel i centred on i dy)
+    y = rng.uniform(-0.5 * dy - s.margin, (ny - 0.5) * dy + s.margin, n)
+    x = rng.uniform(-0.5 * dx - s.margin, (nx - 0.5) * dx + s.margin, n)
     z = rng.uniform(*s.z_range, n)
     d = np.clip(s.diameter_median * np.exp(s.diameter_sigma * rng.standard_normal(n)), *s.diameter_range)
     opaque = rng.random(n) < s.opaque_fraction

@@ -56,8 +56,11 @@ class FoundParticles(ParticleTable):
                 f"(noise sigma {self.noise:.3g}))")
 
 
-def _otsu(values, bins=256):
-    """Otsu's threshold (maximum between-class variance) of a 1-d sample."""
+def _otsu(values, bins=256, valley=False):
+    """Otsu's threshold (maximum between-class variance) of a 1-d sample; with
+    ``valley``, the valley-emphasis variant (Ng 2006: the criterion weighted by one
+    minus the histogram's density at the threshold), which prefers a threshold in a
+    valley and does not split a large class when the other is small."""
     hist, edges = np.histogram(values, bins=bins)
     centers = 0.5 * (edges[:-1] + edges[1:])
     w0 = np.cumsum(hist)
@@ -66,6 +69,8 @@ def _otsu(values, bins=256):
     mu0 = m0 / np.maximum(w0, 1)
     mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
     between = w0 * w1 * (mu0 - mu1) ** 2
+    if valley:
+        between = between * (1.0 - hist / max(hist.sum(), 1))
     return float(centers[int(np.argmax(between[:-1]))])
 
 
@@ -107,7 +112,7 @@ def _background(v, sign, max_samples=250_000):
     return med, float(np.std(smp)) or 1.0, True, smp
 
 
-def _local_maxima(v, sign, window, floor, check, chunk_bytes=32 * 2 ** 20):
+def _local_maxima(v, sign, window, floor, check, chunk_bytes=8 * 2 ** 20):
     """Voxels that are the extremum of their ``window`` and beyond ``floor`` (in the
     signed signal), found a few planes at a time (about ``chunk_bytes`` of volume, at
     least one plane) with a halo of half a window, so the temporaries stay a few
@@ -375,6 +380,12 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         half = (max(0.5 * lz, 1.0) if nz > 1 else 0.0, r, r)
     keep = _suppress(idx, val, half)
     idx, val = idx[keep], val[keep]
+    # peaks below the noise floor median + k sigma can never be accepted: their shapes
+    # are not measured (their heights still describe the residue for the threshold)
+    auto = isinstance(threshold, str)
+    low = val <= (med + k * sigma) if auto and not sparse else np.zeros(len(val), dtype=bool)
+    residue = val[low]
+    idx, val = idx[~low], val[~low]
     win = int(math.ceil(max(3 * d_px, 8)))
     shapes = [_shape(v, sign, med, *p, win) for p in idx]
     # the lobes of one particle image refine to one centre: once more on the centres
@@ -383,8 +394,9 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
     eqd = np.array([p[0] for p in shapes])
     elong = np.array([p[1] for p in shapes])
     ok = (elong <= max_elongation) & (eqd <= max_size * d_px + 1.0)
-    if isinstance(threshold, str):
-        thr = max(med + k * sigma if not sparse else floor, _peak_threshold(val[ok] - med) + med)
+    if auto:
+        heights = np.concatenate([residue, val[ok]]) - med
+        thr = max(med + k * sigma if not sparse else floor, _peak_threshold(heights) + med)
         ok &= val > thr
     else:
         thr = floor
@@ -431,7 +443,7 @@ def _peak_threshold(values):
         return 0.0
     if x.std() < 0.1:
         return 0.0
-    t = _otsu(x)
+    t = _otsu(x, valley=True)
     lower, upper = x[x <= t], x[x > t]
     if upper.size >= 3 and lower.size >= 3:
         d = math.sqrt(2) * (upper.mean() - lower.mean()) / math.sqrt(upper.var() + lower.var() + 1e-12)
