@@ -24,6 +24,7 @@ from .volume import Volume
 from .multislice import MultiSlice
 from .reconstruct import Reconstruction, reconstruct
 from .autofocus import FocusResult, autofocus, focus_curve
+from . import realistic  # realistic particle-field recordings (RealisticField, simulate_field, ...)
 
 __all__ = ["backpropagate", "open_volume", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
