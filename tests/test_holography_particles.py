@@ -191,3 +191,4 @@ def test_find_particles_new_arguments_are_checked():
     bad[2, 3, 4] = np.nan
     with pytest.raises(ValueError, match=r"\(2, 3, 4\)"):
         H.find_particles(bad, zs, pixel_size=PX)
+
