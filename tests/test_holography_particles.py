@@ -99,3 +99,96 @@ def test_auto_threshold_on_a_sparse_volume():
     m = H.match(f, T, lateral_tol=2 * PX, axial_tol=3 * dz)
     assert m.recall == 1.0 and m.precision == 1.0, m
     assert 0.08 < f.threshold < 0.9
+
+
+# --- realistic fields (diffimaging.holography.realistic): default settings throughout ---
+
+from diffimaging.holography import realistic as R  # noqa: E402
+
+ZS_REAL = np.linspace(0.8e-3, 5.2e-3, 45)   # the particles' 1-5 mm with a 0.2 mm margin, 100 um apart
+AX_TOL = 200e-6                              # 2 planes; the depth of field of a 10 um particle
+
+
+@pytest.fixture(scope="module")
+def realistic_1e3():
+    """256^2, 1e-3 particles per pixel (66 particles, 5-30 um, 20 % partly transparent),
+    beam + fringes, dust, defects, 12-bit camera; a single frame, background by the
+    default low-pass division."""
+    frame = R.simulate_field(R.RealisticField(shape=(256, 256), ppp=1e-3, seed=7))
+    raw = frame.raw.astype(np.float32) - np.float32(frame.dark)
+    h, _ = H.preprocess(raw, crop=False)
+    return h.astype(np.float32), frame.truth.select(frame.truth.visible)
+
+
+def test_realistic_field_dh_meets_the_target(realistic_1e3):
+    """∂H (100 iterations) then find_particles with default settings: precision and
+    recall >= 0.9 (this case: 0.98/0.96, 68 found for 66 particles; before: recall
+    0.95, precision 0.68, 92 found)."""
+    h, truth = realistic_1e3
+    rec = H.reconstruct(h, ZS_REAL, wavelength=LAM, pixel_size=PX, method="dh")
+    f = H.find_particles(rec)
+    m = H.match(f, truth, 2 * PX, AX_TOL)
+    assert m.recall >= 0.9 and m.precision >= 0.9, m
+    assert m.lateral_rmse < 0.7 * PX and m.axial_rmse < 60e-6, m
+    # the estimated diameter is an apparent one (the sparse ∂H image is narrower than
+    # the particle) but of the particle's order, and the axial window spans planes
+    assert 2e-6 < f.diameter < 20e-6 and f.axial_extent >= 3
+
+
+def test_realistic_field_backprop_does_not_over_detect(realistic_1e3):
+    """Back-propagated intensity (and its projections): the automatic threshold and the
+    shape filter keep precision high; recall is limited by the small, far particles
+    (the 0.9/0.9 target is met by ∂H only: see benchmarks/bench_particles_realistic.py).
+    This case: recall/precision 0.64/0.95 (projections 0.52/0.92); before 0.38/0.81
+    (projections 0.33/0.85)."""
+    h, truth = realistic_1e3
+    rec = H.reconstruct(h, ZS_REAL, wavelength=LAM, pixel_size=PX, method="backprop")
+    f = H.find_particles(rec)
+    m = H.match(f, truth, 2 * PX, AX_TOL)
+    assert m.precision >= 0.9 and m.recall >= 0.55, m
+    assert len(f) <= len(truth)
+    # the diameter estimated from the data (particles 12 um median): in-focus images
+    assert 8e-6 < f.diameter < 20e-6
+    proj = H.reconstruct(h, ZS_REAL, wavelength=LAM, pixel_size=PX, method="backprop",
+                         output="projections")
+    fp = H.find_particles(proj)
+    mp = H.match(fp, truth, 2 * PX, AX_TOL)
+    assert mp.precision >= 0.8 and mp.recall >= 0.4 and len(fp) <= len(truth), mp
+
+
+def test_find_particles_memory_is_bounded():
+    """A 64 x 512^2 float32 volume (64 MiB): find_particles allocates less than half of
+    it on top (no float64 copy, no full-size temporaries; the search runs a few planes
+    at a time)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    v = rng.normal(0.0, 0.01, (64, 512, 512)).astype(np.float32)
+    for _ in range(40):
+        k, i, j = rng.integers(3, 61), rng.integers(3, 509), rng.integers(3, 509)
+        v[k - 1:k + 2, i - 1:i + 2, j - 1:j + 2] += 1.0
+    zs = np.arange(64) * 50e-6 + 1e-3
+    tracemalloc.start()
+    f = H.find_particles(v, zs, pixel_size=PX)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert 30 <= len(f) <= 40
+    assert peak < 0.5 * v.nbytes, peak / 2 ** 20
+
+
+def test_find_particles_new_arguments_are_checked():
+    v = np.zeros((4, 8, 8), dtype=np.float32)
+    zs = np.arange(4) * 1e-5 + 1e-3
+    with pytest.raises(ValueError, match="n_medium"):
+        H.find_particles(v, zs, pixel_size=PX, n_medium=0.5)
+    with pytest.raises(ValueError, match="max_elongation"):
+        H.find_particles(v, zs, pixel_size=PX, max_elongation=0.5)
+    with pytest.raises(ValueError, match="max_size"):
+        H.find_particles(v, zs, pixel_size=PX, max_size=float("nan"))
+    with pytest.raises(ValueError, match="diameter"):
+        H.find_particles(v, zs, pixel_size=PX, diameter=0.5)
+    bad = v.copy()
+    bad[2, 3, 4] = np.nan
+    with pytest.raises(ValueError, match=r"\(2, 3, 4\)"):
+        H.find_particles(bad, zs, pixel_size=PX)
+

@@ -26,8 +26,9 @@ from .multislice import MultiSlice
 from .reconstruct import Reconstruction, reconstruct
 from .autofocus import FocusResult, autofocus, focus_curve
 from .mie import mie_amplitudes, mie_coefficients, mie_efficiencies, mie_field, mie_hologram
+from . import realistic  # realistic particle-field recordings (RealisticField, simulate_field, ...)
 
-__all__ = ["backpropagate", "open_volume", "match", "MatchResult", "preprocess", "estimate_background",
+__all__ = ["backpropagate", "open_volume", "realistic", "match", "MatchResult", "preprocess", "estimate_background",
            "divide_background", "crop_fast", "simulate_particles", "random_particles",
            "ParticleTable", "find_particles", "FoundParticles", "Volume", "MultiSlice",
            "reconstruct", "Reconstruction", "autofocus", "FocusResult", "focus_curve", "piv",
