@@ -584,8 +584,7 @@ def cmd_particles(args):
     wl = _attr_positive(attrs, "wavelength_m")
     wl = None if wl is None else float(wl[0])
     f = H.find_particles(vol, z, pixel_size=ps, polarity=_polarity(args, attrs),
-                         diameter=args.diameter, wavelength=wl,
-                         n_medium=float(attrs.get("n_medium", 1.0)))
+                         diameter=args.diameter if wl is not None else None, wavelength=wl)
     # positions on the sensor: the volume was cropped to an FFT-friendly size
     offset = _crop_offset_m(attrs, ps)
     settings["crop_offset_m"] = offset.tolist()
@@ -1054,9 +1053,8 @@ def add_commands(sub):
     q.add_argument("--polarity", choices=["dark", "bright"], default=None,
                    help="particles are minima (back-propagated intensity) or maxima (∂H); default: "
                         "read from the file")
-    q.add_argument("--diameter", type=_length, default=None,
-                   help="typical particle diameter in metres (sets the lateral search window); "
-                        "default: estimated from the strongest particle images")
+    q.add_argument("--diameter", type=_length, default=10e-6,
+                   help="typical particle diameter in metres (sets the search window; default 10e-6)")
     q.add_argument("--pixel-size", type=_length, default=None,
                    help="metres; default: the file's (needed when the file records none)")
     q.add_argument("-o", "--output", required=True,
