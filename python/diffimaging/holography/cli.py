@@ -695,29 +695,18 @@ def cmd_piv(args):
 
 
 def _read_positions_csv(path):
-    """(N, 3) positions (y, x, z) in metres from a particle table CSV: comment lines
-    (``#``) skipped, columns found by name (x, y, z or x_m, y_m, z_m)."""
-    import csv
-
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.reader(ln for ln in fh if not ln.lstrip().startswith("#")) if r]
-    if not rows:
-        raise ValueError(f"{path} is empty: not a particle table (CSV with x, y, z columns)")
-    head = [h.strip().casefold() for h in rows[0]]
-    cols = []
+    """(N, 3) positions (y, x, z) in metres from a particle table (``H.read_table``;
+    columns x_m, y_m, z_m, or x, y, z)."""
+    cols, _ = H.read_table(path)
+    names = {k.strip().casefold(): k for k in cols}
+    pos = []
     for axis in ("y", "x", "z"):
-        for name in (axis, f"{axis}_m"):
-            if name in head:
-                cols.append(head.index(name))
-                break
-        else:
-            raise ValueError(f"{path}: no column {axis!r} (or {axis}_m) in its header {rows[0]}: not a "
-                             f"particle table from 'holo particles'")
-    try:
-        pos = np.array([[float(r[c]) for c in cols] for r in rows[1:]], dtype=np.float64)
-    except (ValueError, IndexError) as exc:
-        raise ValueError(f"{path}: a row is not numeric or too short ({exc})") from None
-    pos = pos.reshape(-1, 3)
+        key = names.get(f"{axis}_m", names.get(axis))
+        if key is None:
+            raise ValueError(f"{path}: no column {axis!r} (or {axis}_m) in its header {list(cols)}: "
+                             f"not a particle table from 'holo particles'")
+        pos.append(cols[key])
+    pos = np.column_stack(pos).astype(np.float64).reshape(-1, 3)
     if not np.all(np.isfinite(pos)):
         raise ValueError(f"{path}: non-finite positions")
     return pos
