@@ -227,7 +227,8 @@ def test_projections_output_and_particles(tmp_path, capsys):
     import h5py
 
     with h5py.File(f, "r") as fh:
-        assert sorted(fh.keys()) == ["argmax_z", "argmin_z", "max", "min", "z"]
+        # the four maps, the depths searched and the sensor coordinates (y, x)
+        assert sorted(fh.keys()) == ["argmax_z", "argmin_z", "max", "min", "x", "y", "z"]
         assert fh["min"].shape == (64, 64) and fh.attrs["n_medium"] == 1.0
     assert not (tmp_path / "o" / "h.h5").exists()
     assert F.verify_manifest(tmp_path / "o" / "manifest.json") == []

@@ -397,3 +397,35 @@ def test_vtk_writers_are_atomic(tmp_path):
     with pytest.raises(FileExistsError):
         H.write_piv_vtk(target, r, z=z, pixel_size=2e-6, overwrite=False)
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["p.vtk"]
+
+
+def test_projections_file_is_self_describing(tmp_path):
+    """The streamed back-propagation's 2-D maps: read back exactly, sensor coordinates
+    with the crop offset, units per map, optics and version; opens in xarray as four
+    (y, x) variables; a volume is not taken for projections."""
+    xr = pytest.importorskip("xarray")
+    pytest.importorskip("h5netcdf")
+    LAM, PX = 532e-9, 2e-6
+    rng = np.random.default_rng(0)
+    maps = {k: rng.random((5, 7)).astype(np.float32) for k in H.io.PROJECTIONS}
+    z = np.linspace(1e-3, 2e-3, 11)
+    p = tmp_path / "p.h5"
+    H.write_projections(p, maps, z=z, wavelength=LAM, pixel_size=PX, n_medium=1.33,
+                        crop_offset_px=(3, 2), settings={"chunk": 8})
+    got, zz, attrs = H.read_projections(p)
+    for k in H.io.PROJECTIONS:
+        np.testing.assert_array_equal(got[k], maps[k])
+    np.testing.assert_array_equal(zz, z)
+    assert attrs["n_medium"] == 1.33 and attrs["polarity"] == "dark"
+    assert list(attrs["crop_offset_px"]) == [3, 2] and "diffimaging_version" in attrs
+    with xr.open_dataset(p, engine="h5netcdf", phony_dims="access") as ds:
+        assert ds["min"].dims == ("y", "x") and ds["argmin_z"].attrs["units"] == "m"
+        np.testing.assert_allclose(ds["y"].values, (3 + np.arange(5)) * PX)
+        np.testing.assert_allclose(ds["x"].values, (2 + np.arange(7)) * PX)
+    H.write_volume(tmp_path / "v.h5", np.zeros((2, 4, 4), np.float32), z=z[:2], wavelength=LAM,
+                   pixel_size=PX)
+    with pytest.raises(ValueError, match="not a projections file"):
+        H.read_projections(tmp_path / "v.h5")
+    with pytest.raises(ValueError, match="argmax_z"):
+        H.write_projections(tmp_path / "q.h5", {"min": maps["min"]}, z=z, wavelength=LAM,
+                            pixel_size=PX)

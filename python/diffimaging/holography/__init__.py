@@ -16,9 +16,9 @@ from .analysis import (FoundParticles, Links, MatchResult, PIVResult, find_parti
                        motion, normalized_median_test, piv, predictor_from_links,
                        predictor_from_piv)
 from .analysis.motion import simulate_sequence
-from .io import (check_optics, open_volume, read_hologram, read_table, read_volume, write_particles_csv,
-                 write_particles_vtk, write_piv_vtk, write_tracks_vtk, write_vectors_csv, write_volume,
-                 write_vtk_points)
+from .io import (check_optics, open_volume, read_hologram, read_projections, read_table, read_volume,
+                 write_particles_csv, write_particles_vtk, write_piv_vtk, write_projections,
+                 write_tracks_vtk, write_vectors_csv, write_volume, write_vtk_points)
 from .preprocess import crop_fast, divide_background, estimate_background, preprocess
 from .simulate import ParticleTable, random_particles, simulate_particles
 from .volume import Volume
@@ -34,7 +34,8 @@ __all__ = ["backpropagate", "open_volume", "realistic", "match", "MatchResult", 
            "reconstruct", "Reconstruction", "autofocus", "FocusResult", "focus_curve", "piv",
            "PIVResult", "normalized_median_test", "link", "Links", "predictor_from_piv",
            "predictor_from_links", "motion", "simulate_sequence",
-           "check_optics", "read_hologram", "read_volume", "write_volume", "write_particles_csv",
+           "check_optics", "read_hologram", "read_volume", "write_volume", "write_projections",
+           "read_projections", "write_particles_csv",
            "write_vectors_csv", "write_vtk_points", "read_table", "write_particles_vtk",
            "write_tracks_vtk", "write_piv_vtk", "mie_hologram", "mie_field", "mie_amplitudes",
            "mie_efficiencies", "mie_coefficients"]

@@ -30,6 +30,7 @@ from .._backend import files as _files
 from .preprocess import MEDIAN_MAX_CONTRAST, MEDIAN_MIN_FRAMES, background_contrast
 from .analysis import plane_spacing
 from .backprop import check_depth_range
+from .io import is_projections
 
 log = logging.getLogger(__name__)
 
@@ -404,49 +405,6 @@ def _stream_backprop(target, holo, z, args, **attrs):
 
 
 #: the maps of a projections file (``holo reconstruct --save projections``)
-PROJECTIONS = ("min", "argmin_z", "max", "argmax_z")
-
-
-def _write_projections(target, proj, z, args, **attrs):
-    """The 2-D projections of a back-propagated stack (min/max of |u|^2 over depth
-    and the depths in metres where they occur) to HDF5, atomically."""
-    import h5py
-
-    with _files.atomic_path(target) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for key in PROJECTIONS:
-                f.create_dataset(key, data=np.asarray(proj[key], dtype=np.float32),
-                                 compression="gzip", compression_opts=4)
-            f.create_dataset("z", data=np.asarray(z, dtype=np.float64))
-            f.attrs["wavelength_m"] = float(args.wavelength)
-            f.attrs["pixel_size_m"] = np.array([args.pixel_size, args.pixel_size], dtype=np.float64)
-            f.attrs["content"] = ("projections over depth of the back-propagated intensity |u|^2: "
-                                  "min, max (unit-mean hologram units) and argmin_z, argmax_z "
-                                  "(depth in metres where they occur)")
-            for k, v in dict(method="backprop", polarity="dark", output="projections", **attrs).items():
-                f.attrs[k] = v
-
-
-def _read_projections(path):
-    """(projections dict, z, attrs) of a projections file, or None for another file."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            if "volume" in f or not all(k in f for k in PROJECTIONS):
-                return None
-            proj = {k: np.asarray(f[k][()], dtype=np.float64) for k in PROJECTIONS}
-            z = np.asarray(f["z"][()], dtype=np.float64).reshape(-1) if "z" in f else None
-            attrs = dict(f.attrs)
-    except OSError:
-        return None     # not HDF5: read_volume names the problem
-    shapes = {proj[k].shape for k in PROJECTIONS}
-    if len(shapes) != 1 or proj["min"].ndim != 2:
-        raise ValueError(f"{path}: the projections {PROJECTIONS} must be (ny, nx) maps of one shape, "
-                         f"got {sorted(shapes)}")
-    return proj, z, attrs
-
-
 def _crop_offset_m(attrs, ps):
     """(y, x) metres of the volume's pixel (0, 0) on the sensor: the crop to an
     FFT-friendly size recorded as ``crop_offset_px`` (0 when absent)."""
@@ -531,7 +489,9 @@ def cmd_reconstruct(args):
                                            pixel_size=args.pixel_size, output="projections",
                                            chunk=args.chunk, n_medium=args.n_medium,
                                            progress=_progress(args))
-                    _write_projections(target, proj, z, args, **attrs)
+                    H.write_projections(target, proj, z=z, wavelength=args.wavelength,
+                                        pixel_size=args.pixel_size, settings=settings,
+                                        **attrs)
                 elif args.method == "backprop":
                     _stream_backprop(target, h.astype(np.float32), z, args, settings=settings,
                                      **attrs)
@@ -566,10 +526,7 @@ def cmd_reconstruct(args):
 
 def _read_signal(path):
     """(data, z, attrs) of a volume file or a projections file (data: a dict)."""
-    proj = _read_projections(path)
-    if proj is not None:
-        return proj
-    return H.read_volume(path)
+    return H.read_projections(path) if is_projections(path) else H.read_volume(path)
 
 
 def cmd_particles(args):

@@ -66,7 +66,8 @@ import numpy as np
 from .._backend import validate as V
 from .._backend.files import atomic_path
 
-__all__ = ["read_hologram", "write_volume", "open_volume", "VolumeWriter", "read_volume", "write_particles_csv",
+__all__ = ["read_hologram", "write_volume", "open_volume", "VolumeWriter", "read_volume",
+           "write_projections", "read_projections", "is_projections", "PROJECTIONS", "write_particles_csv",
            "write_vectors_csv", "read_table", "write_vtk_points", "write_particles_vtk",
            "write_tracks_vtk", "write_piv_vtk", "check_optics", "check_finite",
            "DEFAULT_MAX_IMAGE_PIXELS", "DEFAULT_MAX_IMAGE_BYTES"]
@@ -637,35 +638,58 @@ def _volume_header_args(who, zz, wavelength, pixel_size, n_medium, z_offset, cro
                 settings=None if settings is None else _json(settings, "settings"), attrs=attrs)
 
 
+def _scale(f, name, values, long_name):
+    """A coordinate dataset in metres made a dimension scale."""
+    c = f.create_dataset(name, data=np.asarray(values, dtype=np.float64))
+    c.attrs["units"] = "m"
+    c.attrs["long_name"] = long_name
+    c.make_scale(name)
+    return c
+
+
+def _depth_scale(f, zz):
+    return _scale(f, "z", zz, "distance from the sensor (positive downstream)")
+
+
+def _sensor_scales(f, shape, pixel_size, crop_offset_px):
+    """The y and x scales of an (ny, nx) image cut from the sensor at ``crop_offset_px``."""
+    (ny, nx), (dy, dx) = shape, pixel_size
+    oy, ox = crop_offset_px if crop_offset_px is not None else (0, 0)
+    return [_scale(f, "y", (oy + np.arange(ny)) * dy,
+                   "row position on the sensor (pixel i at i dy of the uncropped sensor)"),
+            _scale(f, "x", (ox + np.arange(nx)) * dx,
+                   "column position on the sensor (pixel j at j dx of the uncropped sensor)")]
+
+
 def _write_header(f, d, *, zz, wavelength, pixel_size, n_medium, z_offset, crop_offset_px,
                   description, settings, attrs):
     """The coordinates and attributes of a volume file (all but the marker), for the
     (nz, ny, nx) dataset ``d`` of its values: one writer for both volume writers."""
-    nz, ny, nx = d.shape
     dy, dx = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
-    oy, ox = crop_offset_px if crop_offset_px is not None else (0, 0)
-    coords = (("z", zz, "distance from the sensor (positive downstream)"),
-              ("y", (oy + np.arange(ny)) * dy, "row position on the sensor (pixel i at i dy of the "
-                                                 "uncropped sensor)"),
-              ("x", (ox + np.arange(nx)) * dx, "column position on the sensor (pixel j at j dx of "
-                                                 "the uncropped sensor)"))
-    for axis, (name, values, long_name) in enumerate(coords):
-        c = f.create_dataset(name, data=np.asarray(values, dtype=np.float64))
-        c.attrs["units"] = "m"
-        c.attrs["long_name"] = long_name
-        c.make_scale(name)
+    coords = [_depth_scale(f, zz)] + _sensor_scales(f, d.shape[1:], (dy, dx), crop_offset_px)
+    for axis, c in enumerate(coords):
         d.dims[axis].attach_scale(c)
-        d.dims[axis].label = name
+        d.dims[axis].label = c.name.lstrip("/")
     d.attrs["long_name"] = description
     d.attrs["units"] = "1"
+    _write_attrs(f, title="diffimaging reconstructed volume", axes="z, y, x", zz=zz,
+                 wavelength=wavelength, pixel_size=(dy, dx), n_medium=n_medium, z_offset=z_offset,
+                 crop_offset_px=crop_offset_px, settings=settings, attrs=attrs)
+
+
+def _write_attrs(f, *, title, axes, zz, wavelength, pixel_size, n_medium, z_offset, crop_offset_px,
+                 settings, attrs):
+    """The file attributes of a volume or projections file: optics, plane spacing, the
+    offsets, version, time, settings and the caller's extra attributes."""
+    dy, dx = np.broadcast_to(np.asarray(pixel_size, dtype=np.float64), (2,))
     a = f.attrs
-    a["title"] = "diffimaging reconstructed volume"
-    a["axes"] = "z, y, x"
+    a["title"] = title
+    a["axes"] = axes
     a["wavelength_m"] = wavelength
     a["n_medium"] = n_medium
     a["pixel_size_m"] = np.array([dy, dx])
     step = np.diff(zz)
-    if nz > 1 and step[0] != 0 and np.allclose(step, step[0], rtol=1e-6, atol=0):
+    if zz.size > 1 and step[0] != 0 and np.allclose(step, step[0], rtol=1e-6, atol=0):
         a["plane_spacing_m"] = float(step[0])
     a["z_offset_m"] = z_offset
     if crop_offset_px is not None:
@@ -746,6 +770,119 @@ def write_volume(path, volume, *, z, wavelength, pixel_size, n_medium=1.0, z_off
                 fh.write(image[i:i + _WRITE_BLOCK])
     finally:
         image.release()
+
+
+#: the maps of a projections file: min/max over depth of the back-propagated intensity
+#: and the depths (metres) where they occur
+PROJECTIONS = ("min", "argmin_z", "max", "argmax_z")
+
+_PROJECTION_VALUES = {
+    "min": ("minimum over depth of the back-propagated intensity |u|^2 (hologram normalised "
+            "to mean 1)", "1"),
+    "max": ("maximum over depth of the back-propagated intensity |u|^2 (hologram normalised "
+            "to mean 1)", "1"),
+    "argmin_z": ("depth where the minimum occurs (distance from the sensor)", "m"),
+    "argmax_z": ("depth where the maximum occurs (distance from the sensor)", "m"),
+}
+
+
+def write_projections(path, projections, *, z, wavelength, pixel_size, n_medium=1.0,
+                      crop_offset_px=None, settings=None, overwrite=True, **attrs):
+    """Write the depth projections of a back-propagated stack (the dict of
+    :func:`backpropagate(..., output="projections")`) to HDF5, atomically, as a
+    self-describing file: a streamed back-propagation's whole result in 4 maps.
+
+    Layout (``xr.open_dataset(path, engine="h5netcdf", phony_dims="access")`` gives
+    four (y, x) variables with coordinates)::
+
+        /min, /max            (ny, nx) float32, units "1", long_name
+        /argmin_z, /argmax_z  (ny, nx) float32 depths in metres, units "m"
+        /y, /x                pixel positions in metres on the uncropped sensor
+                              (dimension scales); /z the depths searched, metres
+        attributes: as :func:`write_volume` (wavelength_m, n_medium, pixel_size_m,
+                    crop_offset_px, diffimaging_version, created, settings, ...) with
+                    method "backprop", polarity "dark", output "projections".
+
+    Parameters as :func:`write_volume`; ``projections`` must hold the four
+    :data:`PROJECTIONS` maps of one (ny, nx) shape.  ``overwrite=False`` refuses
+    (``FileExistsError``) to replace an existing file.
+    """
+    import h5py
+
+    if not isinstance(projections, dict) or not all(k in projections for k in PROJECTIONS):
+        raise ValueError(f"projections must be a dict with the maps {PROJECTIONS} (from "
+                         f"backpropagate(..., output='projections'))")
+    maps = {k: np.asarray(projections[k], dtype=np.float32) for k in PROJECTIONS}
+    shapes = {m.shape for m in maps.values()}
+    if len(shapes) != 1 or maps["min"].ndim != 2:
+        raise ValueError(f"the projections {PROJECTIONS} must be (ny, nx) maps of one shape, got "
+                         f"{sorted(shapes)}")
+    zz = np.asarray(z, dtype=np.float64).reshape(-1)
+    header = _volume_header_args("write_projections", zz, wavelength, pixel_size, n_medium, None,
+                                 crop_offset_px, "projections", settings,
+                                 dict(method="backprop", polarity="dark", output="projections",
+                                      **attrs), stacklevel=3)
+    import io
+
+    buf = io.BytesIO()
+    with h5py.File(buf, "w") as f:
+        for key in PROJECTIONS:
+            d = f.create_dataset(key, data=maps[key], compression="gzip", compression_opts=4)
+            d.attrs["long_name"], d.attrs["units"] = _PROJECTION_VALUES[key]
+        z_c = _depth_scale(f, zz)
+        z_c.attrs["long_name"] = "depths searched (distance from the sensor)"
+        dy, dx = np.broadcast_to(np.asarray(header["pixel_size"], dtype=np.float64), (2,))
+        for axis, c in enumerate(_sensor_scales(f, maps["min"].shape, (dy, dx),
+                                                header["crop_offset_px"])):
+            for key in PROJECTIONS:
+                f[key].dims[axis].attach_scale(c)
+                f[key].dims[axis].label = c.name.lstrip("/")
+        header.pop("description")
+        _write_attrs(f, title="diffimaging depth projections", axes="y, x", **header)
+        f.attrs[_COMPLETE_ATTR] = True
+    image = buf.getbuffer()
+    try:
+        with _writing(path, "wb", overwrite) as fh:
+            for i in range(0, len(image), _WRITE_BLOCK):
+                fh.write(image[i:i + _WRITE_BLOCK])
+    finally:
+        image.release()
+
+
+def is_projections(path) -> bool:
+    """Whether ``path`` is an HDF5 file of depth projections (the datasets
+    :data:`PROJECTIONS` and no ``volume``); False for other or unreadable files."""
+    import h5py
+
+    try:
+        with h5py.File(Path(path), "r") as f:
+            return "volume" not in f and all(k in f for k in PROJECTIONS)
+    except OSError:
+        return False
+
+
+def read_projections(path):
+    """Read a projections file written by :func:`write_projections` (or ``holo
+    reconstruct --save projections``): returns (dict of the four (ny, nx) maps as
+    float64, z (nz,) metres, attributes dict).  ``ValueError`` when the file is not a
+    projections file, or its maps are not of one (ny, nx) shape or not finite."""
+    import h5py
+
+    p = Path(path)
+    if not is_projections(p):
+        raise ValueError(f"{p}: not a projections file (it needs the datasets {PROJECTIONS} and "
+                         f"no 'volume'); read a volume with read_volume")
+    with h5py.File(p, "r") as f:
+        maps = {k: np.asarray(f[k][()], dtype=np.float64) for k in PROJECTIONS}
+        z = np.asarray(f["z"][()], dtype=np.float64).reshape(-1) if "z" in f else None
+        attrs = dict(f.attrs)
+    shapes = {m.shape for m in maps.values()}
+    if len(shapes) != 1 or maps["min"].ndim != 2:
+        raise ValueError(f"{p}: the projections {PROJECTIONS} must be (ny, nx) maps of one shape, "
+                         f"got {sorted(shapes)}")
+    for k in PROJECTIONS:
+        V.check_finite(maps[k], f"{p.name}: the map {k!r}", ("y", "x"), hint=V.CORRUPT_VOLUME)
+    return maps, z, attrs
 
 
 def _check_room(path, nbytes):
