@@ -571,3 +571,22 @@ def test_cli_backprop_volume_is_streamed_and_equals_the_api(tmp_path):
     np.testing.assert_allclose(zg, z)
     np.testing.assert_allclose(got, np.asarray(ref, dtype=np.float32), rtol=1e-6, atol=1e-7)
     assert attrs["method"] == "backprop" and attrs["polarity"] == "dark"
+
+
+def test_damaged_attribute_headers_raise_value_error(tmp_path, monkeypatch):
+    """HDF5's own error for damaged metadata (found by the property suite: a flipped bit
+    in an attribute's datatype makes h5py raise RuntimeError while iterating the
+    attributes) is reported as ValueError naming the file."""
+    import h5py
+
+    good = tmp_path / "v.h5"
+    H.write_volume(good, np.zeros((2, 8, 8), np.float32), z=[1e-3, 2e-3], wavelength=532e-9,
+                   pixel_size=2e-6)
+
+    def damaged(self):
+        raise RuntimeError("Error iterating over attributes (datatype has unusually large # of "
+                           "unused bits)")
+
+    monkeypatch.setattr(h5py.AttributeManager, "__iter__", damaged)
+    with pytest.raises(ValueError, match=r"v\.h5 is corrupt"):
+        H.read_volume(good)

@@ -443,39 +443,43 @@ def read_volume(path):
         raise ValueError(f"cannot read {p} as HDF5: truncated, incomplete or not an HDF5 file "
                          f"({exc})") from exc
     with f:
-        datasets = {}
-        for key in ("volume", "z"):
-            d = f.get(key)
-            if not isinstance(d, h5py.Dataset):
-                raise ValueError(f"{p}: not a diffimaging volume: no dataset {key!r} (the file holds "
-                                 f"{sorted(f.keys())})")
-            if d.dtype.kind not in ("uifc" if key == "volume" else "uif"):
-                raise ValueError(f"{p}: dataset {key!r} is not numeric (type {d.dtype})")
-            datasets[key] = d
-        dv, dz = datasets["volume"], datasets["z"]
-        if dv.ndim != 3:
-            raise ValueError(f"{p}: dataset 'volume' must be 3-D (nz, ny, nx), got shape {dv.shape}")
-        if 0 in dv.shape:
-            raise ValueError(f"{p}: dataset 'volume' is empty (shape {dv.shape})")
-        if dz.ndim > 1:
-            raise ValueError(f"{p}: dataset 'z' must be 1-D (one depth per plane), got shape "
-                             f"{dz.shape}")
-        if dz.size != dv.shape[0]:
-            raise ValueError(f"{p}: dataset 'z' holds {dz.size} depths for {dv.shape[0]} planes")
-        attrs = dict(f.attrs)
-        marker = attrs.pop(_COMPLETE_ATTR, None)
-        shape = attrs.pop(_SHAPE_ATTR, None)
-        if marker is None:
-            warnings.warn(f"{p} has no completeness marker (written by another program or an older "
-                          f"diffimaging): its completeness cannot be verified; re-create it if its "
-                          f"writing may have been interrupted", UserWarning, stacklevel=2)
-        elif not bool(marker) or shape is None or tuple(np.asarray(shape).tolist()) != dv.shape:
-            raise ValueError(f"{p} is incomplete: its datasets ({dv.shape}) do not match what the "
-                             f"writer recorded ({None if shape is None else tuple(shape)})")
         try:
-            volume, z = dv[()], dz[()]
-        except OSError as exc:
-            raise ValueError(f"{p} is truncated or corrupt: its data cannot be decoded ({exc})") from exc
+            datasets = {}
+            for key in ("volume", "z"):
+                d = f.get(key)
+                if not isinstance(d, h5py.Dataset):
+                    raise ValueError(f"{p}: not a diffimaging volume: no dataset {key!r} (the file holds "
+                                     f"{sorted(f.keys())})")
+                if d.dtype.kind not in ("uifc" if key == "volume" else "uif"):
+                    raise ValueError(f"{p}: dataset {key!r} is not numeric (type {d.dtype})")
+                datasets[key] = d
+            dv, dz = datasets["volume"], datasets["z"]
+            if dv.ndim != 3:
+                raise ValueError(f"{p}: dataset 'volume' must be 3-D (nz, ny, nx), got shape {dv.shape}")
+            if 0 in dv.shape:
+                raise ValueError(f"{p}: dataset 'volume' is empty (shape {dv.shape})")
+            if dz.ndim > 1:
+                raise ValueError(f"{p}: dataset 'z' must be 1-D (one depth per plane), got shape "
+                                 f"{dz.shape}")
+            if dz.size != dv.shape[0]:
+                raise ValueError(f"{p}: dataset 'z' holds {dz.size} depths for {dv.shape[0]} planes")
+            attrs = dict(f.attrs)
+            marker = attrs.pop(_COMPLETE_ATTR, None)
+            shape = attrs.pop(_SHAPE_ATTR, None)
+            if marker is None:
+                warnings.warn(f"{p} has no completeness marker (written by another program or an older "
+                              f"diffimaging): its completeness cannot be verified; re-create it if its "
+                              f"writing may have been interrupted", UserWarning, stacklevel=2)
+            elif not bool(marker) or shape is None or tuple(np.asarray(shape).tolist()) != dv.shape:
+                raise ValueError(f"{p} is incomplete: its datasets ({dv.shape}) do not match what the "
+                                 f"writer recorded ({None if shape is None else tuple(shape)})")
+            try:
+                volume, z = dv[()], dz[()]
+            except OSError as exc:
+                raise ValueError(f"{p} is truncated or corrupt: its data cannot be decoded ({exc})") from exc
+        except (RuntimeError, KeyError, OSError) as exc:
+            # HDF5's own errors for damaged metadata (attribute or object headers)
+            raise ValueError(f"{p} is corrupt: its structure cannot be decoded ({exc})") from exc
     if "dz_m" in attrs and "z_offset_m" not in attrs:
         attrs["z_offset_m"] = attrs.pop("dz_m")           # the name before 0.2
     _known_attrs(p, attrs)
