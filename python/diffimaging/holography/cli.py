@@ -459,7 +459,7 @@ def cmd_reconstruct(args):
             outputs.check(f, [path])
     how, bg, record = _background(args, holos)
     settings["background_used"] = record
-    _say(args, f"background: {how}" + (f" ({record['frames']} frames)" if "frames" in record else "")
+    _say(args, f"background: {how}" + (f" ({record['frames']} frame{'s' if record['frames'] != 1 else ''})" if "frames" in record else "")
          + (f" from {record['file']}" if how == "file" else ""))
     z, learn = np.asarray(args.z, dtype=np.float64), not args.fixed_z
     settings["learned_z_m"] = None

@@ -231,6 +231,7 @@ def _read_tiff(p, frame, max_pixels, max_bytes):
         s = tf.series[0]
         page = s.keyframe
         photometric, colormap = int(page.photometric), page.colormap
+        planar_separate = int(page.planarconfig) == 2                    # PLANARCONFIG.SEPARATE
         if s.dtype is None or s.dtype.kind not in "uif":
             raise ValueError(f"{p}: unsupported pixel type {s.dtype} (need integer or float pixels)")
         # colour samples (axis 'S') are not frames; any other axis but Y and X is one
@@ -258,6 +259,12 @@ def _read_tiff(p, frame, max_pixels, max_bytes):
         keep.remove(frame_axes[0])
     if "S" in keep:
         data = np.moveaxis(data, keep.index("S"), -1)
+        if planar_separate and photometric == 2 and samples in (3, 4):   # PHOTOMETRIC.RGB
+            warnings.warn(f"{p} holds one RGB image stored as {samples} separate colour planes; "
+                          f"they are averaged into one grey hologram. If the planes are {samples} "
+                          f"frames (tifffile.imwrite stores an ({samples}, ny, nx) array as RGB "
+                          f"unless photometric='minisblack' is given), re-save them with "
+                          f"photometric='minisblack'", stacklevel=4)
     return data, "S" in keep, photometric, colormap
 
 
