@@ -194,9 +194,9 @@ def main(argv=None):
     if a.hard:
         cases += [(k, v, ["learned"]) for k, v in HARD.items()]
     result["quality"] = []
-    for name, sim, methods in cases:
-        for photons in a.photons:
-            for seed in a.seeds:
+    for seed in a.seeds:
+        for name, sim, methods in cases:
+            for photons in a.photons:
                 print(f"{name}, {photons:g} photons, seed {seed}:", flush=True)
                 rows = quality_case(sim, n_window, photons, seed, a.iterations, methods)
                 result["quality"].append(dict(case=name, photons=photons, seed=seed,

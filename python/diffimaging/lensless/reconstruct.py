@@ -225,7 +225,7 @@ def _resolve(captures, nominal_shifts, nominal_z, factor, wavelength, pixel_size
 def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, wavelength=None,
                 pixel_size=None, n_medium=None, learn=("shift", "z"), iterations=300,
                 progress=False, loss="l2", tv=None, pad=None, schedule="auto", z_search=None,
-                focus="passivity", callback=None) -> Reconstruction:
+                focus="auto", callback=None) -> Reconstruction:
     """Recover the high-resolution field and the capture geometry.
 
     Parameters
@@ -272,8 +272,8 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
            iterations: the heights relative to one another;
         5. the common height offset, which the data cannot see (moving every
            height and refocusing the field predicts the same captures), by
-           autofocus of the field (:func:`focus_offset`), the field refocused
-           with it;
+           autofocus of the field (:func:`focus_offset`, see ``focus``), the
+           field refocused with it;
         6. the joint solve with the prior and the constraint, the remaining
            iterations.
 
@@ -284,8 +284,15 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     z_search : float [m], optional
         Half-width of the height sweep and of the autofocus search (default:
         100 um, at most half the smallest nominal height).
-    focus : "passivity" or "sparsity"
-        The autofocus criterion of step 5 (see :func:`focus_offset`).
+    focus : "auto", "passivity" or "sparsity"
+        The autofocus criterion of step 5 (see :func:`focus_offset`).  "auto"
+        (default): "passivity" over +- ``z_search``, then "sparsity" within
+        +- 20 um of its optimum.  Measured at 128^2 x 16 (100 iterations, four
+        seeds, common errors 0 to 40 um): "passivity" alone finds the offset to
+        within 4-16 um, "sparsity" alone to 1-4 um but once fell into a local
+        minimum 30 um off; "auto" failed on that seed too (a common error of
+        +40 um set to +16 um), and a scoring of the candidates by the final
+        objective was measured worse (it prefers the unmoved field).
     callback : callable(iteration, x, params, record) -> bool, optional
         Called after every iteration of each joint stage.
 
@@ -306,7 +313,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     learn = check_learn(learn)
     iterations = check_count(iterations, "iterations")
     schedule = V.choice("schedule", schedule, ("auto", "joint"))
-    focus = V.choice("focus", focus, _FOCUS)
+    focus = V.choice("focus", focus, ("auto",) + _FOCUS)
     V.choice("loss", loss, ("l2", "poisson"))
     images = caps.images
     xp = B.namespace(images, names=["captures"])
@@ -375,11 +382,21 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
                 history.setdefault("heights", []).append(zk)
                 params = dict(params, **{"heights.z": zk})
         x, params = solve(x, params, n2, "relative geometry", free)
-        dz, (grid, curve) = focus_offset(_host(x), wavelength=lam, pixel_size=p, window=window,
-                                         search=z_search, step=max(0.5e-6, z_search / 40),
-                                         criterion=focus)
-        history["focus"] = {"offset": dz, "grid": grid, "criterion": curve}
-        x = to_device(1.0 + propagate(_host(x) - 1.0, -dz, wavelength=lam, pixel_size=p,
+        th = _host(x)
+        kw = dict(wavelength=lam, pixel_size=p, window=window)
+        first_crit = "passivity" if focus == "auto" else focus
+        dz, (grid, curve) = focus_offset(th, search=z_search, step=max(0.5e-6, z_search / 40),
+                                         criterion=first_crit, **kw)
+        history["focus"] = {first_crit: {"offset": dz, "grid": grid, "values": curve}}
+        if focus == "auto":
+            near = min(20e-6, z_search)
+            moved = 1.0 + propagate(th - 1.0, -dz, wavelength=lam, pixel_size=p, carrier=False)
+            fine, (g2, c2) = focus_offset(moved, search=near, step=near / 20,
+                                          criterion="sparsity", **kw)
+            dz += fine
+            history["focus"]["sparsity"] = {"offset": dz, "grid": g2 + dz - fine, "values": c2}
+        history["focus"]["offset"] = dz
+        x = to_device(1.0 + propagate(th - 1.0, -dz, wavelength=lam, pixel_size=p,
                                       carrier=False))
         params = dict(params)
         key = "heights.z" if "z" in learn else "heights.offset"
