@@ -84,14 +84,16 @@ def register(images, z):
     return est - est.mean(axis=0)
 
 
-def whole_pixel_correction(nominal, measured, pixel_size):
-    """The nominal positions moved by whole pixels to agree best with the
-    measured relative ones (``measured`` in pixels, mean zero): the sub-pixel
-    part of each nominal position is kept."""
+def whole_pixel_correction(nominal, measured, pixel_size, threshold=0.75):
+    """The nominal positions moved by whole pixels where they disagree with the
+    measured relative ones (``measured`` in pixels, mean zero) by more than
+    ``threshold`` pixels along an axis; the sub-pixel part of each nominal
+    position is kept.  (Rounding every disagreement would move positions whose
+    nominal error and registration error together just pass half a pixel.)"""
     nom = np.asarray(nominal, dtype=np.float64) / pixel_size
-    rel = nom - nom.mean(axis=0)
-    n = np.round(measured - rel)
-    n -= np.round(n.mean(axis=0))                 # no common whole-pixel move (unobservable)
+    diff = measured - (nom - nom.mean(axis=0))
+    diff -= np.median(diff, axis=0)               # no common move (unobservable)
+    n = np.where(np.abs(diff) > threshold, np.round(diff), 0.0)
     return (nom + n) * pixel_size
 
 
