@@ -24,7 +24,7 @@ def small():
 
 @pytest.fixture(scope="module")
 def learned(small):
-    return reconstruct(small, iterations=60)
+    return reconstruct(small, iterations=60, schedule="joint")
 
 
 def test_recovery_beats_nominal(small, learned):
@@ -32,9 +32,10 @@ def test_recovery_beats_nominal(small, learned):
     assert isinstance(learned, Reconstruction)
     assert learned.field.shape == (64, 64) and learned.field.dtype == np.complex64
     nominal_shift = M.shift_rmse(small.shifts, tr["shifts"], P)
-    nominal_height = M.height_rmse(small.z, tr["z"])
-    assert M.shift_rmse(learned.shifts, tr["shifts"], P) < 0.5 * nominal_shift
-    assert M.height_rmse(learned.z, tr["z"]) < 0.5 * nominal_height
+    assert M.shift_rmse(learned.shifts, tr["shifts"], P) < 0.2 * nominal_shift
+    # the heights relative to one another (their common error is a matter of focus, which a
+    # joint solve does not see: see test_default_schedule_finds_a_common_offset)
+    assert np.std(learned.z - tr["z"]) < 0.3 * np.std(small.z - tr["z"])
     base = reconstruct(small, learn=(), iterations=60)
     np.testing.assert_array_equal(base.shifts, small.shifts)
     np.testing.assert_array_equal(base.z, small.z)
@@ -42,38 +43,45 @@ def test_recovery_beats_nominal(small, learned):
 
 
 def test_history_and_settings(small, learned):
-    h = learned.history
-    assert len(h["loss"]) == len(h["stage"]) > 0
-    assert set(h["stage"]) >= {"field", "relative geometry", "joint"}
-    assert "offset" in h["focus"] and h["heights"].shape == (8,)
+    assert set(learned.history["stage"]) == {"joint"}
     json.dumps(learned.settings)
     np.testing.assert_array_equal(learned.nominal_shifts, small.shifts)
     np.testing.assert_array_equal(learned.nominal_z, small.z)
 
 
-def test_array_input_and_common_offset():
-    """A bare image stack with its geometry; a common height error of 15 um is
-    found by the schedule's autofocus."""
+def test_default_schedule_finds_a_common_offset():
+    """A bare image stack with its geometry; a common height error of 15 um,
+    which a joint solve cannot see, is found by the default schedule's autofocus."""
     c = simulate(seed=12, shift_error=0.3e-6, z_error=3e-6, z_offset=15e-6, **SMALL)
     r = reconstruct(c.images, c.shifts, c.z, factor=2, wavelength=c.wavelength,
                     pixel_size=c.pixel_size, iterations=40)
+    h = r.history
+    assert len(h["loss"]) == len(h["stage"]) == 40
+    assert set(h["stage"]) == {"field", "relative geometry", "joint"}
+    assert len(h["heights"]) == 2 and h["heights"][0].shape == (8,)
+    assert "offset" in h["focus"]
+    joint = reconstruct(c, iterations=40, schedule="joint")
+    assert M.height_rmse(joint.z, c.truth["z"]) > 10e-6              # the offset is unseen
     assert abs(np.mean(r.z - c.truth["z"])) < 5e-6
     assert M.height_rmse(r.z, c.truth["z"]) < M.height_rmse(c.z, c.truth["z"]) / 2
 
 
 def test_register_resolves_whole_pixels():
-    c = simulate(seed=13, modulo=True, photons=1e4, n_window=64, pad=32, K=8)
+    c = simulate(seed=13, modulo=True, **SMALL)
     P = c.pixel_size
     est = register(c.images, c.z)
     true = c.truth["shifts"] / P
     true = true - true.mean(axis=0)
-    assert np.sqrt(np.mean((est - true) ** 2)) < 0.35
+    assert np.sqrt(np.mean((est - true) ** 2)) < 0.6                  # a 32^2 sensor
     fixed = whole_pixel_correction(c.shifts, est, P)
-    assert M.shift_rmse(fixed, c.truth["shifts"], P) < 0.8
-    assert M.shift_rmse(c.shifts, c.truth["shifts"], P) > 1.0      # the ambiguity was real
+    before = M.shift_rmse(c.shifts, c.truth["shifts"], P)
+    assert before > 1.0                                               # the ambiguity is real
+    assert M.shift_rmse(fixed, c.truth["shifts"], P) < 0.5 * before
     # whole-pixel moves only
     frac = np.mod((fixed - c.shifts) / P + 0.5, 1.0) - 0.5
     np.testing.assert_allclose(frac, 0.0, atol=1e-9)
+    r = reconstruct(c, modulo=True, iterations=5, schedule="joint")
+    np.testing.assert_array_equal(r.history["registration"]["start"], fixed)
 
 
 def test_height_sweep_and_focus_on_the_truth():

@@ -90,11 +90,12 @@ def whole_pixel_correction(nominal, measured, pixel_size, threshold=0.75):
     ``threshold`` pixels along an axis; the sub-pixel part of each nominal
     position is kept.  (Rounding every disagreement would move positions whose
     nominal error and registration error together just pass half a pixel.)"""
-    nom = np.asarray(nominal, dtype=np.float64) / pixel_size
+    nominal = np.asarray(nominal, dtype=np.float64)
+    nom = nominal / pixel_size
     diff = measured - (nom - nom.mean(axis=0))
     diff -= np.median(diff, axis=0)               # no common move (unobservable)
     n = np.where(np.abs(diff) > threshold, np.round(diff), 0.0)
-    return (nom + n) * pixel_size
+    return nominal + n * pixel_size
 
 
 def height_sweep(t, images, shifts, z, *, factor, wavelength, pixel_size, pad, search, step):
@@ -227,7 +228,7 @@ def _resolve(captures, nominal_shifts, nominal_z, factor, wavelength, pixel_size
 def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, wavelength=None,
                 pixel_size=None, n_medium=None, learn=("shift", "z"), iterations=300,
                 progress=False, loss="l2", tv=None, pad=None, schedule="auto", z_search=None,
-                focus="auto", callback=None) -> Reconstruction:
+                focus="auto", modulo=False, callback=None) -> Reconstruction:
     """Recover the high-resolution field and the capture geometry.
 
     Parameters
@@ -263,9 +264,9 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         term alone, without the prior or the constraint, until the last: either
         would favour the nominal plane):
 
-        1. whole-pixel ambiguities of the nominal positions are resolved by
-           registering the captures with one another (:func:`register`,
-           :func:`whole_pixel_correction`; whenever positions are learned);
+        1. with ``modulo=True``, the whole-pixel ambiguities of the nominal
+           positions are resolved by registering the captures with one another
+           (:func:`register`, :func:`whole_pixel_correction`);
         2. the field (and the positions) from the nominal heights, a tenth of
            the iterations;
         3. each capture's height on its own, by a sweep over +- ``z_search``
@@ -295,6 +296,13 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         minimum 30 um off; "auto" failed on that seed too (a common error of
         +40 um set to +16 um), and a scoring of the candidates by the final
         objective was measured worse (it prefers the unmoved field).
+    modulo : bool
+        The nominal positions are known only modulo one sensor pixel (a stage
+        that repeats its sub-pixel steps but not its whole-pixel travel): the
+        whole pixels are found by registering the captures with one another
+        before anything else (any schedule).  Off by default: on small sensors
+        (32^2 pixels) the registration errs by up to a pixel and would spoil
+        good nominal positions.
     callback : callable(iteration, x, params, record) -> bool, optional
         Called after every iteration of each joint stage.
 
@@ -334,7 +342,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     history = {"loss": [], "stage": [], "time": []}
     shifts0 = caps.shifts
     auto = schedule == "auto"
-    if auto and "shift" in learn and caps.K > 1:
+    if modulo and caps.K > 1:
         measured = register(images, caps.z)
         shifts0 = whole_pixel_correction(caps.shifts, measured, P)
         history["registration"] = {"measured": measured * P, "start": shifts0}
@@ -416,4 +424,4 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
                           nominal_z=caps.z.copy(), history=history,
                           settings=dict(learn=list(learn), iterations=iterations, loss=loss, tv=tv,
                                         pad=pad, factor=f, schedule=schedule, z_search=z_search,
-                                        focus=focus))
+                                        focus=focus, modulo=bool(modulo)))
