@@ -379,8 +379,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     heights = ("z" in learn or "offset" in learn)
     window = (slice(pad + 2 * f, pad + (ny - 2) * f), slice(pad + 2 * f, pad + (nx - 2) * f))
     if auto and heights:
-        n1 = min(iterations // 2, max(5, iterations // 10))
-        n2 = min(iterations - 2 * n1, max(20, iterations // 5))
+        n1, n2 = iterations // 10, iterations // 5    # the final stage keeps 60 %
         geometry = [k for k in ("sensor.shift",) if "shift" in learn]
         first = ModelProblem(m, images, loss=loss, names=geometry, prox_split=True)
         for _ in range(2):
