@@ -253,9 +253,15 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     loss : "l2" or "poisson"
         Data fidelity (the Poisson likelihood of normalised captures, photon
         count unknown, differs from least squares by a 1 / intensity weight).
+        Measured (128^2 x 16 camera sample, true geometry, 100 iterations):
+        Poisson 0.7 dB (1e4 photons) and 0.4 dB (1e3) below least squares.
     tv : float, optional
-        Weight of the total variation of the field (real and imaginary parts);
-        default 2e-3, measured on the simulated sets (see benchmarks/bench_lensless.py).
+        Weight of the total variation of the field (real and imaginary parts),
+        for captures normalised to 1 and the data term 0.5 sum (I - y)^2.
+        Default 1e-2, measured on the same case: PSNR 22.7 / 23.8 / 25.0 / 25.6
+        / 25.8 dB at 5e-4 / 2e-3 / 5e-3 / 1e-2 / 2.5e-2 (1e4 photons; the same
+        order at 1e3); on the bar target 2.5e-2 wipes out the finest groups
+        that 1e-2 keeps.
     pad : int, optional
         High-resolution pixels of free field around the window (default:
         :func:`~diffimaging.lensless.model.default_pad`).
@@ -310,8 +316,12 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     -------
     Reconstruction: ``field`` the window (ny * factor, nx * factor) of the
     transmission, the learned ``shifts`` and ``z`` (the common offset included),
-    ``history`` with the per-iteration "loss" of all stages, the "stage" each
-    iteration belongs to, and "registration" / "focus" records of steps 1 and 3.
+    ``history`` with the per-iteration "loss" and "time" [s] of all stages, the
+    "stage" each iteration belongs to, and the records of the schedule:
+    "registration" (step 1: measured relative positions [m] and the corrected
+    start), "heights" (step 3: the swept heights [m], one array per sweep) and
+    "focus" (step 5: each criterion's grid [m], values and optimum, and the
+    "offset" applied [m]).
 
     Example
     -------
@@ -334,7 +344,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     p = P / f
     lam = caps.wavelength / caps.n_medium
     ny, nx = caps.sensor_shape
-    tv = 2e-3 if tv is None else float(tv)
+    tv = 1e-2 if tv is None else float(tv)
     if not (math.isfinite(tv) and tv >= 0):
         raise ValueError(f"tv must be a weight >= 0, got {tv!r}")
     z_search = min(100e-6, 0.5 * float(np.min(caps.z))) if z_search is None else \
@@ -370,12 +380,13 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         x, params = problem.start(x, params)
         res = run(FISTA(), problem, (x, params), iterations=n, callback=callback,
                   progress=progress, label=f"lensless {stage}")
-        for k in ("loss", "time"):
-            history[k].extend(res.history[k])
+        t0 = history["time"][-1] if history["time"] else 0.0
+        history["loss"].extend(res.history["loss"])
+        history["time"].extend(t0 + t for t in res.history["time"])
         history["stage"].extend([stage] * len(res.history["loss"]))
         return res.x, res.params
 
-    x, params = to_device(x0), None
+    x, params = free.start(to_device(x0))
     heights = ("z" in learn or "offset" in learn)
     window = (slice(pad + 2 * f, pad + (ny - 2) * f), slice(pad + 2 * f, pad + (nx - 2) * f))
     if auto and heights:
@@ -389,7 +400,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
                                   factor=f, wavelength=lam, pixel_size=P, pad=pad,
                                   search=z_search, step=max(0.5e-6, z_search / 20))
                 history.setdefault("heights", []).append(zk)
-                params = dict(params, **{"heights.z": zk})
+                params = dict(params, **{"heights.z": xp.asarray(zk, device=B.device_of(x))})
         x, params = solve(x, params, n2, "relative geometry", free)
         th = _host(x)
         kw = dict(wavelength=lam, pixel_size=p, window=window)
@@ -413,9 +424,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         x, params = solve(x, params, iterations - 2 * n1 - n2, "joint")
     else:
         x, params = solve(x, params, iterations, "joint")
-    t = x
-    win = t[pad:pad + ny * f, pad:pad + nx * f]
-    params = params if params is not None else {k: prm.value for k, prm in m.params.items()}
+    win = x[pad:pad + ny * f, pad:pad + nx * f]
     shifts = np.asarray(B.to_host_float64(params["sensor.shift"], "shift"), dtype=np.float64)
     z = np.asarray(B.to_host_float64(params["heights.z"], "z"), dtype=np.float64) + \
         float(B.to_host_float64(params["heights.offset"], "offset"))

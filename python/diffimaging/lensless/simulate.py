@@ -37,7 +37,7 @@ __all__ = ["simulate", "sample", "bar_target", "bar_half_pitches", "nominal_geom
 
 #: the samples :func:`simulate` draws
 OBJECTS = ("camera", "bars")
-_BAR_TRANSMISSION = 0.4   # amplitude transmission of a bar (the background is 1)
+_BAR_TRANSMISSION = 0.0   # the bars are opaque (chrome on glass); the background is clear
 _MARGIN = 8               # high-resolution pixels between the window's edge and the bars
 _GAP = 4                  # high-resolution pixels between two bar groups
 
@@ -84,7 +84,8 @@ def bar_target(n_window, factor, oversample=1):
     Returns
     -------
     t : (n_window * oversample,) * 2 complex128
-        Amplitude transmission: 1 between the bars, 0.4 on them (exact areas).
+        Amplitude transmission: 1 between the bars, 0 on them (opaque bars, as
+        chrome on glass; exact areas).
     targets : list of dict
         One per group: ``gain`` (sensor pitch / half-pitch), ``half_pitch`` (in
         high-resolution pixels), ``orientation`` ("vertical" or "horizontal"),
