@@ -46,11 +46,6 @@ __all__ = ["Heights", "SensorGrid", "model", "field_shape", "default_pad", "chec
 LEARNABLE = ("shift", "z", "offset", "gain")
 
 
-def _host(v, name):
-    return np.asarray(B.to_host_float64(v, name), dtype=np.float64) if not isinstance(v, float) \
-        else np.float64(v)
-
-
 class Heights(Stage):
     """t (..., N, N) -> the K fields ``1 + A(z_k + offset)(t - 1)``, stacked on a
     new leading axis (K, ..., N, N).
@@ -255,8 +250,8 @@ def model(sensor_shape, shifts, z, *, wavelength, pixel_size, factor, n_medium=1
 
     Example
     -------
-    >>> m = model((64, 64), shifts, z, wavelength=532e-9, pixel_size=1.6e-6, factor=2)
-    >>> pred = m(np.ones(field_shape((64, 64), 2, m.stages[-1].origin), complex))
+    >>> m = model((64, 64), shifts, z, wavelength=532e-9, pixel_size=1.6e-6, factor=2, pad=64)
+    >>> pred = m(np.ones(field_shape((64, 64), 2, 64), complex))     # (K, 64, 64)
     """
     learn = check_learn(learn)
     f = V.factor(factor)
