@@ -1,0 +1,126 @@
+"""Lensless reconstruction: recovery on a small fast case (learned geometry
+better than the nominal one, field better than the nominal baseline), the
+schedule's building blocks (registration, height sweep, autofocus), and bad
+inputs."""
+import json
+
+import numpy as np
+import pytest
+
+import diffimaging as d
+from diffimaging.lensless import Captures, Reconstruction, reconstruct, simulate
+from diffimaging.lensless import metrics as M
+from diffimaging.lensless.reconstruct import (focus_offset, height_sweep, register,
+                                              whole_pixel_correction)
+
+# a 51 um window: heights of 80-140 um keep the light of the window on the sensor
+SMALL = dict(n_window=64, pad=32, K=8, photons=1e4, z_range=(80e-6, 140e-6))
+
+
+@pytest.fixture(scope="module")
+def small():
+    return simulate(seed=11, shift_error=0.8e-6, z_error=8e-6, **SMALL)
+
+
+@pytest.fixture(scope="module")
+def learned(small):
+    return reconstruct(small, iterations=60, schedule="joint")
+
+
+def test_recovery_beats_nominal(small, learned):
+    tr, P = small.truth, small.pixel_size
+    assert isinstance(learned, Reconstruction)
+    assert learned.field.shape == (64, 64) and learned.field.dtype == np.complex64
+    nominal_shift = M.shift_rmse(small.shifts, tr["shifts"], P)
+    assert M.shift_rmse(learned.shifts, tr["shifts"], P) < 0.2 * nominal_shift
+    # the heights relative to one another (their common error is a matter of focus, which a
+    # joint solve does not see: see test_default_schedule_finds_a_common_offset)
+    assert np.std(learned.z - tr["z"]) < 0.3 * np.std(small.z - tr["z"])
+    base = reconstruct(small, learn=(), iterations=60)
+    np.testing.assert_array_equal(base.shifts, small.shifts)
+    np.testing.assert_array_equal(base.z, small.z)
+    assert M.psnr(learned.field, tr["field"]) > M.psnr(base.field, tr["field"]) + 1.0
+
+
+def test_history_and_settings(small, learned):
+    assert set(learned.history["stage"]) == {"joint"}
+    json.dumps(learned.settings)
+    np.testing.assert_array_equal(learned.nominal_shifts, small.shifts)
+    np.testing.assert_array_equal(learned.nominal_z, small.z)
+
+
+def test_default_schedule_finds_a_common_offset():
+    """A bare image stack with its geometry; a common height error of 15 um,
+    which a joint solve cannot see, is found by the default schedule's autofocus."""
+    c = simulate(seed=12, shift_error=0.3e-6, z_error=3e-6, z_offset=15e-6, **SMALL)
+    r = reconstruct(c.images, c.shifts, c.z, factor=2, wavelength=c.wavelength,
+                    pixel_size=c.pixel_size, iterations=40)
+    h = r.history
+    assert len(h["loss"]) == len(h["stage"]) == 40
+    assert set(h["stage"]) == {"field", "relative geometry", "joint"}
+    assert len(h["heights"]) == 2 and h["heights"][0].shape == (8,)
+    assert "offset" in h["focus"]
+    joint = reconstruct(c, iterations=40, schedule="joint")
+    assert M.height_rmse(joint.z, c.truth["z"]) > 10e-6              # the offset is unseen
+    assert abs(np.mean(r.z - c.truth["z"])) < 5e-6
+    assert M.height_rmse(r.z, c.truth["z"]) < M.height_rmse(c.z, c.truth["z"]) / 2
+
+
+def test_register_resolves_whole_pixels():
+    c = simulate(seed=13, modulo=True, **SMALL)
+    P = c.pixel_size
+    est = register(c.images, c.z)
+    true = c.truth["shifts"] / P
+    true = true - true.mean(axis=0)
+    assert np.sqrt(np.mean((est - true) ** 2)) < 0.6                  # a 32^2 sensor
+    fixed = whole_pixel_correction(c.shifts, est, P)
+    before = M.shift_rmse(c.shifts, c.truth["shifts"], P)
+    assert before > 1.0                                               # the ambiguity is real
+    assert M.shift_rmse(fixed, c.truth["shifts"], P) < 0.5 * before
+    # whole-pixel moves only
+    frac = np.mod((fixed - c.shifts) / P + 0.5, 1.0) - 0.5
+    np.testing.assert_allclose(frac, 0.0, atol=1e-9)
+    r = reconstruct(c, modulo=True, iterations=5, schedule="joint")
+    np.testing.assert_array_equal(r.history["registration"]["start"], fixed)
+
+
+def test_height_sweep_and_focus_on_the_truth():
+    c = simulate(seed=14, photons=None, shift_error=0.0, z_error=0.0, n_window=64, pad=32, K=4)
+    pad = 32
+    t = np.ones((128, 128), complex)
+    t[pad:pad + 64, pad:pad + 64] = c.truth["field"]
+    wrong = c.truth["z"] + np.array([12e-6, -9e-6, 5e-6, -15e-6])
+    z = height_sweep(t, c.images, c.truth["shifts"], wrong, factor=2, wavelength=c.wavelength,
+                     pixel_size=c.pixel_size, pad=pad, search=30e-6, step=2e-6)
+    assert np.max(np.abs(z - c.truth["z"])) < 1.5e-6
+    # a field seen 20 um off its plane: autofocus finds the offset
+    off = 1.0 + d.propagate(t - 1.0, -20e-6, wavelength=c.wavelength, pixel_size=0.8e-6,
+                            carrier=False)
+    win = (slice(pad, pad + 64),) * 2
+    dz, (grid, crit) = focus_offset(off, wavelength=c.wavelength, pixel_size=0.8e-6, window=win,
+                                    search=60e-6, step=2e-6)
+    assert dz == pytest.approx(-20e-6, abs=2e-6)
+    assert grid.shape == crit.shape
+
+
+def test_bad_inputs(small):
+    with pytest.raises(TypeError, match="needs nominal_shifts, nominal_z"):
+        reconstruct(small.images)
+    with pytest.raises(ValueError, match=r"shifts must be \(K, 2\) = \(8, 2\)"):
+        reconstruct(small, nominal_shifts=small.shifts[:5])
+    with pytest.raises(ValueError, match="one distance or one per capture"):
+        reconstruct(small, nominal_z=small.z[:3])
+    with pytest.raises(ValueError, match="captures of different shapes"):
+        reconstruct([np.ones((8, 8)), np.ones((8, 9))], np.zeros((2, 2)), [4e-4, 4e-4],
+                    factor=2, wavelength=532e-9, pixel_size=1.6e-6)
+    with pytest.raises(ValueError, match="unknown group"):
+        reconstruct(small, learn=("height",))
+    with pytest.raises(ValueError, match="iterations"):
+        reconstruct(small, iterations=-1)
+    bad = np.array(small.images)
+    bad[2, 3, 4] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        reconstruct(Captures(bad, small.shifts, small.z, wavelength=small.wavelength,
+                             pixel_size=small.pixel_size, factor=2))
+    with pytest.raises(ValueError, match="loss"):
+        reconstruct(small, loss="l3")
