@@ -12,7 +12,9 @@ Two layouts are read:
       /nominal_z       (K,) nominal sample-to-sensor distances; units "m"
       /capture         (K,) capture index, /y, /x sensor pixel positions (m),
                        /axis ("y", "x"): dimension scales of the datasets above
-      /truth/...       optional, simulated sets: shifts, z, field_real, field_imag
+      /truth/...       optional, simulated sets: captures.truth (arrays as datasets,
+                       a complex field as <key>_real, <key>_imag; the rest JSON
+                       attributes)
       attributes: wavelength (vacuum, m), pixel_size (sensor pitch, m), factor,
                   n_medium, wavelength_units "m", pixel_size_units "m",
                   diffimaging_version, created
@@ -489,14 +491,8 @@ def _read_hdf5(p: Path):
             u = _attr(attrs, f"{key}_units")
             if u not in (None, "m"):
                 raise ValueError(f"{p}: attribute {key!r} is in {u!r}; the reader expects metres")
-        truth = {}
         g = f.get("truth")
-        if isinstance(g, h5py.Group):
-            for key in ("shifts", "z"):
-                if key in g:
-                    truth[key] = np.asarray(g[key][()], dtype=np.float64)
-            if "field_real" in g and "field_imag" in g:
-                truth["field"] = np.asarray(g["field_real"][()]) + 1j * np.asarray(g["field_imag"][()])
+        truth = _read_truth(g) if isinstance(g, h5py.Group) else {}
     images = data["captures"]
     if images.dtype.kind != "f":
         images = images.astype(np.float32)
@@ -579,18 +575,42 @@ def write_captures(path, captures: Captures, *, overwrite=True) -> Path:
         _optics_attrs(f, captures)
         f.attrs["title"] = "diffimaging lensless capture set"
         if captures.truth:
-            g = f.create_group("truth")
-            g.attrs["long_name"] = "the true geometry and field of a simulated set (scoring only)"
-            for key in ("shifts", "z"):
-                if key in captures.truth:
-                    t = g.create_dataset(key, data=np.asarray(captures.truth[key], dtype=np.float64))
-                    t.attrs["units"] = "m"
-            if "field" in captures.truth:
-                fld = _host(captures.truth["field"])
-                g.create_dataset("field_real", data=fld.real, compression="gzip")
-                g.create_dataset("field_imag", data=fld.imag, compression="gzip")
+            _write_truth(f.create_group("truth"), captures.truth)
 
     return _write_hdf5(path, build, overwrite)
+
+
+def _write_truth(g, truth):
+    """``captures.truth``: numeric arrays as datasets (a complex field as
+    ``<key>_real`` and ``<key>_imag``), anything else as a JSON attribute."""
+    g.attrs["long_name"] = "the truth of a simulated set (for scoring only)"
+    for key, value in truth.items():
+        a = _host(value) if hasattr(value, "shape") else None
+        if a is not None and a.ndim >= 1 and a.dtype.kind in "uifc":
+            if a.dtype.kind == "c":
+                g.create_dataset(f"{key}_real", data=a.real, compression="gzip")
+                g.create_dataset(f"{key}_imag", data=a.imag, compression="gzip")
+            else:
+                d = g.create_dataset(key, data=a)
+                if key in ("shifts", "z", "nominal_shifts"):
+                    d.attrs["units"] = "m"
+        else:
+            g.attrs[key] = json.dumps(value, default=_json_value)
+
+
+def _read_truth(g):
+    truth = {}
+    for key in g:
+        if key.endswith("_imag"):
+            continue
+        if key.endswith("_real") and f"{key[:-5]}_imag" in g:
+            truth[key[:-5]] = np.asarray(g[key][()]) + 1j * np.asarray(g[f"{key[:-5]}_imag"][()])
+        else:
+            truth[key] = np.asarray(g[key][()])
+    for key, value in g.attrs.items():
+        if key != "long_name":
+            truth[key] = json.loads(value)
+    return truth
 
 
 def _optics_attrs(f, caps):
