@@ -118,7 +118,7 @@ def _read_inputs(args):
     return caps, inputs
 
 
-def _figures(out, caps, rec, fields, names, claim=None):
+def _figures(out, caps, rec, fields, names):
     """The figures, or none (a message) without matplotlib; returns the names written."""
     if importlib.util.find_spec("matplotlib") is None:
         log.warning("matplotlib is not installed: no figures (pip install 'diffimaging[plot]')")
@@ -340,10 +340,10 @@ def add_commands(sub):
     r = ls.add_parser("reconstruct", epilog=EXITS,
                       help="reconstruct a high-resolution complex field from K captures, learning "
                            "the sensor positions and heights",
-                      description="Reconstruct the high-resolution complex transmission of a sample "
-                                  "from K low-resolution lensless captures, learning the true "
-                                  "sensor positions and heights from the nominal ones.  Lengths in "
-                                  "metres.")
+                      description="Reconstruct the high-resolution complex transmission of a "
+                                  "sample from K low-resolution\nlensless captures, learning the "
+                                  "true sensor positions and heights from the nominal\nones.  "
+                                  "Lengths in metres.")
     r.add_argument("captures", nargs="+",
                    help="one HDF5 capture set (from 'lensless simulate' or "
                         "diffimaging.lensless.io.write_captures: it carries its geometry), or image "
@@ -389,8 +389,8 @@ def add_commands(sub):
     s = ls.add_parser("simulate", epilog=EXITS,
                       help="simulate a lensless capture set with known truth (HDF5)",
                       description="Simulate K lensless captures of a thin sample (Poisson noise, "
-                                  "box pixels, a finer simulation grid than the reconstruction's) "
-                                  "with nominal and true geometry.  Lengths in metres.")
+                                  "box pixels, a finer\nsimulation grid than the reconstruction's) "
+                                  "with nominal and true geometry.\nLengths in metres.")
     s.add_argument("-o", "--output", required=True,
                    help="HDF5 capture set to write (required; and <output>.manifest.json, last)")
     s.add_argument("--object", choices=["camera", "bars"], default="camera",
