@@ -34,9 +34,6 @@ from . import report
 
 log = logging.getLogger(__name__)
 
-#: what ``--learn`` accepts, and the tuple each means
-LEARN = {"shift,z": ("shift", "z"), "z,shift": ("shift", "z"), "shift": ("shift",), "z": ("z",),
-         "none": ()}
 #: the files ``lensless reconstruct`` writes into its folder (figures when matplotlib is there)
 RECONSTRUCT_FILES = ("reconstruction.h5", "field_amplitude.tif", "field_phase.tif",
                      "field_amplitude.png", "field_phase.png", "calibration.csv", "calibration.json")
@@ -60,11 +57,17 @@ def _lengths(text):
 
 
 def _learn(text):
+    """``--learn``: names separated by commas (shift, z, offset, gain) or none."""
+    from .model import LEARNABLE, _check_learn
+
     key = text.replace(" ", "").casefold()
-    if key not in LEARN:
-        raise argparse.ArgumentTypeError(f"must be one of {', '.join(k for k in LEARN if k != 'z,shift')}, "
-                                         f"got {text!r}")
-    return LEARN[key]
+    if key == "none":
+        return ()
+    try:
+        return _check_learn(tuple(k for k in key.split(",") if k))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be none or names from {', '.join(LEARNABLE)} "
+                                         f"separated by commas (e.g. shift,z), got {text!r}") from None
 
 
 def _z_range(text):
@@ -76,6 +79,16 @@ def _z_range(text):
     if not (math.isfinite(lo) and math.isfinite(hi) and 0 < lo <= hi):
         raise argparse.ArgumentTypeError(f"must be LO:HI metres with 0 < LO <= HI (got {text!r})")
     return lo, hi
+
+
+def _objects(text):
+    from .simulate import OBJECTS
+
+    names = tuple(dict.fromkeys(k for k in text.replace(" ", "").casefold().split(",") if k))
+    if not names or any(k not in OBJECTS for k in names):
+        raise argparse.ArgumentTypeError(f"must be names from {', '.join(OBJECTS)} separated by "
+                                         f"commas, got {text!r}")
+    return names
 
 
 def _photons(text):
@@ -247,21 +260,29 @@ _METHODS = ("learned", "nominal", "classical")
 
 
 def cmd_demo(args):
-    """Simulate the standard case (camera: PSNR; bar target: resolution gain),
-    reconstruct each set with learned and nominal geometry and with the
+    """Simulate the standard case (camera: PSNR; bar target: resolution gain;
+    ``--objects``), reconstruct each set with learned and nominal geometry and with the
     classical baseline, print and record the scores."""
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"-o {out} exists and is not a folder: give an output folder")
+    objects = args.objects
+    if "bars" in objects:
+        from .simulate import bar_target
+
+        try:   # before any work: the bar target needs room
+            bar_target(args.window, 2)
+        except ValueError as exc:
+            raise ValueError(f"--window {args.window}: {exc} (or --objects camera)") from None
     out.mkdir(parents=True, exist_ok=True)
-    objects = ("camera", "bars")
     settings = dict(window=args.window, iterations=args.iterations, seed=args.seed,
                     objects=list(objects))
     outputs = Outputs(out / "manifest.json", "demo lensless", settings, overwrite=args.overwrite)
     names = ["metrics.json", "calibration.csv", "calibration.json"]
     names += [f"captures_{o}.h5" for o in objects]
     names += [f"{m}_{o}.h5" for o in objects for m in _METHODS]
-    names += ["captures.png", "field.png", "calibration.png", "bars.png"]
+    names += ["captures.png", "field.png", "calibration.png"] + (["bars.png"] if "bars" in objects
+                                                                   else [])
     for name in names:
         outputs.claim(out / name, [])
     simulate, reconstruct, classical = _api()
@@ -291,14 +312,14 @@ def cmd_demo(args):
             LIO.write_reconstruction(out / f"{method}_{obj}.h5", rec, caps)
             outputs.done(out / f"{method}_{obj}.h5")
         sets[obj] = caps, recs
-    caps, recs = sets["camera"]
+    caps, recs = sets[objects[0]]
     for name in ("calibration.csv", "calibration.json"):
         report.write_calibration(out / name, recs["learned"], caps)
         outputs.done(out / name)
     fields = {"truth": caps.truth["field"], **{m: recs[m].field for m in _METHODS[::-1]}}
     written = _figures(out, caps, recs["learned"], fields, ("captures.png", "field.png",
                                                             "calibration.png"))
-    if written:
+    if written and "bars" in objects and objects[0] != "bars":
         caps, recs = sets["bars"]
         fields = {"truth": caps.truth["field"], **{m: recs[m].field for m in _METHODS[::-1]}}
         report.plot_fields(fields, caps.hr_pixel_size, out / "bars.png")
@@ -327,6 +348,11 @@ def _add_demo_arguments(d):
                    help="iterations of the learned and nominal reconstructions (>= 1; default 300)")
     d.add_argument("--seed", type=number(int, low=0), default=0,
                    help="random seed of the simulation (>= 0; default 0)")
+    d.add_argument("--objects", type=_objects, default=("camera", "bars"),
+                   metavar="camera,bars",
+                   help="the samples: camera (amplitude and phase images: PSNR, geometry errors), "
+                        "bars (bar target: resolution gain; needs --window >= 128), or both "
+                        "(default camera,bars)")
     add_overwrite(d)
     d.set_defaults(func=cmd_demo)
 
@@ -375,9 +401,10 @@ def add_commands(sub):
                         "mean: none, lowpass (a Gaussian low-pass of itself: uneven illumination) "
                         "or FILE (a flat field recorded without the sample). Default: none for "
                         "images; an HDF5 set is taken as stored")
-    r.add_argument("--learn", type=_learn, default=("shift", "z"), metavar="shift,z|shift|z|none",
-                   help="geometry learned with the field (default shift,z; none: the nominal "
-                        "geometry, a baseline)")
+    r.add_argument("--learn", type=_learn, default=("shift", "z"), metavar="shift,z|...|none",
+                   help="geometry learned with the field, names separated by commas: shift, z, "
+                        "offset (one common height error), gain (per-capture illumination); none: "
+                        "the nominal geometry, a baseline (default shift,z)")
     r.add_argument("--iterations", type=number(int, low=1), default=300,
                    help="solver iterations (>= 1; default 300)")
     r.add_argument("-o", "--output", required=True,
