@@ -99,9 +99,9 @@ def _photons(text):
 
 def _api():
     """The reconstruction functions (imported when a command runs)."""
-    from . import classical, reconstruct, simulate
+    from .. import lensless
 
-    return simulate, reconstruct, classical
+    return lensless.simulate, lensless.reconstruct, lensless.classical
 
 
 # -- reconstruct --------------------------------------------------------------------------
@@ -120,6 +120,9 @@ def _read_inputs(args):
         geometry = LIO._find_geometry(given)
     if geometry is not None:
         inputs.append(input_file(geometry, "geometry file (--geometry)"))
+        referenced = LIO.read_geometry(geometry).get("shifts_file")
+        if referenced is not None and args.shifts is None:
+            inputs.append(input_file(referenced, "shifts file (shifts_file)"))
     if args.shifts is not None:
         inputs.append(input_file(args.shifts, "shifts file (--shifts)"))
     background = args.background

@@ -157,8 +157,9 @@ def read_geometry(path) -> dict:
     Returns a dict with the keys present among ``wavelength``, ``pixel_size``
     (metres), ``factor`` (int), ``n_medium``, ``z`` (float or (K,) array, metres)
     and ``shifts`` ((K, 2) array, metres; read from ``shifts_file`` when that is
-    given, relative to the geometry file).  Unknown keys are refused (a typo would
-    otherwise be ignored); the lengths are checked to be plausible metres.
+    given, relative to the geometry file; ``shifts_file`` is then the path read).
+    Unknown keys are refused (a typo would otherwise be ignored); the lengths are
+    checked to be plausible metres.
     """
     p = Path(path)
     doc = _load_mapping(p)
@@ -189,8 +190,9 @@ def read_geometry(path) -> dict:
         name = doc["shifts_file"]
         if not isinstance(name, str):
             raise ValueError(f"{p}: 'shifts_file' must be a file name, got {name!r}")
-        sp = Path(name)
-        out["shifts"] = read_shifts(sp if sp.is_absolute() else p.parent / sp)
+        sp = Path(name) if Path(name).is_absolute() else p.parent / name
+        out["shifts"] = read_shifts(sp)
+        out["shifts_file"] = str(sp)
     _check_lengths(out, str(p))
     return out
 
@@ -420,17 +422,18 @@ def _captures(images, geo, truth, where):
                          f"{', '.join(_GEOMETRY_KEYS)}, metres) or as "
                          f"{', '.join(flags[m] for m in missing)}")
     s = np.asarray(geo["shifts"], dtype=np.float64)
+    zz = np.asarray(geo["z"], dtype=np.float64)
+    zz = zz.reshape(()) if zz.size == 1 else zz
+    _check_lengths({k: geo[k] for k in ("wavelength", "pixel_size") if k in geo} |
+                   {"z": zz, "shifts": s}, where)
     if s.ndim != 2 or s.shape[1] != 2:
         raise ValueError(f"shifts must be (K, 2) (sy, sx) pairs in metres, got shape {s.shape}")
     if len(s) != K:
         raise ValueError(f"{len(s)} shifts for {K} captures ({where}): one (sy, sx) pair per "
                          f"capture, in the order of the captures")
-    zz = np.asarray(geo["z"], dtype=np.float64)
     if zz.ndim == 1 and zz.size != K:
         raise ValueError(f"{zz.size} heights z for {K} captures ({where}): give one z for all or "
                          f"one per capture")
-    _check_lengths({k: geo[k] for k in ("wavelength", "pixel_size") if k in geo} |
-                   {"z": zz, "shifts": s}, where)
     return Captures(images, s, zz, wavelength=geo["wavelength"], pixel_size=geo["pixel_size"],
                     factor=geo["factor"], n_medium=geo.get("n_medium", 1.0), truth=truth)
 
