@@ -58,16 +58,16 @@ def _lengths(text):
 
 def _learn(text):
     """``--learn``: names separated by commas (shift, z, offset, gain) or none."""
-    from .model import LEARNABLE, _check_learn
+    from .model import LEARNABLE
 
     key = text.replace(" ", "").casefold()
     if key == "none":
         return ()
-    try:
-        return _check_learn(tuple(k for k in key.split(",") if k))
-    except ValueError:
+    names = tuple(dict.fromkeys(k for k in key.split(",") if k))
+    if not names or any(k not in LEARNABLE for k in names):
         raise argparse.ArgumentTypeError(f"must be none or names from {', '.join(LEARNABLE)} "
-                                         f"separated by commas (e.g. shift,z), got {text!r}") from None
+                                         f"separated by commas (e.g. shift,z), got {text!r}")
+    return names
 
 
 def _z_range(text):

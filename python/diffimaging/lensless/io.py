@@ -80,6 +80,7 @@ import numpy as np
 
 from .._backend.cli import IMAGE_SUFFIXES, expand_inputs
 from .._backend.files import atomic_open, atomic_path
+from .._backend.namespace import to_numpy as _host
 from ..holography import check_optics, preprocess, read_hologram, read_table
 from .captures import Captures, Reconstruction
 
@@ -624,15 +625,6 @@ def _optics_attrs(f, caps):
     a["pixel_size_units"] = "m"
     a["factor"] = int(caps.factor)
     a["n_medium"] = float(caps.n_medium)
-
-
-def _host(a):
-    """A host numpy copy of an array of any library (GPU arrays included)."""
-    if hasattr(a, "get") and not isinstance(a, np.ndarray):     # CuPy
-        a = a.get()
-    elif hasattr(a, "detach"):                                 # torch
-        a = a.detach().cpu().numpy()
-    return np.asarray(a)
 
 
 # ----------------------------------------------------------------------------- reconstructions

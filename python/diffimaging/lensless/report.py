@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from .._backend.files import atomic_open, atomic_path
+from .._backend.namespace import to_numpy as _host
 from .captures import Captures, Reconstruction
-from .io import _host
 
 __all__ = ["calibration_table", "write_calibration", "plot_captures", "plot_fields",
            "plot_calibration"]
