@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 
 __all__ = ["psnr", "shift_rmse", "height_rmse", "resolution_gain", "bar_contrasts"]
@@ -74,10 +73,13 @@ def bar_contrasts(field, targets) -> list[float]:
     amplitude ``|field|`` (the window, high-resolution pixels).
 
     The profile across the bars is the amplitude averaged along the bars over
-    the middle half of their length, sampled (linear interpolation) at the
-    three bar centres and the two gaps between them; max is the dimmest gap,
+    the middle half of their length.  Each bar's value is the darkest profile
+    pixel within half a half-pitch of its centre, each gap's the brightest
+    pixel within half a half-pitch of the gap's centre (the nearest pixel when
+    none is that close: bars finer than the pixels); max is the dimmest gap and
     min the brightest bar, so the contrast is positive only when every bar is
-    darker than both gaps (0 otherwise).
+    darker than both gaps between them (0 otherwise), whatever the bars'
+    position relative to the pixel grid.
     """
     a = np.abs(_host_complex(field, "field"))
     out = []
@@ -88,12 +90,21 @@ def bar_contrasts(field, targets) -> list[float]:
         q = (L1 - L0) / 4
         lo, hi = int(round(L0 + q)), int(round(L1 - q))
         prof = a[lo:hi, :].mean(axis=0) if vertical else a[:, lo:hi].mean(axis=1)
+        centres = np.arange(prof.size) + 0.5             # pixel i covers [i, i + 1)
         c = np.asarray(t["bars"], dtype=np.float64)
-        gaps = 0.5 * (c[:-1] + c[1:])
-        # pixel i covers [i, i + 1): a position u is sampled at index u - 0.5
-        bars = ndimage.map_coordinates(prof, [c - 0.5], order=1)
-        gapv = ndimage.map_coordinates(prof, [gaps - 0.5], order=1)
-        mx, mn = float(np.min(gapv)), float(np.max(bars))
+        h = float(t["half_pitch"])
+
+        def values(points, pick):
+            vals = []
+            for u in points:
+                near = np.abs(centres - u) <= h / 2
+                vals.append(pick(prof[near]) if np.any(near) else
+                            prof[int(np.argmin(np.abs(centres - u)))])
+            return np.asarray(vals)
+
+        bars = values(c, np.min)
+        gaps = values(0.5 * (c[:-1] + c[1:]), np.max)
+        mx, mn = float(np.min(gaps)), float(np.max(bars))
         out.append(max(0.0, (mx - mn) / (mx + mn)) if mx + mn > 0 else 0.0)
     return out
 

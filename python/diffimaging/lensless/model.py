@@ -40,7 +40,7 @@ from ..model.stage import param_value
 from ..ops.binning import bin as _bin
 from ..ops.propagate import propagate as _propagate
 
-__all__ = ["Heights", "SensorGrid", "model", "field_shape", "default_pad", "LEARNABLE"]
+__all__ = ["Heights", "SensorGrid", "model", "field_shape", "default_pad", "check_learn", "LEARNABLE"]
 
 #: names of the geometry groups that :func:`model` (and ``reconstruct``) can learn
 LEARNABLE = ("shift", "z", "offset", "gain")
@@ -258,7 +258,7 @@ def model(sensor_shape, shifts, z, *, wavelength, pixel_size, factor, n_medium=1
     >>> m = model((64, 64), shifts, z, wavelength=532e-9, pixel_size=1.6e-6, factor=2)
     >>> pred = m(np.ones(field_shape((64, 64), 2, m.stages[-1].origin), complex))
     """
-    learn = _check_learn(learn)
+    learn = check_learn(learn)
     f = V.factor(factor)
     P = V.positive_scalar(pixel_size, "pixel_size", typical=(1e-9, 1e-2))
     p = P / f
@@ -312,7 +312,8 @@ def default_pad(shifts, factor, pixel_size) -> int:
     return max(64, sensor_px * f)
 
 
-def _check_learn(learn) -> tuple:
+def check_learn(learn) -> tuple:
+    """``learn`` as a tuple of names from :data:`LEARNABLE` (a clear error otherwise)."""
     if isinstance(learn, str):
         learn = (learn,)
     try:

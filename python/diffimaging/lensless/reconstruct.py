@@ -26,7 +26,7 @@ from ..optim import regularizers as R
 from ..optim.run import check_count
 from .captures import Captures, Reconstruction
 from .classical import upsample
-from .model import _check_learn, default_pad, model
+from .model import check_learn, default_pad, model
 
 __all__ = ["reconstruct", "initial_field"]
 
@@ -105,7 +105,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     Reconstruction (field: the window, ny * factor x nx * factor).
     """
     caps = _resolve(captures, nominal_shifts, nominal_z, factor, wavelength, pixel_size, n_medium)
-    learn = _check_learn(learn)
+    learn = check_learn(learn)
     iterations = check_count(iterations, "iterations")
     images = caps.images
     xp = B.namespace(images, names=["captures"])

@@ -33,12 +33,10 @@ from .._backend import validate as V
 from .captures import Captures
 from .model import Heights, SensorGrid
 
-__all__ = ["simulate", "sample", "bar_target", "nominal_geometry", "OBJECTS"]
+__all__ = ["simulate", "sample", "bar_target", "bar_half_pitches", "nominal_geometry", "OBJECTS"]
 
 #: the samples :func:`simulate` draws
 OBJECTS = ("camera", "bars")
-#: resolution gains (sensor pitch / half-pitch) of the bar target's groups
-BAR_GAINS = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0, 3.5, 4.0)
 _BAR_TRANSMISSION = 0.4   # amplitude transmission of a bar (the background is 1)
 _MARGIN = 8               # high-resolution pixels between the window's edge and the bars
 _GAP = 4                  # high-resolution pixels between two bar groups
@@ -55,10 +53,24 @@ def _coverage(n, start, width, period, count):
     return c
 
 
+def bar_half_pitches(factor) -> list[float]:
+    """Half-pitches of the bar target's groups [high-resolution pixels]: from two
+    sensor pixels (2 ``factor``) down to 4 in whole pixels, then 3.5 to 1 in half
+    pixels.  Half-pitches in half pixels, their first bar on a pixel edge, keep
+    the full contrast of the bars when the target is averaged over the
+    high-resolution pixels (other fractions lose up to 2/3 of it to the pixel
+    grid, which would make the score depend on the grid, not on the optics)."""
+    f = V.factor(factor)
+    coarse = [float(h) for h in range(2 * f, 4, -1)]
+    fine = [h for h in (4.0, 3.5, 3.0, 2.5, 2.0, 1.5, 1.0) if h <= 2 * f]
+    return coarse + fine
+
+
 def bar_target(n_window, factor, oversample=1):
     """A procedural resolution target: groups of three bars whose half-pitch
-    runs from two sensor pixels down to one high-resolution pixel, each group
-    drawn twice (bars along y, "vertical", and along x, "horizontal").
+    runs from two sensor pixels down to one high-resolution pixel
+    (:func:`bar_half_pitches`), each group drawn twice (bars along y,
+    "vertical", and along x, "horizontal").
 
     Parameters
     ----------
@@ -85,9 +97,8 @@ def bar_target(n_window, factor, oversample=1):
     fine = np.zeros((n * os_, n * os_))
     targets = []
     y, x, row_h = _MARGIN, _MARGIN, 0
-    for g in [g for g in BAR_GAINS if g <= f]:
-        h = f / g                               # half-pitch [hr px]
-        w = int(math.ceil(5 * h))               # three bars and two gaps
+    for h in bar_half_pitches(f):
+        w = int(math.ceil(5 * h))               # three bars and two gaps [hr px]
         L = max(w, 12)                          # bar length
         for orient in ("vertical", "horizontal"):
             bw, bh = (w, L) if orient == "vertical" else (L, w)
@@ -95,15 +106,15 @@ def bar_target(n_window, factor, oversample=1):
                 y, x, row_h = y + row_h + _GAP, _MARGIN, 0
             if y + bh > n - _MARGIN:
                 raise ValueError(f"a {n}-pixel window is too small for the bar target at "
-                                 f"factor {factor}; use n_window >= 128")
-            off = (w - 5 * h) / 2
+                                 f"factor {factor}; use n_window >= {64 * f}")
+            off = 0.0                           # the first bar starts on a pixel edge
             prof = _coverage(w * os_, off * os_, h * os_, 2 * h * os_, 3)
             patch = np.broadcast_to(prof[None, :], (L * os_, w * os_)) if orient == "vertical" \
                 else np.broadcast_to(prof[:, None], (w * os_, L * os_))
             fine[y * os_:(y + bh) * os_, x * os_:(x + bw) * os_] = patch
             centres = [off + h / 2 + 2 * h * b for b in range(3)]
             origin = x if orient == "vertical" else y
-            targets.append(dict(gain=float(g), half_pitch=float(h), orientation=orient,
+            targets.append(dict(gain=f / h, half_pitch=float(h), orientation=orient,
                                 box=(y, x, y + bh, x + bw),
                                 bars=[origin + c for c in centres]))
             x += bw + _GAP
@@ -141,11 +152,14 @@ def nominal_geometry(K, factor, pixel_size, z_range, rng):
     whole[0] = 0                                               # capture 0 at the origin
     shifts = (sub + whole) * pixel_size
     levels = np.linspace(z_range[0], z_range[1], K)
-    # the sub-pixel pattern repeats every C = f^2 captures; repeat r takes the r-th block
-    # of C heights, rotated by r among the steps, so every step is seen from heights
-    # spread over the whole range
+    # the sub-pixel pattern repeats every C = f^2 captures: the heights are cut into C
+    # blocks of R = ceil(K / C) and step c takes, at its r-th repeat, height r of block
+    # (c + r) mod C, so every step is seen from heights spread over the whole range and
+    # successive captures hop between blocks
     C = f * f
-    key = (k // C) * C + (k % C + k // C) % C
+    R = -(-K // C)
+    c, r = k % C, k // C
+    key = ((c + r) % C) * R + r
     return shifts, levels[np.argsort(np.argsort(key))]
 
 
