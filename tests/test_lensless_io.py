@@ -217,6 +217,11 @@ def test_bad_image_inputs_give_clear_errors(tmp_path):
                           pixel_size=P, factor=2)
     with pytest.raises(FileNotFoundError, match="no file matches"):
         LIO.read_captures(str(tmp_path / "nothing*.tif"))
+    with pytest.raises(ValueError, match="cap0.tif is given twice"):
+        LIO.read_captures(files + files[:1], tmp_path / "g.json")
+    LIO.write_captures(tmp_path / "c.h5", _captures(truth=False))
+    with pytest.raises(ValueError, match="c.h5 is an HDF5 capture set: give it alone"):
+        LIO.read_captures([tmp_path / "c.h5", tmp_path / "c.h5"])
 
 
 def test_read_shifts_formats(tmp_path):
@@ -334,3 +339,23 @@ def test_figures_are_written_without_touching_pyplot(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="at least one"):
         R.plot_fields({}, 1e-6)
+
+
+def test_fields_of_other_array_libraries_are_written_alike(tmp_path):
+    import tifffile
+
+    xp = pytest.importorskip("array_api_strict")
+    caps = _captures()
+    rec = _reconstruction(caps)
+    LIO.write_field_images(tmp_path / "np", rec.field, caps.hr_pixel_size, formats=("tif",))
+    LIO.write_field_images(tmp_path / "xp", xp.asarray(rec.field), caps.hr_pixel_size,
+                           formats=("tif",))
+    for part in ("amplitude", "phase"):
+        a = tifffile.imread(tmp_path / f"np_{part}.tif")
+        assert np.array_equal(a, tifffile.imread(tmp_path / f"xp_{part}.tif"))
+    torch = pytest.importorskip("torch")
+    t = torch.from_numpy(rec.field).conj()                     # a lazily conjugated view
+    rec.field = t
+    LIO.write_reconstruction(tmp_path / "t.h5", rec, caps)
+    got, _ = LIO.read_reconstruction(tmp_path / "t.h5")
+    assert np.allclose(got.field, np.conj(_reconstruction(caps).field), atol=1e-6)

@@ -351,6 +351,14 @@ def read_captures(path, geometry=None, *, shifts=None, z=None, wavelength=None, 
             images = _normalise(images, background)
     else:
         files = expand_inputs([str(i) for i in items], what="capture image", suffixes=IMAGE_SUFFIXES)
+        seen = {}
+        for given, f in files:
+            if _is_hdf5(f):
+                raise ValueError(f"{given} is an HDF5 capture set: give it alone (one set at a time), "
+                                 f"or image files")
+            if f in seen:
+                raise ValueError(f"{given} is given twice (as {seen[f]} too): each capture once")
+            seen[f] = given
         images = _read_images([f for _, f in files])
         if geometry is None:
             geometry = _find_geometry(items)
