@@ -339,6 +339,10 @@ def test_figures_are_written_without_touching_pyplot(tmp_path):
         assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="at least one"):
         R.plot_fields({}, 1e-6)
+    # the global phase is not measured: a field off by a constant phase looks the same
+    fig = R.plot_fields({"a": rec.field, "b": rec.field * np.exp(2.5j)}, caps.hr_pixel_size)
+    phase = [ax.images[0].get_array() for ax in fig.axes if ax.get_title().endswith("phase")]
+    assert len(phase) == 2 and np.allclose(phase[0], phase[1], atol=1e-5)
 
 
 def test_fields_of_other_array_libraries_are_written_alike(tmp_path):
