@@ -94,7 +94,9 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="diffimaging",
-                description="Differentiable imaging: holographic particle imaging (lengths in metres)",
+                description="Differentiable imaging: holographic particle imaging and\n"
+                            "pixel-super-resolution lensless imaging (lengths in metres;\n"
+                            "'diffimaging demo lensless': the lensless demonstration)",
                 epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"diffimaging {__version__}",
                    help="print the version and exit")
