@@ -101,7 +101,8 @@ def _tiff_set(folder, capset):
     caps = LIO.read_captures(capset)
     folder.mkdir()
     for k, im in enumerate(caps.images):
-        tifffile.imwrite(folder / f"cap{k}.tif", np.clip(np.round(im * 2000), 0, 4095).astype(np.uint16))
+        counts = np.clip(np.round(im * 2000), 0, 4095).astype(np.uint16)
+        tifffile.imwrite(folder / f"cap{k}.tif", counts)
     return caps
 
 
@@ -137,7 +138,8 @@ def test_reconstruct_a_tiff_folder_with_a_toml_geometry_or_flags(capset, tmp_pat
 def test_user_errors_are_one_line_and_write_nothing(capset, tmp_path, capsys):
     run = ["lensless", "reconstruct", str(capset), "-o", str(tmp_path / "o")]
     for extra, words in ((["--z", "400"], "400e-6 for 400 um"),
-                         (["--shifts", str(tmp_path / "missing.csv")], "shifts file (--shifts) not found"),
+                         (["--shifts", str(tmp_path / "missing.csv")],
+                          "shifts file (--shifts) not found"),
                          (["--pixel-size", "1.6"], "micrometres")):
         assert main(run + extra) == 2, extra
         assert words in _one_error_line(capsys.readouterr().err)

@@ -31,7 +31,8 @@ def _captures(K=4, shape=(24, 32), truth=True):
 def _reconstruction(caps):
     ny, nx = caps.sensor_shape
     rng = np.random.default_rng(2)
-    field = (0.8 + 0.1 * rng.random((2 * ny, 2 * nx))) * np.exp(1j * rng.uniform(-3, 3, (2 * ny, 2 * nx)))
+    shape = (2 * ny, 2 * nx)
+    field = (0.8 + 0.1 * rng.random(shape)) * np.exp(1j * rng.uniform(-3, 3, shape))
     return Reconstruction(field=field.astype(np.complex64), shifts=caps.shifts + [[1e-7, -2e-7]],
                           z=caps.z + 3e-6, nominal_shifts=caps.shifts.copy(),
                           nominal_z=caps.z.copy(), history={"loss": [3.0, 2.0, 1.5]},

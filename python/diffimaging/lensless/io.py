@@ -295,9 +295,9 @@ def _shifts_table(p: Path) -> np.ndarray:
         except ValueError as exc:
             raise ValueError(f"{p}: not a table of numbers ({exc})") from None
         if s.ndim != 2 or s.shape[1] != 2:
+            widths = sorted({len(r.replace(",", " ").split()) for r in rows})
             raise ValueError(f"{p}: a shifts file has two columns sy, sx (metres), one row per "
-                             f"capture; got rows of {sorted({len(r.replace(',', ' ').split()) for r in rows})} "
-                             f"values")
+                             f"capture; got rows of {widths} values")
     if not np.all(np.isfinite(s)):
         raise ValueError(f"{p}: shifts must be finite")
     return s
@@ -357,7 +357,8 @@ def read_captures(path, geometry=None, *, shifts=None, z=None, wavelength=None, 
                 raise ValueError(f"{given} is an HDF5 capture set: give it alone (one set at a time), "
                                  f"or image files")
             if f in seen:
-                raise ValueError(f"{given} is given twice (as {seen[f]} too): each capture once")
+                also = "" if seen[f] == given else f" (also as {seen[f]})"
+                raise ValueError(f"{given} is given twice{also}: each capture once")
             seen[f] = given
         images = _read_images([f for _, f in files])
         if geometry is None:
