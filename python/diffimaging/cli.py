@@ -1,8 +1,9 @@
 """The ``diffimaging`` command line: each imaging system adds its commands.
 
-``diffimaging demo`` runs the holographic particle-imaging demonstration;
-``diffimaging holo ...``, ``diffimaging piv ...`` and ``diffimaging ptv ...`` work
-on recordings (see ``diffimaging <command> --help``; lengths in metres);
+``diffimaging demo`` runs the holographic particle-imaging demonstration,
+``diffimaging demo lensless`` the lensless one; ``diffimaging holo ...``,
+``diffimaging piv ...``, ``diffimaging ptv ...`` and ``diffimaging lensless ...``
+work on recordings (see ``diffimaging <command> --help``; lengths in metres);
 ``diffimaging verify OUT`` checks that a run's outputs are complete and unchanged
 (its manifest).  ``python -m diffimaging`` is the same command.
 
@@ -36,6 +37,7 @@ import traceback
 
 from . import __version__
 from .holography import cli as holography_cli
+from .lensless import cli as lensless_cli
 
 __all__ = ["build_parser", "main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -92,13 +94,16 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="diffimaging",
-                description="Differentiable imaging: holographic particle imaging (lengths in metres)",
+                description="Differentiable imaging: holographic particle imaging and\n"
+                            "pixel-super-resolution lensless imaging (lengths in metres;\n"
+                            "'diffimaging demo lensless': the lensless demonstration)",
                 epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"diffimaging {__version__}",
                    help="print the version and exit")
     p.set_defaults(verbose=0, quiet=0)
     sub = p.add_subparsers(dest="command", required=True)
     holography_cli.add_commands(sub)
+    lensless_cli.add_commands(sub)
     v = sub.add_parser("verify", help="check that a run's outputs are complete and unchanged",
                        description="Check every file a run's manifest lists: present, same size, "
                                    "same SHA-256.  Exit 0 if all are, 2 otherwise (one line per "
@@ -202,12 +207,20 @@ def _logging(verbose, quiet):
         lg.propagate = saved[1]
 
 
+def _aliases(argv):
+    """``diffimaging [options] demo lensless ...`` is ``diffimaging lensless demo ...``."""
+    i = next((k for k, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    if argv[i:i + 2] == ["demo", "lensless"]:
+        return argv[:i] + ["lensless", "demo"] + argv[i + 2:]
+    return argv
+
+
 def main(argv=None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``) and return the
     exit code (see the module docstring).  Argument errors exit through
     ``SystemExit(2)`` from the parser, ``--help`` and ``--version`` through
     ``SystemExit(0)``."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_aliases(sys.argv[1:] if argv is None else list(argv)))
     verbose = int(args.verbose)
     try:
         with _sigterm_raises(), _logging(verbose, int(args.quiet)):

@@ -24,6 +24,7 @@ __all__ = [
     "is_complex",
     "device_of",
     "to_host_float64",
+    "to_numpy",
 ]
 
 
@@ -141,3 +142,22 @@ def to_host_float64(x, name: str) -> np.ndarray:
         return np.array(np.from_dlpack(y), dtype=np.float64)
     except Exception:
         return np.asarray(y, dtype=np.float64)
+
+
+def to_numpy(x) -> np.ndarray:
+    """A numpy array on the host holding ``x`` (an array of any library: numpy,
+    CuPy, torch, any DLPack exporter), its dtype kept; for writing files and
+    figures.  numpy input is returned as is (no copy)."""
+    if isinstance(x, np.ndarray):
+        return x
+    if not is_array(x):
+        return np.asarray(x)
+    xp = aac.array_namespace(x)
+    if is_cupy_namespace(xp):
+        return x.get()
+    if is_torch_namespace(xp):
+        return x.detach().cpu().resolve_conj().numpy()
+    try:
+        return np.from_dlpack(x)
+    except Exception:
+        return np.asarray(x)

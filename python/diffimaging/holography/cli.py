@@ -18,8 +18,6 @@ import glob
 import json
 import logging
 import math
-import re
-import sys
 import time
 from pathlib import Path
 
@@ -27,6 +25,10 @@ import numpy as np
 
 from .. import holography as H
 from .._backend import files as _files
+from .._backend.cli import EXITS as _EXITS, Outputs as _Outputs, add_overwrite as _overwrite
+from .._backend.cli import expand_inputs as _expand_inputs, file_manifest as _file_manifest
+from .._backend.cli import input_file as _input, length as _length, number as _number
+from .._backend.cli import progress_wanted as _progress, savefig as _savefig, say as _say
 from .preprocess import MEDIAN_MAX_CONTRAST, MEDIAN_MIN_FRAMES, background_contrast
 from .analysis import plane_spacing
 from .backprop import check_depth_range
@@ -42,32 +44,6 @@ DEMO_MAX_PPP = 0.05
 
 
 # -- argument types: refused by argparse itself (exit 2, one line) ------------------
-
-def _number(kind, *, low=None, low_open=False, high=None, high_open=False, unit=""):
-    """An argparse type: a finite ``kind`` (int or float) in the given bounds (argparse
-    prefixes its messages with the option's name)."""
-    noun = "an integer" if kind is int else "a number"
-    unit = f" ({unit})" if unit else ""
-
-    def parse(text):
-        try:
-            v = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {noun}{unit}, got {text!r}") from None
-        bad = not math.isfinite(v)
-        bad |= low is not None and (v <= low if low_open else v < low)
-        bad |= high is not None and (v >= high if high_open else v > high)
-        if bad:
-            bounds = [f"{'>' if low_open else '>='} {low:g}"] if low is not None else []
-            bounds += [f"{'<' if high_open else '<='} {high:g}"] if high is not None else []
-            raise argparse.ArgumentTypeError(f"must be {'a finite number' if kind is float else noun} "
-                                             f"{' and '.join(bounds)}{unit}, got {text!r}")
-        return v
-    return parse
-
-
-_length = _number(float, low=0, low_open=True, unit="metres")
-
 
 def _zrange(text):
     try:
@@ -94,133 +70,6 @@ def _optics(p):
     p.add_argument("--n-medium", type=_number(float, low=1.0, high=3.0), default=1.0,
                    help="refractive index of the medium between particles and sensor (1 to 3; "
                         "default 1.0 air; 1.33 water): light propagates with wavelength / n")
-
-
-def _overwrite(p):
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace existing outputs even when the manifest does not record them as "
-                        "outputs of the same input(s) (default: refuse)")
-
-
-# -- outputs: provenance checks up front, manifest last -----------------------------
-
-class _Outputs:
-    """The outputs of one run and its manifest.
-
-    :meth:`claim` every output before the work starts (refuses, ``FileExistsError``,
-    to replace a file that the manifest in charge does not record as an output of
-    the same inputs, unless ``overwrite``), :meth:`done` each once written, and
-    :meth:`finish` last: it writes the manifest, which also keeps the entries of
-    earlier runs' outputs still present and unchanged in the folder."""
-
-    def __init__(self, manifest, command, settings, *, overwrite=False):
-        self.manifest = Path(manifest)
-        self.root = self.manifest.parent.resolve()
-        self.command, self.settings, self.overwrite = command, settings, overwrite
-        self.claimed, self.written, self.inputs = {}, [], []
-        self.earlier, self.earlier_runs, self.sizes = {}, [], {}
-        if self.manifest.exists():
-            try:
-                doc = _files.read_manifest(self.manifest)
-            except ValueError as exc:
-                if not overwrite:
-                    raise ValueError(f"{exc}: remove it, choose another output or pass --overwrite") \
-                        from None
-            else:
-                sizes = {e["path"]: e["bytes"] for e in doc["files"]}
-                meta = doc.get("meta") or {}
-                runs, outputs = meta.get("runs"), meta.get("outputs")
-                if isinstance(runs, list) and isinstance(outputs, dict):
-                    self.earlier_runs = runs
-                    self.earlier = {k: v for k, v in outputs.items()
-                                    if k in sizes and isinstance(v, dict) and "inputs" in v}
-                self.sizes = sizes
-
-    def _rel(self, path):
-        p = Path(path).resolve()
-        try:
-            return p.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(p)
-
-    def check(self, path, inputs):
-        """Refuse (``FileExistsError``) to replace ``path`` unless it is absent or
-        recorded as an output of ``inputs`` (or ``overwrite``)."""
-        path = Path(path)
-        if path.is_dir():
-            raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
-        if not path.parent.is_dir():
-            raise FileNotFoundError(f"cannot write {path}: the folder {path.parent} does not exist")
-        if self.overwrite or not path.exists():
-            return
-        rec = self.earlier.get(self._rel(path))
-        if rec is None:
-            raise FileExistsError(f"{path} exists and {self.manifest} does not record it as an output "
-                                  f"(a file of another origin, or of an interrupted run): pass --overwrite "
-                                  f"to replace it, or choose another output")
-        if sorted(rec["inputs"]) != sorted(inputs):
-            was = ", ".join(rec["inputs"]) or "a demo run"
-            now = ", ".join(inputs) or "a demo run"
-            raise FileExistsError(f"{path} holds the output of {was}; refusing to replace it with the "
-                                  f"output of {now}: pass --overwrite, or choose another output")
-
-    def claim(self, path, inputs, frame=None):
-        """Reserve ``path`` for the output of ``inputs`` (absolute paths; ``frame``
-        of a series): refuses a second claim in the run and what :meth:`check` refuses."""
-        rel = self._rel(path)
-        if rel in self.claimed and self.claimed[rel]["inputs"] != list(inputs):
-            raise FileExistsError(f"{path} would be written twice in this run, from "
-                                  f"{', '.join(self.claimed[rel]['inputs'])} and from {', '.join(inputs)}: "
-                                  f"rename one input or run them separately with different outputs")
-        self.check(path, inputs)
-        self.claimed[rel] = {"inputs": list(inputs), "frame": frame}
-        self.inputs.extend(i for i in inputs if i not in self.inputs)
-
-    def done(self, path):
-        self.written.append(Path(path))
-
-    def finish(self):
-        """Write the manifest (last): this run's outputs, and the earlier outputs still
-        present with their recorded size."""
-        runs, outputs, files = [], {}, []
-        remap = {}
-        for rel, rec in self.earlier.items():
-            f = Path(rel) if Path(rel).is_absolute() else self.root / rel
-            if rel in self.claimed or not f.is_file() or f.stat().st_size != self.sizes[rel]:
-                continue
-            old = rec.get("run")
-            if isinstance(old, int) and 0 <= old < len(self.earlier_runs):
-                if old not in remap:
-                    remap[old] = len(runs)
-                    runs.append(self.earlier_runs[old])
-                rec = dict(rec, run=remap[old])
-            outputs[rel] = rec
-            files.append(f)
-        this = len(runs)
-        runs.append({"command": self.command, "inputs": self.inputs, "settings": self.settings})
-        for f in self.written:
-            rel = self._rel(f)
-            outputs[rel] = dict(self.claimed.get(rel, {"inputs": [], "frame": None}), run=this)
-            files.append(f)
-        _files.write_manifest(self.manifest, files, command=self.command, inputs=self.inputs,
-                              settings=self.settings, outputs=outputs, runs=runs)
-        return self.manifest
-
-
-def _file_manifest(path):
-    """The manifest of a single-file output: ``<file>.manifest.json``."""
-    p = Path(path)
-    return p.with_name(p.name + ".manifest.json")
-
-
-def _input(path, what):
-    """The absolute path of an input file, checked up front."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{what} not found: {p}")
-    if not p.is_file():
-        raise IsADirectoryError(f"{what} is not a file: {p}")
-    return str(p.resolve())
 
 
 # -- volume attributes: absent, None and NaN alike mean "not recorded" --------------
@@ -262,39 +111,8 @@ def _polarity(args, attrs):
 
 # -- inputs: files, folders, globs; frames; background ---------------------------------
 
-#: image files a folder argument of ``holo reconstruct`` contributes
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".gif")
 #: most frames a median background is computed from (evenly spaced over the series)
 MEDIAN_MAX_FRAMES = 64
-
-
-def _natural_key(path):
-    """Sort key: digit runs compare as numbers (frame2 before frame10)."""
-    return [int(t) if t.isdigit() else t.casefold() for t in re.split(r"(\d+)", str(path))]
-
-
-def _expand_inputs(items):
-    """The hologram files named by the arguments: a file, a folder (its image files)
-    or a glob pattern (quoted, expanded here), each folder or pattern sorted
-    naturally.  Returns [(as given, absolute path)]."""
-    out = []
-    for given in items:
-        p = Path(given)
-        if p.is_dir():
-            found = sorted((q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES),
-                           key=_natural_key)
-            if not found:
-                raise FileNotFoundError(f"the folder {given} holds no image files "
-                                        f"({', '.join(IMAGE_SUFFIXES)})")
-        elif not p.exists() and any(c in given for c in "*?["):
-            found = sorted((Path(g) for g in glob.glob(given) if Path(g).is_file()), key=_natural_key)
-            if not found:
-                raise FileNotFoundError(f"no file matches the pattern {given!r}")
-        else:
-            out.append((given, _input(given, "hologram file")))
-            continue
-        out += [(str(q), str(q.resolve())) for q in found]
-    return out
 
 
 def _frames(path):
@@ -373,17 +191,6 @@ def _background(args, holos):
     if choice == "auto":
         rec["chosen"] = "auto"
     return "median", bg, rec
-
-
-def _progress(args):
-    """True when progress bars are wanted: stderr is a terminal and not -q."""
-    return bool(sys.stderr.isatty()) and not getattr(args, "quiet", 0)
-
-
-def _say(args, text):
-    """A result line on stdout (not with -q)."""
-    if not getattr(args, "quiet", 0):
-        print(text)
 
 
 # -- commands -------------------------------------------------------------------------
@@ -860,18 +667,6 @@ def cmd_demo(args):
     return 0
 
 
-def _savefig(fig, path):
-    """Save and close a figure atomically (PNG)."""
-    import matplotlib.pyplot as plt
-
-    try:
-        with _files.atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=80)
-    finally:
-        plt.close(fig)
-    return Path(path).name
-
-
 def _demo_figures(out, ha, rec, tab, found, traj, z_true, c, got, true_d, px):
     """The demo's figures; returns the names of the files written (none without
     matplotlib)."""
@@ -925,10 +720,6 @@ def _demo_figures(out, ha, rec, tab, found, traj, z_true, c, got, true_d, px):
     names.append(_savefig(fig, out / "piv.png"))
     print(f"figures -> {out}/{', '.join(names)}")
     return names
-
-
-_EXITS = ("exit codes: 0 success, 2 user error (one line on stderr), 130 interrupted, 1 internal "
-          "error (-v for the traceback); see 'diffimaging --help'")
 
 
 def add_commands(sub):
