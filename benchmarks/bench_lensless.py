@@ -56,9 +56,11 @@ import scipy.fft
 import diffimaging as d
 from diffimaging._backend.config import config_dict
 from diffimaging._backend.threads import get_num_threads
-from diffimaging.lensless import Captures, classical, field_shape, model, reconstruct, simulate
+from diffimaging.lensless import (Captures, SensorPreconditioner, classical, field_shape, model,
+                                  reconstruct, simulate)
 from diffimaging.lensless import metrics as M
 from diffimaging.optim import FISTA, ModelProblem, run
+from diffimaging.optim import constraints as C
 from diffimaging.optim import regularizers as R
 
 STANDARD = dict(factor=2, shift_error=0.8e-6, z_error=25e-6)
@@ -98,8 +100,10 @@ def speed(n_window, K, repeat):
         for _ in range(2 * K + 3):
             scipy.fft.fft2(buf, overwrite_x=True, workers=workers)
 
-    prob = ModelProblem(m, c.images, regularizers=[R.TV(2e-3, prox_iterations=10)],
-                        prox_split=True)
+    # the final stage of reconstruct: TV 1e-2, |t| <= 1, the sensor preconditioner
+    prob = ModelProblem(m, c.images, regularizers=[R.TV(1e-2, prox_iterations=10)],
+                        constraint=C.AmplitudeAtMost(1.0), prox_split=True,
+                        preconditioner=SensorPreconditioner(c.factor))
     start = prob.start(x)
 
     def fista10():
@@ -153,6 +157,12 @@ def quality_case(sim, n_window, photons, seed, iterations, methods):
         s["time_s"] = time.perf_counter() - t0
         if name == "learned" and "focus" in r.history:
             s["focus_offset_um"] = r.history["focus"]["offset"] * 1e6
+        if name == "learned" and "capture focus" in r.history:
+            cf, cfb = r.history["capture focus"], rb.history["capture focus"]
+            s["capture_focus"] = dict(
+                criterion=cf["criterion"], bars_criterion=cfb["criterion"],
+                height_rmse_um=M.height_rmse(cf["heights"], caps.truth["z"]) * 1e6,
+                bars_height_rmse_um=M.height_rmse(cfb["heights"], bars.truth["z"]) * 1e6)
         out[name] = s
         print(f"    {name:9s} PSNR {s['psnr']:6.2f} dB  shift {s['shift_rmse_px']:.3f} px  "
               f"height {s['height_rmse_um']:6.2f} um  gain {s['resolution_gain']:.2f}  "

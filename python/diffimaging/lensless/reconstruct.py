@@ -27,9 +27,10 @@ from ..optim.run import check_count
 from .captures import Captures, Reconstruction
 from .classical import upsample
 from .model import SensorGrid, check_learn, default_pad, model
+from .precondition import SensorPreconditioner
 
 __all__ = ["reconstruct", "initial_field", "register", "whole_pixel_correction", "height_sweep",
-           "focus_offset"]
+           "focus_offset", "capture_heights"]
 
 
 def initial_field(images, shifts, z, *, factor, wavelength, pixel_size, pad, n_medium=1.0):
@@ -137,6 +138,81 @@ def height_sweep(t, images, shifts, z, *, factor, wavelength, pixel_size, pad, s
     return out
 
 
+_CAPTURE_CRITERIA = ("contrast", "sparsity")
+
+
+def capture_heights(images, shifts, z, *, factor, wavelength, pixel_size, pad, search, step,
+                    border=2):
+    """Each capture's height by autofocus of that capture alone [m].
+
+    Capture k is interpolated onto the high-resolution grid at its nominal
+    position (:func:`~diffimaging.lensless.classical.upsample`), its amplitude
+    back-propagated to ``z[k] + dz`` for dz on a grid of ``step`` over
+    [-search, search], and two focus criteria are evaluated over the window
+    (less ``border`` sensor pixels along every edge):
+
+    - "contrast": the amplitude's contrast std/mean, largest in focus for
+      absorbing samples (stained tissue, a chrome target);
+    - "sparsity": ``||grad u||_1 / ||grad u||_2`` of the complex field, least
+      in focus when the sample also shifts the phase (the amplitude contrast
+      of a phase object is least in focus, not largest).
+
+    The criterion whose optima lie inside the search range for more captures
+    is used for all (an optimum on the range's edge is the criterion
+    failing, not a height; "sparsity" on a tie), each optimum refined by a
+    parabola.  Measured on the 256^2 x 16 simulated sets (seed 1, 1e4
+    photons, height errors sigma 25 um): bar target (opaque bars) "contrast",
+    RMS error 0.8 um with a mean of -0.05 um; camera sample (amplitude and
+    phase) "sparsity", 4.1 um RMS, mean 1.8 um; the other criterion failed
+    on each (optima on the range's edge).  A capture fixes its own height
+    absolutely, so this also finds a common offset of all heights.
+
+    Returns ``(heights, record)``: the (K,) heights [m] and a dict with the
+    "criterion" used, the "grid" of dz [m], each criterion's (K, n) "values"
+    and the number of "interior" optima per criterion.
+    """
+    from .classical import upsample
+
+    f = V.factor(factor)
+    p = pixel_size / f
+    ims = np.asarray(B.to_host_float64(images, "images"), dtype=np.float64)
+    K, ny, nx = ims.shape
+    z = np.asarray(z, dtype=np.float64)
+    hr, seen = upsample(ims, shifts, factor=f, pixel_size=pixel_size, pad=pad, order=1)
+    amp = np.where(seen, np.sqrt(np.clip(hr, 0.0, None)), 1.0)
+    n = int(round(search / step))
+    dzs = np.arange(-n, n + 1) * step
+    b = border * f
+    win = (slice(pad + b, pad + ny * f - b), slice(pad + b, pad + nx * f - b))
+    vals = {c: np.full((K, dzs.size), np.inf) for c in _CAPTURE_CRITERIA}
+    for k in range(K):
+        ok = z[k] + dzs > 0
+        u = 1.0 + propagate(amp[k] - 1.0 + 0j, -(z[k] + dzs[ok]), wavelength=wavelength,
+                            pixel_size=p, carrier=False)
+        w = u[(slice(None),) + win]
+        a = np.abs(w)
+        vals["contrast"][k, ok] = -np.std(a, axis=(-2, -1)) / np.maximum(
+            np.mean(a, axis=(-2, -1)), 1e-300)
+        g2 = np.abs(np.diff(w, axis=-2)[..., :, :-1]) ** 2 + \
+            np.abs(np.diff(w, axis=-1)[..., :-1, :]) ** 2
+        vals["sparsity"][k, ok] = np.sum(np.sqrt(g2), axis=(-2, -1)) / np.maximum(
+            np.sqrt(np.sum(g2, axis=(-2, -1))), 1e-300)
+    best = {c: np.argmin(v, axis=1) for c, v in vals.items()}
+    interior = {c: int(np.sum((i > 0) & (i < dzs.size - 1) & np.isfinite(vals[c][np.arange(K), i])))
+                for c, i in best.items()}
+    crit = "contrast" if interior["contrast"] > interior["sparsity"] else "sparsity"
+    out = z.copy()
+    for k in range(K):
+        v, i = vals[crit][k], int(best[crit][k])
+        dz = float(dzs[i])
+        if 0 < i < dzs.size - 1 and np.all(np.isfinite(v[i - 1:i + 2])):
+            den = v[i - 1] - 2 * v[i] + v[i + 1]
+            if den > 0:
+                dz += float(np.clip(0.5 * (v[i - 1] - v[i + 1]) / den, -0.5, 0.5)) * step
+        out[k] = z[k] + dz
+    return out, dict(criterion=crit, grid=dzs, values=vals, interior=interior)
+
+
 _FOCUS = ("passivity", "sparsity")
 
 
@@ -228,7 +304,8 @@ def _resolve(captures, nominal_shifts, nominal_z, factor, wavelength, pixel_size
 def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, wavelength=None,
                 pixel_size=None, n_medium=None, learn=("shift", "z"), iterations=300,
                 progress=False, loss="l2", tv=None, pad=None, schedule="auto", z_search=None,
-                focus="auto", modulo=False, callback=None) -> Reconstruction:
+                focus="capture", modulo=False, precondition=True,
+                callback=None) -> Reconstruction:
     """Recover the high-resolution field and the capture geometry.
 
     Parameters
@@ -267,42 +344,50 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         High-resolution pixels of free field around the window (default:
         :func:`~diffimaging.lensless.model.default_pad`).
     schedule : "auto" or "joint"
-        "auto" (default), when heights are learned (each solve fits the data
-        term alone, without the prior or the constraint, until the last: either
-        would favour the nominal plane):
+        "auto" (default), when heights are learned:
 
         1. with ``modulo=True``, the whole-pixel ambiguities of the nominal
            positions are resolved by registering the captures with one another
            (:func:`register`, :func:`whole_pixel_correction`);
-        2. the field (and the positions) from the nominal heights, a tenth of
-           the iterations;
-        3. each capture's height on its own, by a sweep over +- ``z_search``
-           against that field (:func:`height_sweep`); steps 2 and 3 twice;
+        2. each capture's height by autofocus of that capture alone
+           (:func:`capture_heights`, see ``focus``): absolute, so a common
+           offset of all heights is found too.  Per-capture focus is noisy on
+           small or featureless windows, so two starts are compared: these
+           heights, and the nominal ones moved by the median of their
+           offsets; the one whose back-propagated field predicts the captures
+           better is kept (measured: the per-capture heights on 256^2 windows,
+           the common offset on 64^2 test windows, right both times);
+        3. the field and the positions at those heights, a tenth of the
+           iterations, fitting the data alone (a prior or the constraint
+           would favour the starting plane);
         4. the field, the positions and the heights together, a fifth of the
-           iterations: the heights relative to one another;
-        5. the common height offset, which the data cannot see (moving every
-           height and refocusing the field predicts the same captures), by
-           autofocus of the field (:func:`focus_offset`, see ``focus``), the
-           field refocused with it;
-        6. the joint solve with the prior and the constraint, the remaining
-           iterations.
+           iterations, the data alone: the heights relative to one another;
+        5. the joint solve with the prior, the constraint and the
+           preconditioner, the remaining iterations.
 
-        A single joint solve from the nominal heights (as "joint" does) gets
+        "joint": one joint solve (step 5) from the nominal geometry; it gets
         the relative heights when their errors are small but cannot see a
-        common offset at all.
-        "joint": one joint solve (step 6) from the nominal geometry.
+        common offset at all (moving every height and refocusing the field
+        predicts the same captures).
     z_search : float [m], optional
-        Half-width of the height sweep and of the autofocus search (default:
-        100 um, at most half the smallest nominal height).
-    focus : "auto", "passivity" or "sparsity"
-        The autofocus criterion of step 5 (see :func:`focus_offset`).  "auto"
-        (default): "passivity" over +- ``z_search``, then "sparsity" within
-        +- 20 um of its optimum.  Measured at 128^2 x 16 (100 iterations, four
-        seeds, common errors 0 to 40 um): "passivity" alone finds the offset to
-        within 4-16 um, "sparsity" alone to 1-4 um but once fell into a local
-        minimum 30 um off; "auto" failed on that seed too (a common error of
-        +40 um set to +16 um), and a scoring of the candidates by the final
-        objective was measured worse (it prefers the unmoved field).
+        Half-width of the height search (default: 100 um, at most half the
+        smallest nominal height).
+    focus : "capture", "auto", "passivity" or "sparsity"
+        How the "auto" schedule finds the heights.  "capture" (default): step
+        2 above.  The others: the earlier schedule, kept for comparison:
+        the field from the nominal heights, each capture's height swept
+        against it (:func:`height_sweep`) twice, the relative heights
+        jointly, then the common offset by autofocus of the field
+        (:func:`focus_offset` with this criterion; "auto": "passivity" over
+        +- ``z_search``, then "sparsity" within +- 20 um).  Measured at 256^2 x
+        16 (seed 1, 1e4 photons, height errors sigma 25 um): on the camera
+        sample both find the heights (RMS error 0.5 um); on the bar target
+        the sweep leaves the heights where they were (a field fitted at the
+        nominal heights matches each capture best there), the joint stage
+        does not recover from 17 um of relative error and the field's
+        autofocus runs to the edge of its range (heights 120 um off), where
+        "capture" leaves 0.8 um (its "contrast" criterion) and the
+        schedule ends at 0.3 um (camera: 0.4 um).
     modulo : bool
         The nominal positions are known only modulo one sensor pixel (a stage
         that repeats its sub-pixel steps but not its whole-pixel travel): the
@@ -310,6 +395,16 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         before anything else (any schedule).  Off by default: on small sensors
         (32^2 pixels) the registration errs by up to a pixel and would spoil
         good nominal positions.
+    precondition : bool or SensorPreconditioner
+        Precondition the field's gradient steps by the inverse squared
+        transfer of the sensor pixels (:class:`SensorPreconditioner`, default
+        True): the fine detail that the pixels attenuate converges as fast as
+        the coarse.  Measured (256^2 x 16 camera sample, true geometry, 300
+        iterations, 1e4 photons): PSNR 31.8 dB against 30.6 dB without.  Used
+        in the final solve (with the prior and the constraint) of the "auto"
+        schedule, after the geometry stages, and when nothing is learned; not
+        in a "joint" solve that learns the geometry from the start (the
+        field's larger steps hold the geometry back).
     callback : callable(iteration, x, params, record) -> bool, optional
         Called after every iteration of each joint stage.
 
@@ -320,8 +415,10 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     ``history`` with the per-iteration "loss" and "time" [s] of all stages, the
     "stage" each iteration belongs to, and the records of the schedule:
     "registration" (step 1: measured relative positions [m] and the corrected
-    start), "heights" (step 3: the swept heights [m], one array per sweep) and
-    "focus" (step 5: each criterion's grid [m], values and optimum, and the
+    start), "capture focus" (step 2: the criterion used, the grid [m], the
+    values, the interior optima per criterion and the "heights" [m]); with the
+    other ``focus`` modes, "heights" (the swept heights [m], one array per
+    sweep) and "focus" (each criterion's grid [m], values and optimum, and the
     "offset" applied [m]).
 
     Example
@@ -334,7 +431,7 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     learn = check_learn(learn)
     iterations = check_count(iterations, "iterations")
     schedule = V.choice("schedule", schedule, ("auto", "joint"))
-    focus = V.choice("focus", focus, ("auto",) + _FOCUS)
+    focus = V.choice("focus", focus, ("capture", "auto") + _FOCUS)
     V.choice("loss", loss, ("l2", "poisson"))
     images = caps.images
     xp = B.namespace(images, names=["captures"])
@@ -365,11 +462,22 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
                        pixel_size=P, pad=pad, n_medium=caps.n_medium)
     m = model(caps.sensor_shape, shifts0, caps.z, wavelength=caps.wavelength, pixel_size=P,
               factor=f, n_medium=caps.n_medium, pad=pad, learn=learn)
+    if precondition is True:
+        pre = SensorPreconditioner(f)
+    elif precondition is False or precondition is None:
+        pre = None
+    elif callable(getattr(precondition, "apply", None)):
+        pre = precondition
+    else:
+        raise TypeError(f"precondition must be True, False or a SensorPreconditioner, got "
+                        f"{type(precondition).__name__}")
     regs = [R.TV(tv, prox_iterations=10)] if tv > 0 else []
     prob = ModelProblem(m, images, loss=loss, regularizers=regs,
-                        constraint=C.AmplitudeAtMost(1.0), prox_split=True)
+                        constraint=C.AmplitudeAtMost(1.0), prox_split=True, preconditioner=pre)
     # the first stage of the schedule fits the data alone: a prior or a constraint
     # applied at the (possibly wrong) nominal plane would pull the focus towards it
+    # (and without the preconditioner: the unregularised field it gives is noisier, which
+    # misleads the autofocus; measured: the offset at the search's edge, 120 um off)
     free = ModelProblem(m, images, loss=loss, prox_split=True)
 
     def to_device(a):
@@ -391,40 +499,78 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     heights = ("z" in learn or "offset" in learn)
     window = (slice(pad + 2 * f, pad + (ny - 2) * f), slice(pad + 2 * f, pad + (nx - 2) * f))
     if auto and heights:
-        n1, n2 = iterations // 10, iterations // 5    # the final stage keeps 60 %
         geometry = [k for k in ("sensor.shift",) if "shift" in learn]
         first = ModelProblem(m, images, loss=loss, names=geometry, prox_split=True)
-        for _ in range(2):
+        if focus == "capture":
+            n1, n2 = iterations // 10, iterations // 5    # the final stage keeps 70 %
+            zk, rec = capture_heights(images, shifts0, caps.z, factor=f, wavelength=lam,
+                                      pixel_size=P, pad=pad, search=z_search,
+                                      step=max(0.5e-6, z_search / 50))
+            # two starts: the per-capture heights, or the nominal ones moved by the
+            # median of their offsets (per-capture focus is noisy on small or
+            # featureless windows); the one whose back-propagated field predicts the
+            # captures better is kept (a common offset does not change that misfit)
+            common = caps.z + float(np.median(zk - caps.z))
+            starts = {"per capture": zk, "common offset": common} if "z" in learn else \
+                {"common offset": common}
+            misfit, fields = {}, {}
+            for name, zs in starts.items():
+                fields[name] = initial_field(images, shifts0, zs, factor=f,
+                                             wavelength=caps.wavelength, pixel_size=P, pad=pad,
+                                             n_medium=caps.n_medium)
+                pz = dict(params, **{"heights.z": xp.asarray(zs, device=B.device_of(x))})
+                misfit[name] = free.value(free.start(to_device(fields[name]), pz,
+                                                     project=False))
+            used = min(misfit, key=misfit.get)
+            history["capture focus"] = dict(rec, heights=zk, misfit=misfit, used=used)
+            params = dict(params, **{"heights.z": xp.asarray(starts[used],
+                                                             device=B.device_of(x))})
+            x = to_device(fields[used])
             x, params = solve(x, params, n1, "field", first)
-            if "z" in learn:
-                zk = height_sweep(_host(x), images, params["sensor.shift"], params["heights.z"],
-                                  factor=f, wavelength=lam, pixel_size=P, pad=pad,
-                                  search=z_search, step=max(0.5e-6, z_search / 20))
-                history.setdefault("heights", []).append(zk)
-                params = dict(params, **{"heights.z": xp.asarray(zk, device=B.device_of(x))})
-        x, params = solve(x, params, n2, "relative geometry", free)
-        th = _host(x)
-        kw = dict(wavelength=lam, pixel_size=p, window=window)
-        first_crit = "passivity" if focus == "auto" else focus
-        dz, (grid, curve) = focus_offset(th, search=z_search, step=max(0.5e-6, z_search / 40),
-                                         criterion=first_crit, **kw)
-        history["focus"] = {first_crit: {"offset": dz, "grid": grid, "values": curve}}
-        if focus == "auto":
-            near = min(20e-6, z_search)
-            moved = 1.0 + propagate(th - 1.0, -dz, wavelength=lam, pixel_size=p, carrier=False)
-            fine, (g2, c2) = focus_offset(moved, search=near, step=near / 20,
-                                          criterion="sparsity", **kw)
-            dz += fine
-            history["focus"]["sparsity"] = {"offset": dz, "grid": g2 + dz - fine, "values": c2}
-        history["focus"]["offset"] = dz
-        x = to_device(1.0 + propagate(th - 1.0, -dz, wavelength=lam, pixel_size=p,
-                                      carrier=False))
-        params = dict(params)
-        key = "heights.z" if "z" in learn else "heights.offset"
-        params[key] = params[key] + dz
-        x, params = solve(x, params, iterations - 2 * n1 - n2, "joint")
+            x, params = solve(x, params, n2, "relative geometry", free)
+            x, params = solve(x, params, iterations - n1 - n2, "joint")
+        else:
+            n1, n2 = iterations // 10, iterations // 5    # the final stage keeps 60 %
+            for _ in range(2):
+                x, params = solve(x, params, n1, "field", first)
+                if "z" in learn:
+                    zk = height_sweep(_host(x), images, params["sensor.shift"],
+                                      params["heights.z"], factor=f, wavelength=lam,
+                                      pixel_size=P, pad=pad, search=z_search,
+                                      step=max(0.5e-6, z_search / 20))
+                    history.setdefault("heights", []).append(zk)
+                    params = dict(params, **{"heights.z": xp.asarray(zk, device=B.device_of(x))})
+            x, params = solve(x, params, n2, "relative geometry", free)
+            th = _host(x)
+            kw = dict(wavelength=lam, pixel_size=p, window=window)
+            first_crit = "passivity" if focus == "auto" else focus
+            dz, (grid, curve) = focus_offset(th, search=z_search, step=max(0.5e-6, z_search / 40),
+                                             criterion=first_crit, **kw)
+            history["focus"] = {first_crit: {"offset": dz, "grid": grid, "values": curve}}
+            if focus == "auto":
+                near = min(20e-6, z_search)
+                moved = 1.0 + propagate(th - 1.0, -dz, wavelength=lam, pixel_size=p,
+                                        carrier=False)
+                fine, (g2, c2) = focus_offset(moved, search=near, step=near / 20,
+                                              criterion="sparsity", **kw)
+                dz += fine
+                history["focus"]["sparsity"] = {"offset": dz, "grid": g2 + dz - fine,
+                                                "values": c2}
+            history["focus"]["offset"] = dz
+            x = to_device(1.0 + propagate(th - 1.0, -dz, wavelength=lam, pixel_size=p,
+                                          carrier=False))
+            params = dict(params)
+            key = "heights.z" if "z" in learn else "heights.offset"
+            params[key] = params[key] + dz
+            x, params = solve(x, params, iterations - 2 * n1 - n2, "joint")
     else:
-        x, params = solve(x, params, iterations, "joint")
+        # geometry learned from the start: the preconditioned field steps share FISTA's
+        # step with the positions and heights, which then barely move (measured on the
+        # small test case: shift error 0.35 px from 0.39 px, against 0.02 px without)
+        plain = prob if not learn or pre is None else ModelProblem(
+            m, images, loss=loss, regularizers=regs, constraint=C.AmplitudeAtMost(1.0),
+            prox_split=True)
+        x, params = solve(x, params, iterations, "joint", plain)
     win = x[pad:pad + ny * f, pad:pad + nx * f]
     shifts = np.asarray(B.to_host_float64(params["sensor.shift"], "shift"), dtype=np.float64)
     z = np.asarray(B.to_host_float64(params["heights.z"], "z"), dtype=np.float64) + \
@@ -433,4 +579,5 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
                           nominal_z=caps.z.copy(), history=history,
                           settings=dict(learn=list(learn), iterations=iterations, loss=loss, tv=tv,
                                         pad=pad, factor=f, schedule=schedule, z_search=z_search,
-                                        focus=focus, modulo=bool(modulo)))
+                                        focus=focus, modulo=bool(modulo),
+                                        precondition=pre is not None))

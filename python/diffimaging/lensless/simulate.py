@@ -55,14 +55,17 @@ def _coverage(n, start, width, period, count):
 
 def bar_half_pitches(factor) -> list[float]:
     """Half-pitches of the bar target's groups [high-resolution pixels]: from two
-    sensor pixels (2 ``factor``) down to 4 in whole pixels, then 3.5 to 1 in half
-    pixels.  Half-pitches in half pixels, their first bar on a pixel edge, keep
-    the full contrast of the bars when the target is averaged over the
-    high-resolution pixels (other fractions lose up to 2/3 of it to the pixel
-    grid, which would make the score depend on the grid, not on the optics)."""
+    sensor pixels (2 ``factor``) down to 4 in whole pixels, then 3.5 to 2 in half
+    pixels and 1.75 to 1 in quarter pixels (at factor 2: gains 0.5, 0.57, 0.67,
+    0.8, 1.0, 1.14, 1.33, 1.6, 2.0).  The first bar of a group starts on a pixel
+    edge.  Half-pitches in half pixels keep the full contrast of the bars when
+    the target is averaged over the high-resolution pixels; the quarter-pixel
+    groups (1.75, 1.25) keep a Michelson contrast of 0.5 in the averaged truth
+    (bar_contrasts), above the 0.2 that resolution_gain asks for, and fill the
+    steps between gains 1, 1.33 and 2 where super-resolution is decided."""
     f = V.factor(factor)
     coarse = [float(h) for h in range(2 * f, 4, -1)]
-    fine = [h for h in (4.0, 3.5, 3.0, 2.5, 2.0, 1.5, 1.0) if h <= 2 * f]
+    fine = [h for h in (4.0, 3.5, 3.0, 2.5, 2.0, 1.75, 1.5, 1.25, 1.0) if h <= 2 * f]
     return coarse + fine
 
 

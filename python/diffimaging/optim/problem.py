@@ -102,13 +102,29 @@ class ModelProblem:
     prox_split : True for proximal methods: the regularisers act through their
         prox and :meth:`evaluate` returns the fidelity alone as the total; False
         for gradient methods: their smooth forms join the objective and gradient.
+    preconditioner : object with ``apply(g)`` and ``apply_inverse(d)``, optional
+        A symmetric positive-definite operator M on the object (an array of
+        the object's shape in, the same out) for FISTA's proximal steps: the
+        trial point is ``prox(y - a M grad)`` and the backtracking measures the
+        step in the metric of M^-1 (``<d, M^-1 d>``), so the quadratic bound
+        stays a bound.  The regularisers' prox stays the Euclidean one: the
+        fixed point then minimises the fidelity plus the regularisers weighted
+        by M^-1 (weaker where M amplifies; see
+        :class:`~diffimaging.lensless.SensorPreconditioner`).  Only
+        :meth:`prox_step` uses it; the gradient methods ignore it.
 
     ``groups`` lists the variable groups ("x" first when it moves, then
     ``names``); ``scales`` their typical sizes, fixed by :meth:`start`.
     """
 
     def __init__(self, model, y, *, loss="l2", regularizers=(), constraint=None, names=None,
-                 move_x=True, prox_split=False):
+                 move_x=True, prox_split=False, preconditioner=None):
+        if preconditioner is not None and not (callable(getattr(preconditioner, "apply", None))
+                                               and callable(getattr(preconditioner, "apply_inverse",
+                                                                    None))):
+            raise TypeError(f"preconditioner must offer apply(g) and apply_inverse(d), got "
+                            f"{type(preconditioner).__name__}")
+        self.preconditioner = preconditioner
         self.model, self.y = model, y
         self.loss = get_loss(loss)
         self.regs = list(regularizers or ())
@@ -250,16 +266,20 @@ class ModelProblem:
         return f, (g, self.vector(y))
 
     def prox_step(self, y, grad, a):
-        """The trial point ``prox_{a R}(y - a grad)`` (parameters projected) and
-        ``(trial, f(trial), <grad, d>, |d|^2)`` with ``d = trial - y`` (scaled)."""
+        """The trial point ``prox_{a R}(y - a M grad)`` (parameters projected; M the
+        preconditioner on the object, identity by default) and
+        ``(trial, f(trial), <grad, d>, <d, M^-1 d>)`` with ``d = trial - y`` (scaled)."""
         g, yv = grad
-        cx, cth = self.point(yv - a * g, y)
+        M = self.preconditioner if self.move_x else None
+        step = g if M is None else Vec([M.apply(g.parts[0])] + g.parts[1:])
+        cx, cth = self.point(yv - a * step, y)
         if self.move_x:
             cx = self.prox_x(cx, a * self.scales["x"] ** 2)
         cth = self.project_theta(cth)
         f_c = self.evaluate((cx, cth), want_grad=False, want_reg=False)[0]
         d = self.vector((cx, cth)) - yv
-        return (cx, cth), f_c, g.dot(d), d.dot(d)
+        dm = d if M is None else Vec([M.apply_inverse(d.parts[0])] + d.parts[1:])
+        return (cx, cth), f_c, g.dot(d), d.dot(dm)
 
     def initial_lipschitz(self, y, f, grad, L):
         """Smallest power-of-two fraction of ``L`` (1/step; 1 when None) for which the
