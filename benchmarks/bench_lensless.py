@@ -189,6 +189,8 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="+", default=["oracle", "learned", "nominal", "classical"],
                     help="also 'joint' (learned with schedule='joint')")
     ap.add_argument("--hard", action="store_true", help="also the harder cases (learned only)")
+    ap.add_argument("--cases", nargs="+", choices=["standard"] + list(HARD),
+                    help="run only these cases (harder ones learned only)")
     ap.add_argument("--no-speed", action="store_true")
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="128^2 window, 60 iterations, one seed")
@@ -210,6 +212,9 @@ def main(argv=None):
     cases = [("standard", STANDARD, a.methods)]
     if a.hard:
         cases += [(k, v, ["learned"]) for k, v in HARD.items()]
+    if a.cases:
+        cases = [("standard", STANDARD, a.methods)] if "standard" in a.cases else []
+        cases += [(k, v, ["learned"]) for k, v in HARD.items() if k in a.cases]
     result["quality"] = []
     for seed in a.seeds:
         for name, sim, methods in cases:

@@ -83,6 +83,13 @@ def test_reconstruct_an_hdf5_set_end_to_end(capset, tmp_path, capsys):
     assert main(argv + ["--learn", "none", "-q"]) == 0
     rec, _ = LIO.read_reconstruction(out / "reconstruction.h5")
     assert np.array_equal(rec.shifts, rec.nominal_shifts) and np.array_equal(rec.z, rec.nominal_z)
+    # the solver's options reach reconstruct and the records
+    assert main(argv + ["--modulo", "--tv", "0.002", "--z-search", "30e-6", "-q"]) == 0
+    rec, _ = LIO.read_reconstruction(out / "reconstruction.h5")
+    assert rec.settings["modulo"] is True and rec.settings["tv"] == pytest.approx(0.002)
+    assert rec.settings["z_search"] == pytest.approx(30e-6)
+    run = F.read_manifest(out / "manifest.json")["meta"]["runs"][-1]["settings"]
+    assert run["modulo"] is True and run["tv"] == pytest.approx(0.002)
     # another input into the same folder is refused before any work, then allowed by --overwrite
     other = tmp_path / "other.h5"
     LIO.write_captures(other, LIO.read_captures(capset))
@@ -146,7 +153,8 @@ def test_user_errors_are_one_line_and_write_nothing(capset, tmp_path, capsys):
     assert main(["lensless", "reconstruct", str(tmp_path / "nope.h5"), "-o", str(tmp_path / "o")]) == 2
     assert "not found" in _one_error_line(capsys.readouterr().err)
     for extra, opt in ((["--learn", "shifts"], "--learn"), (["--iterations", "0"], "--iterations"),
-                       (["--z", "x"], "--z"), (["--factor", "0"], "--factor")):
+                       (["--z", "x"], "--z"), (["--factor", "0"], "--factor"),
+                       (["--tv", "-1"], "--tv"), (["--z-search", "0"], "--z-search")):
         with pytest.raises(SystemExit) as e:
             main(run + extra)
         assert e.value.code == 2 and opt in _one_error_line(capsys.readouterr().err)

@@ -191,14 +191,16 @@ def cmd_reconstruct(args):
     out.mkdir(parents=True, exist_ok=True)
     settings = dict(wavelength_m=caps.wavelength, pixel_size_m=caps.pixel_size, factor=caps.factor,
                     n_medium=caps.n_medium, learn=list(args.learn), iterations=args.iterations,
-                    background=args.background, captures=caps.K)
+                    background=args.background, captures=caps.K, tv=args.tv,
+                    modulo=args.modulo, z_search_m=args.z_search)
     outputs = Outputs(out / "manifest.json", "lensless reconstruct", settings,
                       overwrite=args.overwrite)
     for name in RECONSTRUCT_FILES + RECONSTRUCT_FIGURES:
         outputs.claim(out / name, inputs)
     _, reconstruct, _ = _api()
     t0 = time.perf_counter()
-    rec = reconstruct(caps, learn=args.learn, iterations=args.iterations,
+    rec = reconstruct(caps, learn=args.learn, iterations=args.iterations, tv=args.tv,
+                      modulo=args.modulo, z_search=args.z_search,
                       progress=progress_wanted(args))
     seconds = time.perf_counter() - t0
     learned = "/".join(args.learn) or "nothing (nominal geometry)"
@@ -410,6 +412,15 @@ def add_commands(sub):
                         "the nominal geometry, a baseline (default shift,z)")
     r.add_argument("--iterations", type=number(int, low=1), default=300,
                    help="solver iterations (>= 1; default 300)")
+    r.add_argument("--modulo", action="store_true",
+                   help="the nominal positions are known only modulo one sensor pixel: the whole "
+                        "pixels are found by registering the captures (default: off)")
+    r.add_argument("--tv", type=number(float, low=0), default=1e-2,
+                   help="weight of the total variation of the field, for captures normalised to "
+                        "1 (>= 0; default 0.01)")
+    r.add_argument("--z-search", type=number(float, low=0, low_open=True, unit="metres"), default=None,
+                   help="half-width of the height search around the nominal heights, metres "
+                        "(default 100e-6, at most half the smallest height)")
     r.add_argument("-o", "--output", required=True,
                    help="output folder (required): reconstruction.h5, field_amplitude/phase .tif "
                         "and .png, calibration.csv/.json, figures, manifest.json (written last)")
