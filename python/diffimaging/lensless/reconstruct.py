@@ -29,8 +29,8 @@ from .classical import upsample
 from .model import SensorGrid, check_learn, default_pad, model
 from .precondition import SensorPreconditioner
 
-__all__ = ["reconstruct", "initial_field", "register", "whole_pixel_correction", "height_sweep",
-           "focus_offset", "capture_heights"]
+__all__ = ["reconstruct", "initial_field", "register", "register_focused",
+           "whole_pixel_correction", "height_sweep", "focus_offset", "capture_heights"]
 
 
 def initial_field(images, shifts, z, *, factor, wavelength, pixel_size, pad, n_medium=1.0):
@@ -82,6 +82,41 @@ def register(images, z):
     rows.append(np.ones(K))
     rhs.append(np.zeros(2))
     est = np.linalg.lstsq(np.asarray(rows), np.asarray(rhs), rcond=None)[0]
+    return est - est.mean(axis=0)
+
+
+def register_focused(images, shifts, z, *, factor, wavelength, pixel_size, pad):
+    """Relative sensor positions of the captures [sensor pixels], mean zero,
+    from their *refocused* images: each capture is interpolated onto the
+    high-resolution grid at its nominal position, back-propagated to its height
+    ``z[k]`` (best its own autofocus, :func:`capture_heights`), and its amplitude
+    cross-correlated with the first capture's (sub-pixel peak).  In focus the
+    captures are shifted copies of one sample, whatever their heights, so this
+    holds on sparse samples where :func:`register` (raw holograms of
+    neighbouring heights) does not.  Measured (256^2 x 16, positions known
+    modulo one pixel, 1e4 photons): RMS error 0.36 px on the bar target
+    (:func:`register`: 1.17 px, up to 2.9 px) and 0.19 px on the camera sample
+    (0.14 px).  ``wavelength`` in the medium; lengths in metres."""
+    from skimage.registration import phase_cross_correlation
+
+    from .classical import upsample
+
+    f = V.factor(factor)
+    ims = np.asarray(B.to_host_float64(images, "images"), dtype=np.float64)
+    shifts = np.asarray(shifts, dtype=np.float64)
+    K = ims.shape[0]
+    focused = []
+    for k in range(K):
+        hr, seen = upsample(ims[k:k + 1], shifts[k:k + 1], factor=f, pixel_size=pixel_size,
+                            pad=pad, order=1)
+        amp = np.where(seen, np.sqrt(np.clip(hr, 0.0, None)), 1.0)[0]
+        u = 1.0 + propagate(amp - 1.0 + 0j, -float(z[k]), wavelength=wavelength,
+                            pixel_size=pixel_size / f, carrier=False)
+        a = np.abs(u[pad:u.shape[0] - pad, pad:u.shape[1] - pad])
+        focused.append(a - a.mean())
+    d = np.array([phase_cross_correlation(focused[0], a, upsample_factor=10,
+                                          normalization=None)[0] for a in focused])
+    est = shifts / pixel_size + d / f
     return est - est.mean(axis=0)
 
 
@@ -347,8 +382,9 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         "auto" (default), when heights are learned:
 
         1. with ``modulo=True``, the whole-pixel ambiguities of the nominal
-           positions are resolved by registering the captures with one another
-           (:func:`register`, :func:`whole_pixel_correction`);
+           positions are resolved by registering the captures, each refocused
+           at its own autofocus height (:func:`capture_heights`,
+           :func:`register_focused`, :func:`whole_pixel_correction`);
         2. each capture's height by autofocus of that capture alone
            (:func:`capture_heights`, see ``focus``): absolute, so a common
            offset of all heights is found too.  Per-capture focus is noisy on
@@ -391,10 +427,11 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     modulo : bool
         The nominal positions are known only modulo one sensor pixel (a stage
         that repeats its sub-pixel steps but not its whole-pixel travel): the
-        whole pixels are found by registering the captures with one another
-        before anything else (any schedule).  Off by default: on small sensors
-        (32^2 pixels) the registration errs by up to a pixel and would spoil
-        good nominal positions.
+        whole pixels are found by registering the refocused captures with one
+        another before anything else (:func:`register_focused`; refocused at
+        the captures' own autofocus heights in the default schedule, at the
+        nominal heights otherwise).  Off by default: a registration that errs
+        by more than half a pixel would spoil good nominal positions.
     precondition : bool or SensorPreconditioner
         Precondition the field's gradient steps by the inverse squared
         transfer of the sensor pixels (:class:`SensorPreconditioner`, default
@@ -452,12 +489,25 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
     history = {"loss": [], "stage": [], "time": []}
     shifts0 = caps.shifts
     auto = schedule == "auto"
-    if modulo and caps.K > 1:
-        measured = register(images, caps.z)
-        shifts0 = whole_pixel_correction(caps.shifts, measured, P)
-        history["registration"] = {"measured": measured * P, "start": shifts0}
+    pad_given = pad
     pad = default_pad(shifts0, f, P) if pad is None else \
         V.integer(pad, "pad", minimum=0, type_error=ValueError)
+    focus_done = None
+    if modulo and caps.K > 1:
+        # the captures refocused (each at its own autofocus height when heights are
+        # learned by the default schedule) and registered with one another
+        zf = caps.z
+        if auto and focus == "capture" and ("z" in learn or "offset" in learn):
+            focus_done = capture_heights(images, shifts0, caps.z, factor=f, wavelength=lam,
+                                         pixel_size=P, pad=pad, search=z_search,
+                                         step=max(0.5e-6, z_search / 50))
+            zf = focus_done[0]
+        measured = register_focused(images, caps.shifts, zf, factor=f, wavelength=lam,
+                                    pixel_size=P, pad=pad)
+        shifts0 = whole_pixel_correction(caps.shifts, measured, P)
+        history["registration"] = {"measured": measured * P, "start": shifts0}
+        if pad_given is None:
+            pad = default_pad(shifts0, f, P)
     cdt = B.complex_dtype_for(xp, images.dtype)
     host_cdt = np.complex64 if cdt == xp.complex64 else np.complex128
     x0 = initial_field(images, shifts0, caps.z, factor=f, wavelength=caps.wavelength,
@@ -505,9 +555,9 @@ def reconstruct(captures, nominal_shifts=None, nominal_z=None, *, factor=None, w
         first = ModelProblem(m, images, loss=loss, names=geometry, prox_split=True)
         if focus == "capture":
             n1, n2 = iterations // 10, iterations // 5    # the final stage keeps 70 %
-            zk, rec = capture_heights(images, shifts0, caps.z, factor=f, wavelength=lam,
-                                      pixel_size=P, pad=pad, search=z_search,
-                                      step=max(0.5e-6, z_search / 50))
+            zk, rec = focus_done if focus_done is not None else capture_heights(
+                images, shifts0, caps.z, factor=f, wavelength=lam, pixel_size=P, pad=pad,
+                search=z_search, step=max(0.5e-6, z_search / 50))
             # two starts: the per-capture heights, or the nominal ones moved by the
             # median of their offsets (per-capture focus is noisy on small or
             # featureless windows); the one whose back-propagated field predicts the
