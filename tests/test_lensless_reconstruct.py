@@ -122,6 +122,19 @@ def test_register_resolves_whole_pixels():
     np.testing.assert_allclose(frac, 0.0, atol=1e-9)
 
 
+def test_capture_heights_rejects_secondary_foci():
+    """The bar target with a +40 um common height error: two captures' contrast peaks
+    at a secondary focus 132 um off; they are searched again near the others'
+    common offset."""
+    c = simulate(obj="bars", n_window=256, factor=2, shift_error=0.8e-6, z_error=25e-6,
+                 z_offset=40e-6, photons=1e4, seed=1)
+    z, rec = capture_heights(c.images, c.shifts, c.z, factor=2, wavelength=c.wavelength,
+                             pixel_size=c.pixel_size, pad=64, search=100e-6, step=2e-6)
+    assert rec["criterion"] == "contrast"
+    assert set(rec["outliers"].tolist()) >= {11, 12}
+    assert np.max(np.abs(z - c.truth["z"])) < 4e-6
+
+
 @pytest.mark.parametrize("obj", ["bars", "camera"])
 def test_register_focused_on_sparse_and_dense_samples(obj):
     """Registration of the refocused captures: a bar target (sparse, where raw holograms

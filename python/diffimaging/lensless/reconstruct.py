@@ -194,13 +194,15 @@ def capture_heights(images, shifts, z, *, factor, wavelength, pixel_size, pad, s
 
     The criterion whose optima lie inside the search range for more captures
     is used for all (an optimum on the range's edge is the criterion
-    failing, not a height; "sparsity" on a tie).  A capture whose optimum lies
-    further from the median offset (optimum - nominal) than three times the
-    offsets' spread (1.4826 MAD; at least 10 um) took a secondary focus
-    (periodic detail refocuses at other distances too) and is searched again
-    within that band ("outliers" in the record; measured on the bar target
-    with a +40 um common error: 2 of 16 captures 132 um off, then within
-    2 um).  Each optimum is refined by a parabola.  Measured on the 256^2 x 16 simulated sets (seed 1, 1e4
+    failing, not a height; "sparsity" on a tie).  With at least 8 captures,
+    one whose optimum lies further from the median offset (optimum - nominal)
+    than four times the offsets' spread (1.4826 MAD; at least 10 um) took a
+    secondary focus (periodic detail refocuses at other distances too) and is
+    searched again within that band ("outliers" in the record; measured on
+    the bar target with a +40 um common error: 2 of 16 captures 132 um off,
+    then within 2 um).  Each optimum is refined by a parabola.
+
+    Measured on the 256^2 x 16 simulated sets (seed 1, 1e4
     photons, height errors sigma 25 um): bar target (opaque bars) "contrast",
     RMS error 0.8 um with a mean of -0.05 um; camera sample (amplitude and
     phase) "sparsity", 4.1 um RMS, mean 1.8 um; the other criterion failed
@@ -247,8 +249,8 @@ def capture_heights(images, shifts, z, *, factor, wavelength, pixel_size, pad, s
     idx = np.asarray(best[crit]).copy()
     off = dzs[idx]
     med = float(np.median(off))
-    lim = max(3.0 * 1.4826 * float(np.median(np.abs(off - med))), 10e-6, 2 * step)
-    outliers = np.flatnonzero(np.abs(off - med) > lim)
+    lim = max(4.0 * 1.4826 * float(np.median(np.abs(off - med))), 10e-6, 2 * step)
+    outliers = np.flatnonzero(np.abs(off - med) > lim) if K >= 8 else np.zeros(0, int)
     for k in outliers:
         near = np.abs(dzs - med) <= lim
         v = np.where(near, vals[crit][k], np.inf)
