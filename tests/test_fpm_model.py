@@ -187,3 +187,20 @@ def test_sampling_warnings():
         _model(na=0.5)
     with pytest.warns(d.SamplingWarning, match="increase upsampling"):
         _model(upsampling=1, na=0.15)
+
+
+def test_torch_matches_numpy():
+    torch = pytest.importorskip("torch")
+    m = _generic_model()
+    o = _object()
+    yn, pbn = d.vjp(m, o)
+    yt, pbt = d.vjp(m, torch.asarray(o))
+    assert isinstance(yt, torch.Tensor) and yt.dtype == torch.float64
+    np.testing.assert_allclose(yt.numpy(), yn, rtol=1e-12, atol=1e-12)
+    g = np.random.default_rng(1).standard_normal(yn.shape)
+    gon, gpn = pbn(g)
+    got, gpt = pbt(torch.asarray(g))
+    np.testing.assert_allclose(got.numpy(), gon, rtol=1e-10, atol=1e-12)
+    for k, v in gpn.items():
+        np.testing.assert_allclose(np.asarray(gpt[k]), np.asarray(v), rtol=1e-9, err_msg=k)
+    assert m(torch.asarray(o.astype(np.complex64))).dtype == torch.float32

@@ -47,9 +47,8 @@ import numpy as np
 from .. import _backend as B
 from .._backend import fft as F
 from .._backend import validate as V
-from ..model import Gain, Intensity, Model, Param, Stage
-from ..model.stage import cotangent_like, param_value
-from ..model.zernike import zernike_noll
+from ..model import (Gain, Intensity, Model, Param, Stage, cotangent_like, param_value,
+                     zernike_noll)
 from .geometry import check_array_shape, wavevectors, wavevectors_vjp
 
 __all__ = ["Illumination", "PupilFilter", "model", "check_learn", "LEARNABLE"]
