@@ -202,5 +202,7 @@ def test_torch_matches_numpy():
     got, gpt = pbt(torch.asarray(g))
     np.testing.assert_allclose(got.numpy(), gon, rtol=1e-10, atol=1e-12)
     for k, v in gpn.items():
-        np.testing.assert_allclose(np.asarray(gpt[k]), np.asarray(v), rtol=1e-9, err_msg=k)
+        # (the piston's cotangent is zero up to round-off: an absolute floor)
+        np.testing.assert_allclose(np.asarray(gpt[k]), np.asarray(v), rtol=1e-9,
+                                   atol=1e-12 * float(np.max(np.abs(v))), err_msg=k)
     assert m(torch.asarray(o.astype(np.complex64))).dtype == torch.float32
