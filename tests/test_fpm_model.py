@@ -206,3 +206,13 @@ def test_torch_matches_numpy():
         np.testing.assert_allclose(np.asarray(gpt[k]), np.asarray(v), rtol=1e-9,
                                    atol=1e-12 * float(np.max(np.abs(v))), err_msg=k)
     assert m(torch.asarray(o.astype(np.complex64))).dtype == torch.float32
+
+
+def test_pupil_filter_without_upsampling_is_the_model_layers_pupil():
+    """upsampling = 1 crops nothing: the same filter as diffimaging.model.Pupil."""
+    c = 0.4 * np.random.default_rng(4).standard_normal(8)
+    x = _object(shape=(3, 16, 20))
+    p = CAM / MAG
+    ours = PupilFilter(NA, LAM, p, upsampling=1, zernike=c)(x)
+    ref = d.model.Pupil(NA, LAM, p, zernike=c)(x)
+    np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
