@@ -216,3 +216,27 @@ def test_pupil_filter_without_upsampling_is_the_model_layers_pupil():
     ours = PupilFilter(NA, LAM, p, upsampling=1, zernike=c)(x)
     ref = d.model.Pupil(NA, LAM, p, zernike=c)(x)
     np.testing.assert_allclose(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_geometry_bad_inputs():
+    kw = dict(height=HEIGHT, wavelength=LAM)
+    with pytest.raises(ValueError, match="pitch"):
+        fpm.wavevectors(3, 3, -PITCH, **kw)
+    with pytest.raises(ValueError, match="height"):
+        fpm.wavevectors(3, 3, PITCH, height=0.0, wavelength=LAM)
+    with pytest.raises(TypeError, match="rotation"):
+        fpm.wavevectors(3, 3, PITCH, rotation="0.1", **kw)
+    with pytest.raises(ValueError, match="offset"):
+        fpm.wavevectors(3, 3, PITCH, offset=(1e-3,), **kw)
+    with pytest.raises(TypeError, match="offset"):
+        fpm.led_positions(3, 3, PITCH, offset=("a", 1.0), height=HEIGHT)
+    with pytest.raises(ValueError, match="wavelength"):
+        fpm.wavevectors(3, 3, PITCH, height=HEIGHT, wavelength=-1.0)
+    with pytest.raises(TypeError, match="rows"):
+        fpm.nominal_grid(None, 3)
+    with pytest.raises(ValueError, match="zernike"):
+        PupilFilter(NA, LAM, P_HIGH, upsampling=U, zernike=np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="offset"):
+        Illumination(3, 3, PITCH, HEIGHT, wavelength=LAM, pixel_size=P_HIGH, offset=(0.0,))
+    with pytest.raises(TypeError, match="offset"):
+        _model(offset="centre")

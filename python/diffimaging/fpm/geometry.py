@@ -62,11 +62,18 @@ def nominal_grid(rows, cols, *, xp=np, device=None):
     return v, u
 
 
-def _scalar(value, name, xp, device):
-    """A scalar geometry value as a float or a 0-d float64 array of ``xp``."""
+def _scalar(value, name, xp, device, positive=False):
+    """A scalar geometry value as a float or a 0-d float64 array of ``xp``
+    (errors name it; ``positive``: a float must be > 0)."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if positive:
+            return V.positive_scalar(value, name)
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be finite, got {value!r}")
         return float(value)
-    shape = tuple(getattr(value, "shape", np.shape(value)))
+    if not hasattr(value, "shape"):
+        raise TypeError(f"{name} must be a real number or a 0-d array, got {value!r}")
+    shape = tuple(value.shape)
     if shape != ():
         raise ValueError(f"{name} must be a scalar, got shape {shape}")
     return xp.asarray(value, dtype=xp.float64, device=device)
@@ -75,8 +82,14 @@ def _scalar(value, name, xp, device):
 def _offset(value, xp, device):
     """``offset`` as a (2,) float64 array of ``xp`` (a ValueError naming it otherwise)."""
     if isinstance(value, (tuple, list)):
-        value = np.asarray(value, dtype=np.float64)
-    shape = tuple(getattr(value, "shape", np.shape(value)))
+        try:
+            value = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"offset must be a (dy, dx) pair of numbers in metres, got "
+                            f"{value!r}") from None
+    if not hasattr(value, "shape"):
+        raise TypeError(f"offset must be a (dy, dx) pair in metres, got {value!r}")
+    shape = tuple(value.shape)
     if shape != (2,):
         raise ValueError(f"offset must be a (dy, dx) pair in metres, got shape {shape}")
     return xp.asarray(value, dtype=xp.float64, device=device)
@@ -110,9 +123,9 @@ def led_positions(rows, cols, pitch, *, offset=(0.0, 0.0), rotation=0.0, height,
     >>> pos = led_positions(15, 15, 4e-3, height=80e-3)      # (225, 3)
     """
     v, u = nominal_grid(rows, cols, xp=xp, device=device)
-    p = _scalar(pitch, "pitch", xp, device)
+    p = _scalar(pitch, "pitch", xp, device, positive=True)
     a = _scalar(rotation, "rotation", xp, device)
-    h = _scalar(height, "height", xp, device)
+    h = _scalar(height, "height", xp, device, positive=True)
     off = _offset(offset, xp, device)
     ca, sa = _trig(a, xp)
     x = (ca * u - sa * v) * p + off[1]
@@ -166,9 +179,9 @@ def wavevectors_vjp(gk, rows, cols, pitch, *, offset=(0.0, 0.0), rotation=0.0, h
     device = B.device_of(gk)
     lam = V.wavelength(wavelength)
     v, u = nominal_grid(rows, cols, xp=xp, device=device)
-    p = _scalar(pitch, "pitch", xp, device)
+    p = _scalar(pitch, "pitch", xp, device, positive=True)
     a = _scalar(rotation, "rotation", xp, device)
-    h = _scalar(height, "height", xp, device)
+    h = _scalar(height, "height", xp, device, positive=True)
     off = _offset(offset, xp, device)
     ca, sa = _trig(a, xp)
     xr = (ca * u - sa * v) * p          # rotated, scaled nominal positions (before the offset)

@@ -445,7 +445,12 @@ def model(rows, cols, *, pitch, height, wavelength, na, pixel_size, magnificatio
     if not abs(rotation) <= math.pi / 8:
         raise ValueError(f"rotation must be a finite angle in radians within +-pi/8 (its bounds), "
                          f"got {rotation!r}")
-    off = np.asarray(offset, dtype=np.float64)
+    try:
+        off = np.asarray(B.to_host_float64(offset, "offset") if hasattr(offset, "shape")
+                         else offset, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"offset must be a (dy, dx) pair of numbers in metres, got "
+                        f"{offset!r}") from None
     if off.shape != (2,) or not np.all(np.isfinite(off)):
         raise ValueError(f"offset must be a finite (dy, dx) pair in metres, got {offset!r}")
     if zernike is None:
