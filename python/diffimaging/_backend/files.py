@@ -112,6 +112,21 @@ def atomic_open(path, mode: str = "w", *, overwrite: bool = True, **kwargs):
             fh.flush()
 
 
+def open_hdf5(path):
+    """``h5py.File(path, "r")``, a file that h5py cannot open (truncated, still
+    being written, not HDF5) as a ValueError naming it; a PermissionError stays
+    one."""
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except PermissionError:
+        raise
+    except OSError as exc:
+        raise ValueError(f"cannot read {path} as HDF5: truncated, incomplete or not an HDF5 "
+                         f"file ({exc})") from exc
+
+
 def sha256(path, *, block: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()

@@ -147,6 +147,24 @@ def choice(name: str, value, allowed) -> str:
     return value
 
 
+def names(value, name: str, allowed, *, hint: str = "") -> tuple:
+    """``value`` (one name or a sequence of names) as a tuple of names from
+    ``allowed``: TypeError when it is not a sequence, ValueError naming the
+    unknown ones (``hint`` appended)."""
+    allowed = tuple(allowed)
+    if isinstance(value, str):
+        value = (value,)
+    try:
+        value = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of names from {allowed}, got {value!r}") from None
+    bad = [k for k in value if k not in allowed]
+    if bad:
+        raise ValueError(f"{name} lists unknown group(s) {bad}; choose from {allowed}"
+                         + (f" {hint}" if hint else ""))
+    return value
+
+
 def factor(value) -> int:
     """The binning factor: a positive integer (pixels per output pixel along each axis)."""
     return integer(value, "factor", minimum=1)

@@ -357,16 +357,7 @@ def _na(na) -> float:
 
 def check_learn(learn) -> tuple:
     """``learn`` as a tuple of names from :data:`LEARNABLE` (a clear error otherwise)."""
-    if isinstance(learn, str):
-        learn = (learn,)
-    try:
-        learn = tuple(learn)
-    except TypeError:
-        raise TypeError(f"learn must be a sequence of names from {LEARNABLE}, got {learn!r}") from None
-    bad = [k for k in learn if k not in LEARNABLE]
-    if bad:
-        raise ValueError(f"learn lists unknown group(s) {bad}; choose from {LEARNABLE}")
-    return learn
+    return V.names(learn, "learn", LEARNABLE)
 
 
 def model(rows, cols, *, pitch, height, wavelength, na, pixel_size, magnification, upsampling,

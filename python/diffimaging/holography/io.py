@@ -64,6 +64,7 @@ from pathlib import Path
 import numpy as np
 
 from .._backend import validate as V
+from .._backend import files as _files
 from .._backend.files import atomic_path
 
 __all__ = ["read_hologram", "write_volume", "open_volume", "VolumeWriter", "read_volume",
@@ -442,13 +443,7 @@ def read_volume(path):
 
     p = Path(path)
     _probe(p, "volume")
-    try:
-        f = h5py.File(p, "r")
-    except PermissionError:
-        raise
-    except OSError as exc:
-        raise ValueError(f"cannot read {p} as HDF5: truncated, incomplete or not an HDF5 file "
-                         f"({exc})") from exc
+    f = _files.open_hdf5(p)
     with f:
         try:
             datasets = {}

@@ -79,6 +79,7 @@ from pathlib import Path
 import numpy as np
 
 from .._backend.cli import IMAGE_SUFFIXES, expand_inputs
+from .._backend import files as _files
 from .._backend.files import atomic_open, atomic_path
 from .._backend.namespace import to_numpy as _host
 from ..holography import check_optics, preprocess, read_hologram, read_table
@@ -459,13 +460,7 @@ def _attr(attrs, *names):
 def _read_hdf5(p: Path):
     import h5py
 
-    try:
-        f = h5py.File(p, "r")
-    except PermissionError:
-        raise
-    except OSError as exc:
-        raise ValueError(f"cannot read {p} as HDF5: truncated, incomplete or not an HDF5 file "
-                         f"({exc})") from exc
+    f = _files.open_hdf5(p)
     with f:
         data = {}
         for key, ndim in (("captures", 3), ("nominal_shifts", 2), ("nominal_z", 1)):

@@ -309,14 +309,4 @@ def default_pad(shifts, factor, pixel_size) -> int:
 
 def check_learn(learn) -> tuple:
     """``learn`` as a tuple of names from :data:`LEARNABLE` (a clear error otherwise)."""
-    if isinstance(learn, str):
-        learn = (learn,)
-    try:
-        learn = tuple(learn)
-    except TypeError:
-        raise TypeError(f"learn must be a sequence of names from {LEARNABLE}, got {learn!r}") from None
-    bad = [k for k in learn if k not in LEARNABLE]
-    if bad:
-        raise ValueError(f"learn lists unknown group(s) {bad}; choose from {LEARNABLE} "
-                         f"(learn=() keeps the nominal geometry)")
-    return learn
+    return V.names(learn, "learn", LEARNABLE, hint="(learn=() keeps the nominal geometry)")

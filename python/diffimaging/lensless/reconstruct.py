@@ -33,6 +33,20 @@ __all__ = ["reconstruct", "initial_field", "register", "register_focused",
            "whole_pixel_correction", "height_sweep", "focus_offset", "capture_heights"]
 
 
+def _parabola_offset(values, i) -> float:
+    """Sub-step position of the minimum of ``values`` near its grid index ``i``:
+    the vertex of the parabola through i - 1, i, i + 1, in steps within
+    [-0.5, 0.5]; 0 at the grid's ends, with a non-finite neighbour or no
+    upward curvature."""
+    if not 0 < i < len(values) - 1:
+        return 0.0
+    a, b, c = values[i - 1], values[i], values[i + 1]
+    den = a - 2 * b + c
+    if not (np.isfinite(a) and np.isfinite(b) and np.isfinite(c)) or den <= 0:
+        return 0.0
+    return float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
+
+
 def initial_field(images, shifts, z, *, factor, wavelength, pixel_size, pad, n_medium=1.0):
     """The starting transmission: every capture interpolated onto the
     high-resolution grid at its position (:func:`~diffimaging.lensless.classical.upsample`),
@@ -163,13 +177,7 @@ def height_sweep(t, images, shifts, z, *, factor, wavelength, pixel_size, pad, s
         pred = grid(np.abs(u) ** 2)
         err = np.sum((pred - ims[k]) ** 2, axis=(-2, -1))
         i = int(np.argmin(err))
-        best = float(cand[i])
-        if 0 < i < len(cand) - 1:
-            a, b, c = err[i - 1], err[i], err[i + 1]
-            den = a - 2 * b + c
-            if den > 0:
-                best += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * step
-        out[k] = best
+        out[k] = float(cand[i]) + _parabola_offset(err, i) * step
     return out
 
 
@@ -258,12 +266,7 @@ def capture_heights(images, shifts, z, *, factor, wavelength, pixel_size, pad, s
     out = z.copy()
     for k in range(K):
         v, i = vals[crit][k], int(idx[k])
-        dz = float(dzs[i])
-        if 0 < i < dzs.size - 1 and np.all(np.isfinite(v[i - 1:i + 2])):
-            den = v[i - 1] - 2 * v[i] + v[i + 1]
-            if den > 0:
-                dz += float(np.clip(0.5 * (v[i - 1] - v[i + 1]) / den, -0.5, 0.5)) * step
-        out[k] = z[k] + dz
+        out[k] = z[k] + float(dzs[i]) + _parabola_offset(v, i) * step
     return out, dict(criterion=crit, grid=dzs, values=vals, interior=interior,
                      outliers=outliers)
 
@@ -310,13 +313,7 @@ def focus_offset(t, *, wavelength, pixel_size, window, search, step, criterion="
             crit.append(float(np.sum(np.sqrt(g2)) / max(np.sqrt(np.sum(g2)), 1e-300)))
     crit = np.asarray(crit)
     i = int(np.argmin(crit))
-    best = float(dzs[i])
-    if 0 < i < len(dzs) - 1:
-        a, b, c = crit[i - 1], crit[i], crit[i + 1]
-        den = a - 2 * b + c
-        if den > 0:
-            best += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5)) * step
-    return best, (dzs, crit)
+    return float(dzs[i]) + _parabola_offset(crit, i) * step, (dzs, crit)
 
 
 def _host(x) -> np.ndarray:
