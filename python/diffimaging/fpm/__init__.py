@@ -17,8 +17,11 @@ Example
 """
 from __future__ import annotations
 
+from .data import Dataset, Reconstruction, Setup
 from .geometry import led_positions, nominal_grid, wavevectors, wavevectors_vjp
-from .model import LEARNABLE, Illumination, PupilFilter, check_learn, model
+from .model import (LEARNABLE, Illumination, PupilFilter, SpectralIllumination, SpectralPupil,
+                    check_learn, model)
 
 __all__ = ["led_positions", "nominal_grid", "wavevectors", "wavevectors_vjp", "Illumination",
-           "PupilFilter", "model", "check_learn", "LEARNABLE"]
+           "PupilFilter", "SpectralIllumination", "SpectralPupil", "model", "check_learn",
+           "LEARNABLE", "Setup", "Dataset", "Reconstruction"]

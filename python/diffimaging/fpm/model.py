@@ -51,7 +51,8 @@ from ..model import (Gain, Intensity, Model, Param, Stage, cotangent_like, param
                      zernike_noll)
 from .geometry import check_array_shape, wavevectors, wavevectors_vjp
 
-__all__ = ["Illumination", "PupilFilter", "model", "check_learn", "LEARNABLE"]
+__all__ = ["Illumination", "PupilFilter", "SpectralIllumination", "SpectralPupil", "model",
+           "check_learn", "LEARNABLE"]
 
 #: names of the parameter groups that :func:`model` can make learnable
 LEARNABLE = ("offset", "rotation", "height", "pitch", "zernike", "brightness")
@@ -348,6 +349,186 @@ class PupilFilter(Stage):
         return oshape[:-2] + tuple(n * self.upsampling for n in oshape[-2:])
 
 
+class SpectralIllumination(Illumination):
+    """o (NY, NX) -> the windowed spectra of the J tilted fields (J, ny, nx):
+    ``W(FFT_N(o * exp(-2 pi i k_j . r)))`` = O(f_m + k_j) at the (ny, nx) =
+    (NY / upsampling, NX / upsampling) lowest frequencies f_m of the object
+    grid (FFT order), k_j continuous.
+
+    The same map as :class:`Illumination` followed by the FFT and the window
+    of :class:`PupilFilter`, computed without the J full-size FFTs: the tilt
+    is separable, so every LED's window is a partial DFT at shifted
+    frequencies, ``B_y^j o (B_x^j)^T`` with ``B_y^j[m, i] = exp(-2 pi i i
+    (m / NY + ky_j p))`` — two batched matrix products (BLAS / cuBLAS) of
+    O(J NY NX nx) operations, exact for any k_j.  Parameters, errors and VJP
+    (object and geometry) as :class:`Illumination`; ``upsampling`` sets the
+    window.  Pair it with :class:`SpectralPupil`.
+
+    Example
+    -------
+    >>> st = SpectralIllumination(3, 3, 4e-3, 80e-3, wavelength=520e-9, pixel_size=0.4e-6,
+    ...                           upsampling=4)
+    >>> st(np.ones((32, 32), complex)).shape
+    (9, 8, 8)
+    """
+
+    def __init__(self, rows, cols, pitch, height, *, wavelength, pixel_size, upsampling,
+                 offset=(0.0, 0.0), rotation=0.0, name=None):
+        super().__init__(rows, cols, pitch, height, wavelength=wavelength, pixel_size=pixel_size,
+                         offset=offset, rotation=rotation, name=name)
+        self.upsampling = V.integer(upsampling, "upsampling", minimum=1)
+        self._dft = {}
+        #: False skips the geometry's cotangents (zeros then), e.g. while only the object moves
+        self.geometry_gradient = True
+
+    def low_shape(self, shape) -> tuple[int, int]:
+        u = self.upsampling
+        ny, nx = (int(n) for n in shape[-2:])
+        if ny % u or nx % u:
+            raise ValueError(f"SpectralIllumination stage {self.name!r}: the object's shape "
+                             f"{(ny, nx)} must be a multiple of upsampling = {u}")
+        return ny // u, nx // u
+
+    def _matrices(self, k, xp, shape, cdt, device):
+        """(By, Bx): (J, ny, NY) and (J, nx, NX) partial-DFT matrices at the shifted
+        frequencies, phases in float64."""
+        big = tuple(int(n) for n in shape)
+        small = self.low_shape(big)
+        key = (id(xp), big, str(device), str(cdt))
+        if key not in self._dft:
+            mats = []
+            for N, n in zip(big, small):
+                m = np.round(F.fftfreq(n, 1.0 / n)).astype(np.float64)
+                ph = -_TWO_PI * np.outer(m, np.arange(N)) / N
+                mats.append(xp.asarray(np.exp(1j * ph).astype(np.dtype(str(cdt).split(".")[-1])),
+                                       device=device))
+            self._dft = {key: mats}
+        Dy, Dx = self._dft[key]
+        out = []
+        for axis, (N, D) in enumerate(zip(big, (Dy, Dx))):
+            r = xp.arange(N, dtype=xp.float64, device=device)
+            ph = (-_TWO_PI * self.pixel_size[axis]) * (k[:, axis][:, None] * r[None, :])
+            e = xp.astype(xp.cos(ph), cdt) + xp.astype(xp.sin(ph), cdt) * 1j
+            out.append(D[None, :, :] * e[:, None, :])
+        return out
+
+    def forward(self, x, p):
+        xp = B.namespace(x)
+        self.oshape(tuple(x.shape))
+        xc = _as_complex(x, "object", xp)
+        NY, NX = (int(n) for n in x.shape[-2:])
+        J = self.n_leds
+        k = self.wavevectors(p, x)
+        By, Bx = self._matrices(k, xp, (NY, NX), xc.dtype, B.device_of(x))
+        nx = int(Bx.shape[1])
+        # T_j = o Bx_j^T for all j at once: (NY, NX) @ (NX, J nx)
+        T = xc @ xp.permute_dims(xp.reshape(Bx, (J * nx, NX)), (1, 0))
+        T = xp.permute_dims(xp.reshape(T, (NY, J, nx)), (1, 0, 2))
+        out = By @ T
+        return out, (x, By, Bx, T, p)
+
+    def backward(self, res, g):
+        x, By, Bx, T, p = res
+        xp = B.namespace(g)
+        J, ny, NY = (int(n) for n in By.shape)
+        nx, NX = (int(n) for n in Bx.shape[1:])
+        H = xp.permute_dims(xp.conj(By), (0, 2, 1)) @ g                     # (J, NY, nx)
+        Hf = xp.reshape(xp.permute_dims(H, (1, 0, 2)), (NY, J * nx))
+        gx = Hf @ xp.reshape(xp.conj(Bx), (J * nx, NX))
+        if not B.is_complex(xp, x.dtype):
+            gx = xp.real(gx)
+        out = {}
+        if self.geometry_gradient:
+            xc = _as_complex(x, "object", xp)
+            y, xx = self._coords(xp, (NY, NX), B.device_of(g))
+            # dL/dky_j = 2 pi sum_i y_i sum_n Im(conj(H_j) T_j)[i, n]
+            ty = xp.astype(xp.sum(xp.imag(xp.conj(H) * T), axis=-1), xp.float64)
+            gky = _TWO_PI * xp.sum(ty * y[None, :], axis=-1)
+            # dL/dkx_j = 2 pi sum_l x_l sum_m Im(conj(K_j) U_j)[m, l], U_j = By_j o, K_j = g_j conj(Bx_j)
+            U = xp.reshape(xp.reshape(By, (J * ny, NY)) @ xc, (J, ny, NX))
+            K = g @ xp.conj(Bx)
+            tx = xp.astype(xp.sum(xp.imag(xp.conj(K) * U), axis=-2), xp.float64)
+            gkx = _TWO_PI * xp.sum(tx * xx[None, :], axis=-1)
+            geo = self._geometry(p, g)
+            pitch = geo.pop("pitch")
+            gg = wavevectors_vjp(xp.stack([gky, gkx], axis=-1), self.rows, self.cols, pitch,
+                                 wavelength=self.wavelength, xp=xp, **geo)
+        else:
+            gg = {"offset": xp.zeros(2, dtype=xp.float64, device=B.device_of(g)),
+                  **{k: xp.asarray(0.0, dtype=xp.float64, device=B.device_of(g))
+                     for k in ("rotation", "height", "pitch")}}
+        for key in ("offset", "rotation", "height", "pitch"):
+            out[key] = cotangent_like(gg[key], p[key])
+        if hasattr(p["offset"], "shape"):
+            out["offset"] = xp.reshape(gg["offset"], tuple(p["offset"].shape))
+        return gx, out
+
+    def oshape(self, ishape) -> tuple:
+        ishape = self._image_shape(ishape)
+        if len(ishape) != 2:
+            raise ValueError(f"SpectralIllumination stage {self.name!r} takes one object of "
+                             f"shape (ny, nx), got shape {ishape}")
+        return (self.n_leds,) + self.low_shape(ishape)
+
+    def ishape(self, oshape) -> tuple:
+        oshape = self._image_shape(oshape)
+        if len(oshape) != 3 or oshape[0] != self.n_leds:
+            raise ValueError(f"SpectralIllumination stage {self.name!r} outputs arrays of shape "
+                             f"(J={self.n_leds}, ny, nx), got shape {oshape}")
+        return tuple(n * self.upsampling for n in oshape[1:])
+
+
+class SpectralPupil(PupilFilter):
+    """The windowed spectra (..., ny, nx) of :class:`SpectralIllumination` ->
+    the low-resolution fields ``s * IFFT_n(P * S)`` (..., ny, nx), s = 1 /
+    upsampling^2 (the module docstring's P and s).  Parameters as
+    :class:`PupilFilter`; linear in S.
+
+    Example
+    -------
+    >>> st = SpectralPupil(0.1, 520e-9, 0.4e-6, upsampling=4, zernike=np.zeros(9))
+    >>> st(np.ones((9, 8, 8), complex)).shape
+    (9, 8, 8)
+    """
+
+    def forward(self, x, p):
+        xp = B.namespace(x)
+        S = _as_complex(x, "spectra", xp)
+        small = tuple(int(n) for n in x.shape[-2:])
+        P, Z = self.pupil(p, S, small)
+        s = 1.0 / float(self.upsampling ** 2)
+        y = F.ifftn(S * P) * s
+        return y, (x, S, P, Z, small, p)
+
+    def backward(self, res, g):
+        x, S, P, Z, small, p = res
+        xp = B.namespace(g)
+        n = small[0] * small[1]
+        s = 1.0 / float(self.upsampling ** 2)
+        G = F.fftn(g) * (s / n)
+        gx = G * xp.conj(P)
+        if not B.is_complex(xp, x.dtype):
+            gx = xp.real(gx)
+        out = {}
+        if self.noll and not getattr(self, "zernike_gradient", True):
+            v = p["zernike"]
+            out["zernike"] = xp.zeros(tuple(v.shape) if hasattr(v, "shape") else (len(self.noll),),
+                                      dtype=xp.float64, device=B.device_of(g))
+        elif self.noll:
+            t = xp.astype(xp.real(xp.conj(G) * P * S * 1j), xp.float64)
+            t = xp.sum(xp.reshape(t, (-1,) + tuple(t.shape[-2:])), axis=0)
+            gz = xp.sum(xp.sum(t[None, ...] * Z, axis=-1), axis=-1)
+            v = p["zernike"]
+            out["zernike"] = xp.reshape(gz, tuple(v.shape)) if hasattr(v, "shape") else gz
+        return gx, out
+
+    def oshape(self, ishape) -> tuple:
+        return self._image_shape(ishape)
+
+    def ishape(self, oshape) -> tuple:
+        return self._image_shape(oshape)
+
+
 def _na(na) -> float:
     na = V.positive_scalar(na, "na", unit="(dimensionless)")
     if na > 1.5:
@@ -362,7 +543,8 @@ def check_learn(learn) -> tuple:
 
 def model(rows, cols, *, pitch, height, wavelength, na, pixel_size, magnification, upsampling,
           offset=(0.0, 0.0), rotation=0.0, zernike=None, noll=None, brightness=None,
-          background=0.0, learn=("offset", "rotation", "height", "zernike", "brightness")) -> Model:
+          background=0.0, learn=("offset", "rotation", "height", "zernike", "brightness"),
+          fused=True) -> Model:
     """The FPM forward model of J = rows * cols LED images as a :class:`~diffimaging.Model`.
 
     ``model(o)`` maps a complex object ``o`` (NY, NX) of pitch
@@ -401,6 +583,12 @@ def model(rows, cols, *, pitch, height, wavelength, na, pixel_size, magnificatio
         Offset b added to every pixel ("brightness.offset").
     learn : subset of ("offset", "rotation", "height", "pitch", "zernike", "brightness")
         Learnable groups ("brightness" makes a_j and b learnable).
+    fused : bool
+        True (default): the stages :class:`SpectralIllumination` and
+        :class:`SpectralPupil` (the windowed spectra by batched partial DFTs, no
+        full-size FFT per LED); False: :class:`Illumination` and
+        :class:`PupilFilter` (the J tilted fields, then FFTs).  Same values, same
+        parameter names.
 
     Returns
     -------
@@ -471,18 +659,19 @@ def model(rows, cols, *, pitch, height, wavelength, na, pixel_size, magnificatio
                       f"increase upsampling (now {u}) or the spectrum wraps around",
                       V.SamplingWarning, stacklevel=2)
 
-    leds = Illumination(
+    kind = dict(upsampling=u) if fused else {}
+    leds = (SpectralIllumination if fused else Illumination)(
         rows, cols,
         Param(pitch, bounds=(0.9 * pitch, 1.1 * pitch), fixed="pitch" not in learn,
               scale=pitch / 100),
         Param(height, bounds=(0.5 * height, 1.5 * height), fixed="height" not in learn,
               scale=height / 100),
-        wavelength=lam, pixel_size=p_high,
+        wavelength=lam, pixel_size=p_high, **kind,
         offset=Param(off, bounds=(-2 * pitch, 2 * pitch), fixed="offset" not in learn,
                      scale=pitch / 10),
         rotation=Param(rotation, bounds=(-math.pi / 8, math.pi / 8),
                        fixed="rotation" not in learn, scale=1e-2))
-    pupil = PupilFilter(na, lam, p_high, upsampling=u,
+    pupil = (SpectralPupil if fused else PupilFilter)(na, lam, p_high, upsampling=u,
                         zernike=Param(zernike, fixed="zernike" not in learn, scale=0.1), noll=noll)
     lb = "brightness" in learn
     gain = Gain(Param(brightness.reshape(J, 1, 1), bounds=(0.0, None), fixed=not lb, scale=0.1),
