@@ -9,7 +9,7 @@ import pytest
 
 import diffimaging as d
 from diffimaging import fpm
-from diffimaging.fpm.model import Illumination, PupilFilter
+from diffimaging.fpm.model import Illumination, PupilFilter, SpectralIllumination, SpectralPupil
 from diffimaging.testing import check_vjp
 
 LAM, NA, CAM, MAG, U = 520e-9, 0.1, 6.5e-6, 4.0, 4
@@ -89,7 +89,13 @@ def test_on_axis_led_is_a_low_pass_of_the_object():
     k = m.stages[0].wavevectors()
     r = np.arange(N) * P_HIGH
     plane = np.exp(2j * np.pi * (k[0, 0] * r[:, None] + k[0, 1] * r[None, :]))
-    np.testing.assert_allclose(m.stages[0](plane)[0], 1.0, atol=1e-12)
+    unfused = _model(zernike=np.zeros(9), fused=False)
+    np.testing.assert_allclose(unfused.stages[0](plane)[0], 1.0, atol=1e-12)
+    # fused: the window of LED 0's spectrum holds the plane wave at zero frequency alone
+    S = m.stages[0](plane)[0]
+    assert abs(S[0, 0] - N * N) <= 1e-9 * N * N
+    S[0, 0] = 0
+    assert np.max(np.abs(S)) <= 1e-9 * N * N
 
 
 def test_model_parameters_and_shapes():
@@ -102,15 +108,41 @@ def test_model_parameters_and_shapes():
     assert m(_object().astype(np.complex64)).dtype == np.float32
 
 
-def _generic_model():
+def _generic_model(fused=True):
     rng = np.random.default_rng(7)
     return _model(offset=(0.4e-3, -0.6e-3), rotation=0.03, zernike=0.3 * rng.standard_normal(9),
                   brightness=1.0 + 0.1 * rng.standard_normal(9), background=0.02,
-                  learn=fpm.LEARNABLE)
+                  learn=fpm.LEARNABLE, fused=fused)
 
 
-def test_vjp_full_model_matches_finite_differences():
+def test_fused_and_unfused_models_agree():
+    """The partial-DFT stages give the FFT stages' images and cotangents."""
+    o = _object()
+    a, b = _generic_model(True), _generic_model(False)
+    ya, pa = d.vjp(a, o)
+    yb, pb = d.vjp(b, o)
+    np.testing.assert_allclose(ya, yb, rtol=1e-11, atol=1e-12 * np.max(ya))
+    g = np.random.default_rng(4).standard_normal(ya.shape)
+    (gxa, gpa), (gxb, gpb) = pa(g), pb(g)
+    np.testing.assert_allclose(gxa, gxb, atol=1e-10 * np.max(np.abs(gxb)))
+    for k in gpb:
+        np.testing.assert_allclose(np.asarray(gpa[k], dtype=float), np.asarray(gpb[k], dtype=float),
+                                   rtol=1e-8, atol=1e-10 * np.max(np.abs(gpb[k])), err_msg=k)
+
+
+def test_fused_stages_skip_parameter_cotangents_on_request():
     m = _generic_model()
+    m.stages[0].geometry_gradient = False
+    m.stages[1].zernike_gradient = False
+    _, gp = d.vjp(m, _object())[1](np.ones((9, N // U, N // U)))
+    assert float(np.max(np.abs(gp["leds.offset"]))) == 0.0
+    assert float(np.max(np.abs(gp["pupil.zernike"]))) == 0.0
+    assert np.shape(gp["pupil.zernike"]) == (9,)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_vjp_full_model_matches_finite_differences(fused):
+    m = _generic_model(fused)
     rel = check_vjp(m, _object(), rtol=1e-4,
                     names=["leds.offset", "leds.rotation", "leds.height", "leds.pitch",
                            "pupil.zernike", "brightness.gain", "brightness.offset"])
@@ -141,7 +173,11 @@ def test_stage_adjoints_dot_test():
     ill = Illumination(3, 3, PITCH, HEIGHT, wavelength=LAM, pixel_size=P_HIGH, offset=(1e-4, 2e-4),
                        rotation=0.02)
     pup = PupilFilter(NA, LAM, P_HIGH, upsampling=U, zernike=0.2 * rng.standard_normal(6))
-    for st, ishape in ((ill, (N, 24)), (pup, (9, N, 24)), (pup, (N, N))):
+    sill = SpectralIllumination(3, 3, PITCH, HEIGHT, wavelength=LAM, pixel_size=P_HIGH,
+                                upsampling=U, offset=(1e-4, 2e-4), rotation=0.02)
+    spup = SpectralPupil(NA, LAM, P_HIGH, upsampling=U, zernike=0.2 * rng.standard_normal(6))
+    for st, ishape in ((ill, (N, 24)), (pup, (9, N, 24)), (pup, (N, N)), (sill, (N, 24)),
+                       (sill, (28, 36)), (spup, (9, 7, 6))):
         oshape = st.oshape(ishape)
         u = rng.standard_normal(ishape) + 1j * rng.standard_normal(ishape)
         v = rng.standard_normal(oshape) + 1j * rng.standard_normal(oshape)
