@@ -17,11 +17,16 @@ Example
 """
 from __future__ import annotations
 
+from . import losses, metrics
 from .data import Dataset, Reconstruction, Setup
 from .geometry import led_positions, nominal_grid, wavevectors, wavevectors_vjp
 from .model import (LEARNABLE, Illumination, PupilFilter, SpectralIllumination, SpectralPupil,
                     check_learn, model)
+from .reconstruct import calibrate_geometry, disc_centre, initial_object, reconstruct
+from .simulate import sample_object, simulate, standard_setup
 
 __all__ = ["led_positions", "nominal_grid", "wavevectors", "wavevectors_vjp", "Illumination",
            "PupilFilter", "SpectralIllumination", "SpectralPupil", "model", "check_learn",
-           "LEARNABLE", "Setup", "Dataset", "Reconstruction"]
+           "LEARNABLE", "Setup", "Dataset", "Reconstruction", "simulate", "standard_setup",
+           "sample_object", "reconstruct", "calibrate_geometry", "disc_centre", "initial_object",
+           "losses", "metrics"]

@@ -380,6 +380,15 @@ class SpectralIllumination(Illumination):
         self._dft = {}
         #: False skips the geometry's cotangents (zeros then), e.g. while only the object moves
         self.geometry_gradient = True
+        #: None (all LEDs) or the indices of the LEDs to model (a mini-batch: the output
+        #: then has len(subset) spectra; the geometry's cotangents stay those of the array)
+        self.subset = None
+        #: (J, 2) cotangent of the wave vectors of the last backward pass (zeros off the subset)
+        self.last_wavevector_cotangent = None
+        #: None, or a separable taper (wy (NY,), wx (NX,)) the object is multiplied by before
+        #: the transform: a field that falls smoothly to zero at the grid's edges has no
+        #: edge (the spectrum of a truncated or wrapped field rings over the image)
+        self.window = None
 
     def low_shape(self, shape) -> tuple[int, int]:
         u = self.upsampling
@@ -409,6 +418,12 @@ class SpectralIllumination(Illumination):
             r = xp.arange(N, dtype=xp.float64, device=device)
             ph = (-_TWO_PI * self.pixel_size[axis]) * (k[:, axis][:, None] * r[None, :])
             e = xp.astype(xp.cos(ph), cdt) + xp.astype(xp.sin(ph), cdt) * 1j
+            if self.window is not None:
+                wv = self.window[axis]
+                if int(wv.shape[0]) != N:
+                    raise ValueError(f"SpectralIllumination stage {self.name!r}: window[{axis}] "
+                                     f"has {int(wv.shape[0])} values for an axis of {N}")
+                e = e * xp.astype(xp.asarray(wv, device=device), cdt)
             out.append(D[None, :, :] * e[:, None, :])
         return out
 
@@ -417,18 +432,20 @@ class SpectralIllumination(Illumination):
         self.oshape(tuple(x.shape))
         xc = _as_complex(x, "object", xp)
         NY, NX = (int(n) for n in x.shape[-2:])
-        J = self.n_leds
         k = self.wavevectors(p, x)
+        if self.subset is not None:
+            k = xp.take(k, xp.asarray(self.subset, device=B.device_of(x)), axis=0)
+        J = int(k.shape[0])
         By, Bx = self._matrices(k, xp, (NY, NX), xc.dtype, B.device_of(x))
         nx = int(Bx.shape[1])
         # T_j = o Bx_j^T for all j at once: (NY, NX) @ (NX, J nx)
         T = xc @ xp.permute_dims(xp.reshape(Bx, (J * nx, NX)), (1, 0))
         T = xp.permute_dims(xp.reshape(T, (NY, J, nx)), (1, 0, 2))
         out = By @ T
-        return out, (x, By, Bx, T, p)
+        return out, (x, By, Bx, T, p, self.subset)
 
     def backward(self, res, g):
-        x, By, Bx, T, p = res
+        x, By, Bx, T, p, subset = res
         xp = B.namespace(g)
         J, ny, NY = (int(n) for n in By.shape)
         nx, NX = (int(n) for n in Bx.shape[1:])
@@ -449,9 +466,15 @@ class SpectralIllumination(Illumination):
             K = g @ xp.conj(Bx)
             tx = xp.astype(xp.sum(xp.imag(xp.conj(K) * U), axis=-2), xp.float64)
             gkx = _TWO_PI * xp.sum(tx * xx[None, :], axis=-1)
+            gk = xp.stack([gky, gkx], axis=-1)
+            if subset is not None:
+                full = np.zeros((self.n_leds, 2))
+                full[np.asarray(subset)] = B.to_host_float64(gk, "gk")
+                gk = xp.asarray(full, device=B.device_of(g))
+            self.last_wavevector_cotangent = gk
             geo = self._geometry(p, g)
             pitch = geo.pop("pitch")
-            gg = wavevectors_vjp(xp.stack([gky, gkx], axis=-1), self.rows, self.cols, pitch,
+            gg = wavevectors_vjp(gk, self.rows, self.cols, pitch,
                                  wavelength=self.wavelength, xp=xp, **geo)
         else:
             gg = {"offset": xp.zeros(2, dtype=xp.float64, device=B.device_of(g)),
@@ -468,13 +491,15 @@ class SpectralIllumination(Illumination):
         if len(ishape) != 2:
             raise ValueError(f"SpectralIllumination stage {self.name!r} takes one object of "
                              f"shape (ny, nx), got shape {ishape}")
-        return (self.n_leds,) + self.low_shape(ishape)
+        n = self.n_leds if self.subset is None else len(self.subset)
+        return (n,) + self.low_shape(ishape)
 
     def ishape(self, oshape) -> tuple:
         oshape = self._image_shape(oshape)
-        if len(oshape) != 3 or oshape[0] != self.n_leds:
+        n = self.n_leds if self.subset is None else len(self.subset)
+        if len(oshape) != 3 or oshape[0] != n:
             raise ValueError(f"SpectralIllumination stage {self.name!r} outputs arrays of shape "
-                             f"(J={self.n_leds}, ny, nx), got shape {oshape}")
+                             f"(J={n}, ny, nx), got shape {oshape}")
         return tuple(n * self.upsampling for n in oshape[1:])
 
 
