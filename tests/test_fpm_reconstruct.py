@@ -96,7 +96,9 @@ def test_imaging_vjp_matches_finite_differences():
     geo = dict(offset=np.array([3e-4, -2e-4]), rotation=0.02, height=h0 + 1e-3, pitch=4e-3)
     rho = np.hypot(*img.wavevectors(geo).T) / s.cutoff
     edge = int(np.argmin(np.abs(rho - 1.0)))
-    assert abs(rho[edge] - 1) * s.cutoff < 2 * img.edge and k.shape == (25, 2)
+    assert abs(rho[edge] - 1) * s.cutoff < 2 * img._edge(geo) and k.shape == (25, 2)
+    img.led_size_gradient = True
+    geo["led_size"] = 0.25e-3
     z = 0.3 * rng.standard_normal(9)
     sub = [0, 3, edge, 12, 24]
     psi, res = img.forward(o, geo, z, sub)
@@ -112,7 +114,7 @@ def test_imaging_vjp_matches_finite_differences():
             e[idx] = 1e-6 * dv
             fd = (L(o + e, geo, z) - L(o - e, geo, z)) / 2e-6
             assert abs(fd - np.real(np.conj(dv) * go[idx])) < 1e-6 * max(1, abs(fd))
-    for key, h in (("rotation", 1e-7), ("height", 1e-7), ("pitch", 1e-8)):
+    for key, h in (("rotation", 1e-7), ("height", 1e-7), ("pitch", 1e-8), ("led_size", 1e-9)):
         gp, gm = dict(geo), dict(geo)
         gp[key] += h
         gm[key] -= h

@@ -1,10 +1,22 @@
-"""Fourier ptychographic microscopy (FPM): the LED-array geometry and the
-differentiable forward model.
+"""Uncertainty-aware Fourier ptychographic microscopy (FPM): the object
+recovered together with the pupil aberrations, the LED-array geometry, the
+LED brightnesses and the per-image noise levels.
 
-- :mod:`.geometry`: LED positions and illumination frequencies of a planar LED
-  array (pitch, height, offset, rotation), with their explicit VJP.
-- :mod:`.model`: the stages :class:`Illumination` and :class:`PupilFilter` and
-  :func:`model`, the FPM forward model as a :class:`~diffimaging.Model`.
+- :mod:`.data` — :class:`Setup` (optics and nominal LED grid), :class:`Dataset`
+  (one image per LED), :class:`Reconstruction`;
+- :mod:`.geometry` — LED positions and illumination frequencies of a planar LED
+  array (pitch, height, offset, rotation), with their explicit VJP;
+- :mod:`.model` — the stages (:class:`Illumination` + :class:`PupilFilter`, and
+  the fused :class:`SpectralIllumination` + :class:`SpectralPupil`) and
+  :func:`model`, the forward model as a :class:`~diffimaging.Model`;
+- :mod:`.imaging` — :class:`Imaging`: a field of view cut from an unbounded
+  sample (the object's mean as an exact plane wave), what the reconstruction
+  and the simulator use;
+- :func:`simulate` — data with known truth (:mod:`.simulate`);
+- :func:`reconstruct` — the joint recovery (:mod:`.reconstruct`);
+- :func:`epry` — the classical baseline (:mod:`.classical`);
+- :mod:`.losses` (fidelities, frame weights), :mod:`.metrics` (scores),
+  :mod:`.io` (PtyLab HDF5, TIFF folders with a TOML setup, outputs).
 
 Example
 -------
@@ -22,6 +34,8 @@ from .data import Dataset, Reconstruction, Setup
 from .geometry import led_positions, nominal_grid, wavevectors, wavevectors_vjp
 from .model import (LEARNABLE, Illumination, PupilFilter, SpectralIllumination, SpectralPupil,
                     check_learn, model)
+from .classical import epry, nominal_pixel_shifts
+from .imaging import Imaging
 from .reconstruct import calibrate_geometry, disc_centre, initial_object, reconstruct
 from .simulate import sample_object, simulate, standard_setup
 
@@ -29,4 +43,4 @@ __all__ = ["led_positions", "nominal_grid", "wavevectors", "wavevectors_vjp", "I
            "PupilFilter", "SpectralIllumination", "SpectralPupil", "model", "check_learn",
            "LEARNABLE", "Setup", "Dataset", "Reconstruction", "simulate", "standard_setup",
            "sample_object", "reconstruct", "calibrate_geometry", "disc_centre", "initial_object",
-           "losses", "metrics"]
+           "losses", "metrics", "epry", "nominal_pixel_shifts", "Imaging"]

@@ -88,8 +88,9 @@ class Imaging:
         size = float(led_size)
         if not (math.isfinite(size) and size >= 0):
             raise ValueError(f"led_size must be a size in metres >= 0, got {led_size!r}")
-        #: width [1/m] of the bright-field edge: the LED's angular size over the wavelength
-        self.edge = size / (setup.height * setup.wavelength)
+        #: the LEDs' emitter size [m] (default of the geometry's "led_size")
+        self.led_size = size
+        self.led_size_gradient = False
         u = setup.upsampling
         self.shape = tuple(int(n) for n in shape)
         ph = setup.object_pixel_size
@@ -116,13 +117,19 @@ class Imaging:
         """(J, 2) the LEDs' frequencies for geometry ``geo``."""
         return np.asarray(self.leds.wavevectors(self._params(geo, np.zeros(len(self.noll)))[0]))
 
-    def _zernike_at(self, k, zern):
+    def _edge(self, geo) -> float:
+        """Width [1/m] of the bright-field edge: the LED's angular size over the wavelength."""
+        size = float(geo.get("led_size", self.led_size))
+        return max(size, 0.0) / (float(geo["height"]) * self.setup.wavelength)
+
+    def _zernike_at(self, k, zern, edge=0.0):
         """(Z (M, J), phase (J,), transmission (J,)) of the pupil at the frequencies -k.
 
         The transmission of the unscattered light falls from 1 to 0 across the
-        pupil's edge over the LED's angular size (``edge``, a logistic step;
-        a sharp step for a point source), as the light of an extended LED
-        crosses the edge progressively."""
+        pupil's edge over the LED's angular size (``edge`` [1/m], a logistic
+        step, 1/2 (1 - tanh((|k| - na / wavelength) / edge)); a sharp step for a
+        point source), as the light of an extended LED crosses the edge
+        progressively."""
         fc = self.setup.cutoff
         fy, fx = -k[:, 0], -k[:, 1]
         r = np.hypot(fy, fx)
@@ -131,8 +138,8 @@ class Imaging:
         Z = np.stack([zernike_noll(j, np.minimum(rho, 1.0), theta) for j in self.noll]) \
             if self.noll else np.zeros((0, k.shape[0]))
         phase = np.asarray(zern, dtype=np.float64) @ Z if self.noll else np.zeros(k.shape[0])
-        if self.edge > 0:
-            m = 0.5 * (1.0 - np.tanh((r - fc) / (self.edge / 2.0) / 2.0))
+        if edge > 0:
+            m = 0.5 * (1.0 - np.tanh((r - fc) / edge))
         else:
             m = (rho <= 1.0).astype(np.float64)
         return Z, phase, m
@@ -164,13 +171,14 @@ class Imaging:
         k = self.wavevectors(geo)
         if subset is not None:
             k = k[np.asarray(subset)]
-        Z, phase, inside = self._zernike_at(k, p_p["zernike"])
+        edge = self._edge(geo)
+        Z, phase, inside = self._zernike_at(k, p_p["zernike"], edge)
         Pk = inside * np.exp(1j * phase)     # inside: the edge's transmission
         E = self._plane(k, xp, cdt, device)
         A = xp.reshape(xp.astype(xp.asarray(Pk.astype(np.complex128), device=device), cdt),
                        (-1, 1, 1)) * E
         psi = psi + c * A
-        return psi, (r1, r2, c, A, k, Z, inside, subset, p_l, tuple(o.shape))
+        return psi, (r1, r2, c, A, k, Z, inside, subset, p_l, tuple(o.shape), edge, geo)
 
     def __call__(self, o, geo, zern, subset=None):
         return self.forward(o, geo, zern, subset)[0]
@@ -179,7 +187,7 @@ class Imaging:
     def backward(self, res, g):
         """``(cotangent of o, geometry cotangents {offset, rotation, height, pitch},
         Zernike cotangent (M,))`` for the cotangent ``g`` of the fields."""
-        r1, r2, c, A, k, Z, inside, subset, p_l, shape = res
+        r1, r2, c, A, k, Z, inside, subset, p_l, shape, edge, geo_in = res
         xp = B.namespace(g)
         self.leds.geometry_gradient = self.geometry_gradient
         self.pupil.zernike_gradient = self.zernike_gradient
@@ -207,8 +215,8 @@ class Imaging:
             for a in range(2):
                 e = np.zeros(2)
                 e[a] = h
-                _, pp, mp = self._zernike_at(k + e, zc)
-                _, pm, mm = self._zernike_at(k - e, zc)
+                _, pp, mp = self._zernike_at(k + e, zc, edge)
+                _, pm, mm = self._zernike_at(k - e, zc, edge)
                 safe = inside > 1e-300
                 dm = np.where(safe, (mp - mm) / (2 * h) / np.where(safe, inside, 1.0), 0.0)
                 dlog[:, a] = 1j * (pp - pm) / (2 * h) + dm
@@ -231,4 +239,23 @@ class Imaging:
                                     wavelength=self.setup.wavelength, **geo)
             for key in geo_g:
                 geo_g[key] = geo_g[key] + np.asarray(extra[key], dtype=np.float64)
+            # the edge's width is the LED's angle: it narrows as the height grows
+            hh = 1e-6 * float(geo_in["height"])
+            _, _, mp = self._zernike_at(k, zc, self._edge(dict(geo_in, height=geo_in["height"] + hh)))
+            _, _, mm = self._zernike_at(k, zc, self._edge(dict(geo_in, height=geo_in["height"] - hh)))
+            safe = inside > 1e-300
+            dm = np.where(safe, (mp - mm) / (2 * hh) / np.where(safe, inside, 1.0), 0.0)
+            geo_g["height"] = geo_g["height"] + float(np.sum(np.real(dm * ct)))
+        if self.led_size_gradient:
+            # d log(transmission) / d led_size, by central differences of the edge
+            size = float(geo_in.get("led_size", self.led_size))
+            hs = 1e-3 * max(size, 1e-6)
+            zc = np.asarray(r2[-1]["zernike"], dtype=np.float64)
+            gp_, gm_ = dict(geo_in, led_size=size + hs), dict(geo_in, led_size=max(size - hs, 0))
+            _, _, mp = self._zernike_at(k, zc, self._edge(gp_))
+            _, _, mm = self._zernike_at(k, zc, self._edge(gm_))
+            safe = inside > 1e-300
+            dm = np.where(safe, (mp - mm) / (size + hs - max(size - hs, 0)) /
+                          np.where(safe, inside, 1.0), 0.0)
+            geo_g["led_size"] = float(np.sum(np.real(dm * ct)))
         return go, geo_g, gz

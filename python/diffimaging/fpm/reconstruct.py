@@ -314,7 +314,8 @@ class _Context:
 
     def start(self, geo) -> _State:
         """The bright-field start under the geometry ``geo``."""
-        start = self.setup.with_geometry(**geo)
+        start = self.setup.with_geometry(**{k: geo[k] for k in ("offset", "rotation", "height",
+                                                                  "pitch")})
         o, centre, a0 = initial_object(self.ims, start, self.pad)
         return _State(o.astype(self.cdt), {k: (np.array(v, dtype=np.float64) if k == "offset"
                                                else float(v)) for k, v in geo.items()},
@@ -329,7 +330,7 @@ class _Context:
         nb = len(batches)
         learn_geo = "leds" in learn or "pitch" in learn
         adam = _Adam(dict(offset=0.005 * setup.pitch, rotation=1e-3, height=0.002 * setup.height,
-                          pitch=0.002 * setup.pitch, zernike=0.05))
+                          pitch=0.002 * setup.pitch, zernike=0.05, led_size=2e-5))
         t_theta = max(1, warmup // 2)
         t_noise = max(warmup, int(0.3 * n))
         t_start = time.perf_counter() if t_start is None else t_start
@@ -344,9 +345,10 @@ class _Context:
             k_all = img.wavevectors(geo)
             theta_on = t >= t_theta
             img.geometry_gradient = learn_geo and theta_on
+            img.led_size_gradient = "leds" in learn and theta_on
             img.zernike_gradient = "pupil" in learn and M > 3 and theta_on
             g_z = np.zeros(M)
-            g_l = dict(offset=np.zeros(2), rotation=0.0, height=0.0, pitch=0.0)
+            g_l = dict(offset=np.zeros(2), rotation=0.0, height=0.0, pitch=0.0, led_size=0.0)
             for b in used:
                 cw = self.kappa * w[b] * st.a[b] * self.scale_D
                 Db = coverage(k_all[b], setup, (self.NY, self.NX), cw)
@@ -363,7 +365,7 @@ class _Context:
                 if theta_on:
                     g_z += gz
                     for key in g_l:
-                        g_l[key] = g_l[key] + np.asarray(gp_l[key], dtype=np.float64)
+                        g_l[key] = g_l[key] + np.asarray(gp_l.get(key, 0.0), dtype=np.float64)
                 # brightness: the closed-form optimum of the fidelity's own metric for
                 # the current fields (Poisson: sum(I - b) / sum |psi|^2; amplitudes:
                 # the least-squares scale of |psi| to sqrt(I - b)) — an estimate in
@@ -399,6 +401,8 @@ class _Context:
                     geo["height"] = float(np.clip(adam.step("height", geo["height"],
                                                             g_l["height"], factor),
                                                   0.5 * setup.height, 1.5 * setup.height))
+                    geo["led_size"] = float(np.clip(adam.step("led_size", geo["led_size"],
+                                                              g_l["led_size"], factor), 0.0, 2e-3))
                 if "pitch" in learn:
                     geo["pitch"] = float(np.clip(adam.step("pitch", geo["pitch"], g_l["pitch"],
                                                            factor),
@@ -516,6 +520,7 @@ def reconstruct(dataset: Dataset, *, learn=DEFAULT_LEARN, loss="amplitude", iter
     # 1. coarse calibration, kept only when a short fit confirms it
     geo = setup.geometry()
     geo["offset"] = np.asarray(geo["offset"], dtype=np.float64)
+    geo["led_size"] = float(led_size)
     do_cal = "leds" in learn and (calibrate is True or calibrate == "auto")
     if do_cal:
         cal = calibrate_geometry(ims, setup)
@@ -571,6 +576,7 @@ def reconstruct(dataset: Dataset, *, learn=DEFAULT_LEARN, loss="amplitude", iter
                           noll=list(range(1, M + 1)), setup=setup,
                           geometry=dict(offset=np.asarray(geo["offset"], dtype=np.float64),
                                         rotation=float(geo["rotation"]),
-                                        height=float(geo["height"]), pitch=float(geo["pitch"])),
+                                        height=float(geo["height"]), pitch=float(geo["pitch"]),
+                                        led_size=float(geo["led_size"])),
                           brightness=a.copy(), background=background, noise=phi.copy(),
                           history=history, settings=settings)
