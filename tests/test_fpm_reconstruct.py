@@ -218,3 +218,19 @@ def test_bad_inputs():
         fpm.reconstruct(fpm.Dataset(np.full((81, 16, 16), np.nan), s))
     with pytest.raises(ValueError, match="shape"):
         fpm.Dataset(np.ones((81, 16)), s)
+
+
+def test_calibration_reduces_a_large_misalignment():
+    """The coarse stage (bright-field spectra -> offset and rotation) brings a
+    (600, -400) um, 1.5 degree misalignment closer; the height stays nominal."""
+    data = fpm.simulate(offset=(600e-6, -400e-6), rotation=math.radians(1.5), height_error=0.0,
+                        photons=5000.0, seed=3)
+    true = data.truth["setup"]
+    cal = fpm.calibrate_geometry(data.images, data.setup)
+    assert cal["used"] and len(cal["measured"]["index"]) >= 15
+    found = data.setup.with_geometry(offset=cal["offset"], rotation=cal["rotation"])
+    before = metrics.wavevector_error(data.setup.wavevectors(), true, (256, 256))
+    after = metrics.wavevector_error(found.wavevectors(), true, (256, 256))
+    assert after.max() < 0.5 * before.max()
+    assert np.hypot(*(cal["offset"] - true.offset)) < 0.5 * np.hypot(600e-6, 400e-6)
+    assert cal["height"] == data.setup.height

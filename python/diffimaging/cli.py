@@ -1,8 +1,9 @@
 """The ``diffimaging`` command line: each imaging system adds its commands.
 
 ``diffimaging demo`` runs the holographic particle-imaging demonstration,
-``diffimaging demo lensless`` the lensless one; ``diffimaging holo ...``,
-``diffimaging piv ...``, ``diffimaging ptv ...`` and ``diffimaging lensless ...``
+``diffimaging demo lensless`` the lensless one, ``diffimaging demo fpm`` the
+Fourier-ptychography one; ``diffimaging holo ...``, ``diffimaging piv ...``,
+``diffimaging ptv ...``, ``diffimaging lensless ...`` and ``diffimaging fpm ...``
 work on recordings (see ``diffimaging <command> --help``; lengths in metres);
 ``diffimaging verify OUT`` checks that a run's outputs are complete and unchanged
 (its manifest).  ``python -m diffimaging`` is the same command.
@@ -38,6 +39,7 @@ import traceback
 from . import __version__
 from .holography import cli as holography_cli
 from .lensless import cli as lensless_cli
+from .fpm import cli as fpm_cli
 
 __all__ = ["build_parser", "main", "EXIT_OK", "EXIT_INTERNAL", "EXIT_USAGE", "EXIT_INTERRUPTED"]
 
@@ -94,9 +96,10 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="diffimaging",
-                description="Differentiable imaging: holographic particle imaging and\n"
-                            "pixel-super-resolution lensless imaging (lengths in metres;\n"
-                            "'diffimaging demo lensless': the lensless demonstration)",
+                description="Differentiable imaging: holographic particle imaging,\n"
+                            "pixel-super-resolution lensless imaging and Fourier ptychographic\n"
+                            "microscopy (lengths in metres; 'diffimaging demo lensless' and\n"
+                            "'diffimaging demo fpm': their demonstrations)",
                 epilog=EPILOG)
     p.add_argument("--version", action="version", version=f"diffimaging {__version__}",
                    help="print the version and exit")
@@ -104,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     holography_cli.add_commands(sub)
     lensless_cli.add_commands(sub)
+    fpm_cli.add_commands(sub)
     v = sub.add_parser("verify", help="check that a run's outputs are complete and unchanged",
                        description="Check every file a run's manifest lists: present, same size, "
                                    "same SHA-256.  Exit 0 if all are, 2 otherwise (one line per "
@@ -208,10 +212,11 @@ def _logging(verbose, quiet):
 
 
 def _aliases(argv):
-    """``diffimaging [options] demo lensless ...`` is ``diffimaging lensless demo ...``."""
+    """``diffimaging [options] demo lensless ...`` is ``diffimaging lensless demo ...``,
+    ``diffimaging [options] demo fpm ...`` is ``diffimaging fpm demo ...``."""
     i = next((k for k, a in enumerate(argv) if not a.startswith("-")), len(argv))
-    if argv[i:i + 2] == ["demo", "lensless"]:
-        return argv[:i] + ["lensless", "demo"] + argv[i + 2:]
+    if argv[i:i + 1] == ["demo"] and argv[i + 1:i + 2] in (["lensless"], ["fpm"]):
+        return argv[:i] + [argv[i + 1], "demo"] + argv[i + 2:]
     return argv
 
 

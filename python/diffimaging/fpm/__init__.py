@@ -29,7 +29,7 @@ Example
 """
 from __future__ import annotations
 
-from . import losses, metrics
+from . import io, losses, metrics
 from .data import Dataset, Reconstruction, Setup
 from .geometry import led_positions, nominal_grid, wavevectors, wavevectors_vjp
 from .model import (LEARNABLE, Illumination, PupilFilter, SpectralIllumination, SpectralPupil,
@@ -43,4 +43,4 @@ __all__ = ["led_positions", "nominal_grid", "wavevectors", "wavevectors_vjp", "I
            "PupilFilter", "SpectralIllumination", "SpectralPupil", "model", "check_learn",
            "LEARNABLE", "Setup", "Dataset", "Reconstruction", "simulate", "standard_setup",
            "sample_object", "reconstruct", "calibrate_geometry", "disc_centre", "initial_object",
-           "losses", "metrics", "epry", "nominal_pixel_shifts", "Imaging"]
+           "io", "losses", "metrics", "epry", "nominal_pixel_shifts", "Imaging"]

@@ -50,7 +50,7 @@ __all__ = ["reconstruct", "LEARN", "DEFAULT_LEARN", "initial_object", "calibrate
            "coverage", "disc_centre"]
 
 #: what :func:`reconstruct` can learn
-LEARN = ("pupil", "leds", "pitch", "brightness", "noise")
+LEARN = ("pupil", "leds", "pitch", "led_size", "brightness", "noise")
 #: what it learns by default
 DEFAULT_LEARN = ("pupil", "leds", "brightness", "noise")
 #: Zernike terms not learned: piston (a global phase) and the tilts (an exact
@@ -345,7 +345,7 @@ class _Context:
             k_all = img.wavevectors(geo)
             theta_on = t >= t_theta
             img.geometry_gradient = learn_geo and theta_on
-            img.led_size_gradient = "leds" in learn and theta_on
+            img.led_size_gradient = "led_size" in learn and theta_on
             img.zernike_gradient = "pupil" in learn and M > 3 and theta_on
             g_z = np.zeros(M)
             g_l = dict(offset=np.zeros(2), rotation=0.0, height=0.0, pitch=0.0, led_size=0.0)
@@ -401,6 +401,7 @@ class _Context:
                     geo["height"] = float(np.clip(adam.step("height", geo["height"],
                                                             g_l["height"], factor),
                                                   0.5 * setup.height, 1.5 * setup.height))
+                if "led_size" in learn:
                     geo["led_size"] = float(np.clip(adam.step("led_size", geo["led_size"],
                                                               g_l["led_size"], factor), 0.0, 2e-3))
                 if "pitch" in learn:
@@ -437,10 +438,11 @@ def reconstruct(dataset: Dataset, *, learn=DEFAULT_LEARN, loss="amplitude", iter
     ----------
     dataset : Dataset
         Images (J, ny, nx) in photons (or any linear unit) and the nominal Setup.
-    learn : subset of ("pupil", "leds", "pitch", "brightness", "noise")
+    learn : subset of ("pupil", "leds", "pitch", "led_size", "brightness", "noise")
         What is learned with the object: the pupil's Zernike coefficients
         (Noll 4 and up: piston and tilts are not identifiable), the array's
-        offset / rotation / height, its pitch (off by default), the LED
+        offset / rotation / height, its pitch (off by default), the LEDs'
+        emitter size (the bright-field edge's width; off by default), the LED
         brightnesses, the per-image noise scales.  () recovers the object
         with everything at its nominal value.
     loss : "amplitude", "poisson" or "huber"
