@@ -224,3 +224,59 @@ def verify_manifest(path, *, checksum: bool = True) -> list[str]:
         elif checksum and sha256(f) != e["sha256"]:
             problems.append(f"{e['path']}: contents changed (SHA-256 differs)")
     return problems
+
+
+def load_mapping(path, what: str, keys) -> dict:
+    """The top-level table of a TOML or JSON file (a ``what`` file: "setup",
+    "geometry"); every error names the file, and a table is required (``keys``
+    listed in the message)."""
+    import sys
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    suffix = path.suffix.lower()
+    text = path.read_bytes()
+    if suffix == ".toml":
+        if sys.version_info >= (3, 11):
+            import tomllib
+        else:
+            try:
+                import tomli as tomllib
+            except ImportError:
+                raise ImportError(f"reading {path} needs Python 3.11+ or the tomli package "
+                                  f"(pip install tomli); or write the {what} as JSON") from None
+        try:
+            doc = tomllib.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    elif suffix == ".json":
+        try:
+            doc = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    else:
+        raise ValueError(f"{what} file {path} must be .toml or .json, got "
+                         f"{suffix or 'no suffix'!r}")
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: a {what} file holds a table of keys ({', '.join(keys)}), "
+                         f"got a {type(doc).__name__}")
+    return doc
+
+
+def figure(**kwargs):
+    """A matplotlib Figure on the Agg canvas (pyplot's state untouched)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError("figures need matplotlib: pip install 'diffimaging[plot]' (or "
+                          "pip install matplotlib)") from None
+    return Figure(**kwargs)
+
+
+def save_png(fig, path, dpi=100):
+    """``fig`` written atomically as PNG to ``path`` (nothing when None); returns it."""
+    if path is not None:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    return fig

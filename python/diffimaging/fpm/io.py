@@ -122,7 +122,6 @@ from __future__ import annotations
 import datetime
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -186,35 +185,7 @@ def _decode(v):
 
 def _load_mapping(path: Path) -> dict:
     """The top-level table of a TOML or JSON file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"setup file not found: {path}")
-    suffix = path.suffix.lower()
-    text = path.read_bytes()
-    if suffix == ".toml":
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:
-            try:
-                import tomli as tomllib
-            except ImportError:
-                raise ImportError(f"reading {path} needs Python 3.11+ or the tomli package "
-                                  f"(pip install tomli); or write the setup as JSON") from None
-        try:
-            doc = tomllib.loads(text.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    elif suffix == ".json":
-        try:
-            doc = json.loads(text.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    else:
-        raise ValueError(f"setup file {path} must be .toml or .json, got "
-                         f"{suffix or 'no suffix'!r}")
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: a setup file holds a table of keys ({', '.join(_SETUP_KEYS)}), "
-                         f"got a {type(doc).__name__}")
-    return doc
+    return _files.load_mapping(path, "setup", _SETUP_KEYS)
 
 
 #: plausible ranges of the setup's lengths in metres, and the example of each message

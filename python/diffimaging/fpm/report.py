@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .._backend.files import atomic_open, atomic_path
+from .._backend import files as _files
+from .._backend.files import atomic_open
 from .._backend.namespace import to_numpy as _host
 from .data import Dataset, Reconstruction
 
@@ -223,20 +224,11 @@ def write_calibration(path, rec: Reconstruction, truth=None, *, overwrite=True) 
 # ----------------------------------------------------------------------------- figures
 
 def _figure(**kwargs):
-    """A matplotlib Figure on the Agg canvas (pyplot's state untouched)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ImportError("figures need matplotlib: pip install 'diffimaging[plot]' (or "
-                          "pip install matplotlib)") from None
-    return Figure(**kwargs)
+    return _files.figure(**kwargs)
 
 
 def _save(fig, path, dpi=100):
-    if path is not None:
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png", dpi=dpi)
-    return fig
+    return _files.save_png(fig, path, dpi)
 
 
 def _truth_object(truth):

@@ -73,7 +73,6 @@ import datetime
 import io as _io
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -123,34 +122,7 @@ def _is_hdf5(path) -> bool:
 
 def _load_mapping(path: Path) -> dict:
     """The top-level table of a JSON or TOML file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"geometry file not found: {path}")
-    suffix = path.suffix.lower()
-    text = path.read_bytes()
-    if suffix == ".toml":
-        if sys.version_info >= (3, 11):
-            import tomllib
-        else:
-            try:
-                import tomli as tomllib
-            except ImportError:
-                raise ImportError(f"reading {path} needs Python 3.11+ or the tomli package "
-                                  f"(pip install tomli); or write the geometry as JSON") from None
-        try:
-            doc = tomllib.loads(text.decode("utf-8"))
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"{path} is not valid TOML: {exc}") from None
-    elif suffix == ".json":
-        try:
-            doc = json.loads(text.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    else:
-        raise ValueError(f"geometry file {path} must be .json or .toml, got {suffix or 'no suffix'!r}")
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: a geometry file holds a table of keys "
-                         f"({', '.join(_GEOMETRY_KEYS)}), got a {type(doc).__name__}")
-    return doc
+    return _files.load_mapping(path, "geometry", _GEOMETRY_KEYS)
 
 
 def read_geometry(path) -> dict:
