@@ -38,6 +38,7 @@ import math
 import numpy as np
 
 from .. import _backend as B
+from .._backend.namespace import to_numpy
 from ..model import zernike_noll
 from .data import Setup
 from .geometry import wavevectors_vjp
@@ -203,7 +204,7 @@ class Imaging:
         gz = np.asarray(B.to_host_float64(gp["zernike"], "zernike"), dtype=np.float64)
         # dL/dq = Re sum conj(g) c dA/dq, and for A = P(-k) E: dA/dq = (i dphi/dq + dlogE/dq) A;
         # ct_j = sum conj(g_j) c A_j = conj(<A_j, g_j>) c
-        ct = np.conj(np.asarray(B.to_numpy(t) if hasattr(B, "to_numpy") else t)) * complex(c)
+        ct = np.conj(to_numpy(t)) * complex(c)
         if self.zernike_gradient and self.noll:
             gz = gz + Z @ np.real(1j * ct)
         if self.geometry_gradient:
