@@ -10,8 +10,10 @@ into a pupil that the exact plane wave would miss by several spectral
 pixels: fatal for dark-field images near the bright-field edge).
 
 :class:`Imaging` removes that jump.  The object is written o = c + d with c
-its mean over the grid, and the sample is modelled as c *everywhere*, with
-the fluctuation d on the grid:
+the sample's transmission beyond the grid (by default the grid's mean; a
+reconstruction learns it as a variable of its own: the field of view of a
+larger sample need not have the mean of what lies around it), and the
+sample is modelled as c *everywhere*, with the fluctuation d on the grid:
 
 - c e^{-2 pi i k.r} is an exact, unbounded plane wave: its spectrum is the
   single frequency -k, so it reaches the camera as
@@ -155,13 +157,19 @@ class Imaging:
         return xp.asarray((ey[:, :, None] * ex[:, None, :]).astype(cdt), device=device)
 
     # ----------------------------------------------------------------- forward
-    def forward(self, o, geo, zern, subset=None):
-        """``(psi (J', ny, nx), residuals)`` for the LEDs of ``subset`` (default all)."""
+    def forward(self, o, geo, zern, subset=None, background=None):
+        """``(psi (J', ny, nx), residuals)`` for the LEDs of ``subset`` (default all).
+
+        ``background``: the transmission c of the sample beyond the grid (a
+        complex scalar; the sample is ``w o + (1 - w) c`` with w the taper).
+        None: the grid's mean.  With an explicit c, :meth:`backward` also
+        returns its cotangent (key ``"background"`` of the geometry dict)."""
         xp = B.namespace(o)
         cdt = o.dtype
         device = B.device_of(o)
         p_l, p_p = self._params(geo, zern)
-        c = xp.mean(o)
+        explicit = background is not None
+        c = xp.mean(o) if not explicit else complex(background)
         d = o - c
         self.leds.subset = subset
         try:
@@ -179,16 +187,19 @@ class Imaging:
         A = xp.reshape(xp.astype(xp.asarray(Pk.astype(np.complex128), device=device), cdt),
                        (-1, 1, 1)) * E
         psi = psi + c * A
-        return psi, (r1, r2, c, A, k, Z, inside, subset, p_l, tuple(o.shape), edge, geo)
+        return psi, (r1, r2, c, A, k, Z, inside, subset, p_l, tuple(o.shape), edge, geo,
+                     explicit)
 
-    def __call__(self, o, geo, zern, subset=None):
-        return self.forward(o, geo, zern, subset)[0]
+    def __call__(self, o, geo, zern, subset=None, background=None):
+        return self.forward(o, geo, zern, subset, background)[0]
 
     # ---------------------------------------------------------------- backward
     def backward(self, res, g):
         """``(cotangent of o, geometry cotangents {offset, rotation, height, pitch},
-        Zernike cotangent (M,))`` for the cotangent ``g`` of the fields."""
-        r1, r2, c, A, k, Z, inside, subset, p_l, shape, edge, geo_in = res
+        Zernike cotangent (M,))`` for the cotangent ``g`` of the fields (with an
+        explicit background, the dict also holds its complex cotangent
+        ``"background"``, the convention of CONVENTIONS.md: dL/dRe + i dL/dIm)."""
+        r1, r2, c, A, k, Z, inside, subset, p_l, shape, edge, geo_in, explicit = res
         xp = B.namespace(g)
         self.leds.geometry_gradient = self.geometry_gradient
         self.pupil.zernike_gradient = self.zernike_gradient
@@ -197,10 +208,15 @@ class Imaging:
         # the plane-wave term c A_j
         t = xp.sum(xp.sum(xp.conj(A) * g, axis=-1), axis=-1)          # (J',) <A_j, g_j>
         gc = xp.sum(t)
-        n = float(shape[0] * shape[1])
-        go = gd - xp.mean(gd) + gc / n
         geo_g = {key: np.asarray(B.to_host_float64(gl[key], key), dtype=np.float64)
                  for key in ("offset", "rotation", "height", "pitch")}
+        if explicit:
+            # d = o - c: the background's cotangent is its plane wave's minus d's sum
+            go = gd
+            geo_g["background"] = complex(to_numpy(gc - xp.sum(gd)))
+        else:
+            n = float(shape[0] * shape[1])
+            go = gd - xp.mean(gd) + gc / n
         gz = np.asarray(B.to_host_float64(gp["zernike"], "zernike"), dtype=np.float64)
         # dL/dq = Re sum conj(g) c dA/dq, and for A = P(-k) E: dA/dq = (i dphi/dq + dlogE/dq) A;
         # ct_j = sum conj(g_j) c A_j = conj(<A_j, g_j>) c
@@ -238,7 +254,7 @@ class Imaging:
             pitch = geo.pop("pitch")
             extra = wavevectors_vjp(full, self.setup.rows, self.setup.cols, pitch,
                                     wavelength=self.setup.wavelength, **geo)
-            for key in geo_g:
+            for key in ("offset", "rotation", "height", "pitch"):
                 geo_g[key] = geo_g[key] + np.asarray(extra[key], dtype=np.float64)
             # the edge's width is the LED's angle: it narrows as the height grows
             hh = 1e-6 * float(geo_in["height"])

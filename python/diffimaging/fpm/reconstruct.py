@@ -15,19 +15,22 @@ are 1 / phi_j) and L one of :mod:`~diffimaging.fpm.losses`' fidelities.  The
 schedule (:func:`reconstruct`):
 
 1. *Calibration* (when the geometry is learned and ``calibrate`` is not
-   False): a coarse search of the array's offset, height and rotation that
-   matches the bright-field / dark-field split of the images
-   (:func:`calibrate_geometry`) — the global stage for a large misalignment.
+   False): the array's offset and rotation fitted to the illumination
+   frequencies measured in the bright-field images' spectra
+   (:func:`calibrate_geometry`), kept only if a short trial fit confirms it —
+   the global stage for a large misalignment.
 2. *Bright-field start*: the up-sampled amplitude of the most on-axis image.
 3. *Sequential warm-up by NA order*: the first iterations fit the LEDs in
    order of illumination NA (bright field first, the outer dark-field rings
    joining one after another).
-4. *Joint iterations* over all LEDs: the object takes preconditioned steps
-   (the Gauss-Newton diagonal of the fidelity in the object's spectrum, the
-   weighted count of shifted pupils covering each frequency — a simultaneous
-   projection step) with Nesterov momentum and gradient restart; theta takes
-   Adam steps in physical units with a geometric decay; the brightnesses and
-   the noise scales take their closed-form updates.
+4. *Joint iterations*, block-sequential over batches of LEDs in NA order:
+   the object takes a preconditioned step per batch (the Gauss-Newton
+   diagonal of the fidelity in the object's spectrum, the weighted count of
+   shifted pupils covering each frequency, regularised like rPIE), and so
+   does the sample's transmission beyond the grid (the unscattered light);
+   theta takes one Adam step per pass in physical units with a geometric
+   decay; the brightnesses and the noise scales take their closed-form
+   updates.
 """
 from __future__ import annotations
 
@@ -278,6 +281,8 @@ class _State:
 
     def __init__(self, o, geo, zern, a, phi, centre):
         self.o, self.geo, self.zern, self.a, self.phi = o, geo, zern, a, phi
+        #: the sample's transmission beyond the object grid (Imaging's background)
+        self.c = complex(np.mean(o))
         self.centre = centre
         self.last_loss = float("nan")
         self.vals = np.zeros(a.shape[0])
@@ -353,7 +358,7 @@ class _Context:
                 cw = self.kappa * w[b] * st.a[b] * self.scale_D
                 Db = coverage(k_all[b], setup, (self.NY, self.NX), cw)
                 Dinv = (1.0 / (Db + _EPS * float(np.max(Db)))).astype(rdt)
-                psi, res = img.forward(st.o, geo, st.zern, b)
+                psi, res = img.forward(st.o, geo, st.zern, b, background=st.c)
                 I2 = (psi.real ** 2 + psi.imag ** 2).astype(rdt)
                 ab = st.a[b].reshape(-1, 1, 1).astype(rdt)
                 mu = ab * I2 + rdt(self.background)
@@ -362,6 +367,10 @@ class _Context:
                 gpsi = (2.0 * ab * gmu) * psi
                 go, gp_l, gz = img.backward(res, gpsi)
                 st.o = (st.o - F.ifftn(F.fftn(go) * Dinv)).astype(cdt)
+                # the background beyond the grid: the object's step at zero frequency
+                # (a uniform change of both is one change of the unscattered light,
+                # hence half a step each)
+                st.c = st.c - 0.5 * gp_l["background"] * float(Dinv[0, 0]) / (self.NY * self.NX)
                 if theta_on:
                     g_z += gz
                     for key in g_l:
@@ -558,7 +567,7 @@ def reconstruct(dataset: Dataset, *, learn=DEFAULT_LEARN, loss="amplitude", iter
     o, geo, zern, a, phi = st.o, st.geo, st.zern, st.a, st.phi
     Y, mask, n_pix = ctx.Y, ctx.mask, ctx.n_pix
     centre = st.centre
-    psi, _ = ctx.img.forward(o, geo, zern)
+    psi, _ = ctx.img.forward(o, geo, zern, background=st.c)
     I2 = (psi.real ** 2 + psi.imag ** 2)
     mu = a.reshape(-1, 1, 1) * I2 + background
     vals = FL.per_image(mu, Y, loss, mask)
@@ -566,8 +575,10 @@ def reconstruct(dataset: Dataset, *, learn=DEFAULT_LEARN, loss="amplitude", iter
     history["final_per_image"] = (vals / n_pix).tolist()
     fov = np.asarray(o[pad * u:pad * u + ny * u, pad * u:pad * u + nx * u], dtype=np.complex128)
     s = np.sum(fov)
-    if abs(s) > 0:
-        fov = fov * np.conj(s) / abs(s)
+    rot = np.conj(s) / abs(s) if abs(s) > 0 else 1.0
+    fov = fov * rot
+    # the sample's transmission beyond the reconstructed grid (same global phase)
+    history["background_transmission"] = [float(np.real(st.c * rot)), float(np.imag(st.c * rot))]
     P, _ = ctx.img.pupil.pupil(dict(zernike=zern), np.zeros(1, np.complex128), (ny, nx))
     history["seconds"] = time.perf_counter() - t_start
     settings = dict(learn=list(learn), loss=loss, iterations=iterations, pad=pad,
