@@ -117,18 +117,17 @@ def test_cupy_operation_without_cuda_kernel_warns_once(monkeypatch):
     monkeypatch.setattr(C, "backend_name", lambda xp: "cupy")
     monkeypatch.setattr(K, "have_cuda_module", lambda: True)
     monkeypatch.setattr(C, "_warned", set())
-    with pytest.warns(C.BackendFallbackWarning, match="no CUDA kernel for it yet"):
-        assert C.route("intensity", _fake_cupy()) == C.REFERENCE
+    with pytest.warns(C.BackendFallbackWarning, match="fused engine is numpy-only"):
+        assert C.route("dh_fused", _fake_cupy()) == C.REFERENCE
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        C.route("intensity", _fake_cupy())
-    # a CUDA entry in the table is taken without a warning
-    monkeypatch.setitem(C.TABLE, "intensity", {**C.TABLE["intensity"],
-                                               "cupy": C.Capability(C.CUDA, "test")})
+        C.route("dh_fused", _fake_cupy())
+    # the operations with CUDA kernels are taken without a warning
     monkeypatch.setattr(C, "_warned", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert C.route("intensity", _fake_cupy()) == C.CUDA
+        for op in ("propagate", "bin", "shift", "intensity", "volume", "backpropagate"):
+            assert C.route(op, _fake_cupy()) == C.CUDA, op
 
 
 def test_backend_names():
@@ -266,3 +265,11 @@ def test_band_limit_mask_is_the_transfer_functions_support():
     np.testing.assert_array_equal(m, ok)  # no evanescent frequency on this grid
     with pytest.raises(ValueError, match="method must be"):
         P.band_limit_mask((8, 8), 1e-3, wavelength=LAM, pixel_size=PX, method="rs")
+
+
+def test_readme_shows_the_capability_table():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert C.markdown_table() in readme, "README's capability table is stale: paste " \
+        "diffimaging._backend.capabilities.markdown_table()"

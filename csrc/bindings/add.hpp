@@ -12,6 +12,9 @@ void add_binning(pybind11::module_& m);      // ops/binning/binning_bind.cpp
 void add_pointwise(pybind11::module_& m);    // ops/pointwise/pointwise_bind.cpp
 void add_holography(pybind11::module_& m);   // systems/holography/holography_bind.cpp
 void add_propagate_cuda(pybind11::module_& m);  // ops/propagate/propagate_cuda_bind.cpp
+void add_binning_cuda(pybind11::module_& m);    // ops/binning/binning_cuda_bind.cpp
+void add_pointwise_cuda(pybind11::module_& m);  // ops/pointwise/pointwise_cuda_bind.cpp
+                                                // (intensity, Fourier shift, min/max projection)
 
 }  // namespace bind
 }  // namespace diffimaging

@@ -10,4 +10,6 @@ PYBIND11_MODULE(_cuda, m) {
   m.def("device_count", &diffimaging::cuda::device_count);
   m.def("runtime_version", &diffimaging::cuda::runtime_version);
   diffimaging::bind::add_propagate_cuda(m);
+  diffimaging::bind::add_binning_cuda(m);
+  diffimaging::bind::add_pointwise_cuda(m);
 }

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include <pybind11/stl.h>
 
 #include "bindings/add.hpp"
 #include "diffimaging/core/dispatch.hpp"
@@ -16,15 +19,18 @@ namespace {
 
 namespace py = pybind11;
 
-void transfer_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& dtype,
-                    index_t batch, index_t ny, index_t nx, double z, double wavelength,
-                    double dy, double dx, int method, bool band_limit, bool carrier,
-                    bool conjugate, std::uintptr_t stream) {
+DType complex_dtype(const std::string& dtype) {
+  if (dtype == "complex64") return DType::kComplex64;
+  if (dtype == "complex128") return DType::kComplex128;
+  throw std::invalid_argument("dtype must be 'complex64' or 'complex128', got '" + dtype + "'");
+}
+
+TransferParams params(index_t ny, index_t nx, double z, double wavelength, double dy, double dx,
+                      int method, bool band_limit, bool carrier) {
   if (method != 0 && method != 1) throw std::invalid_argument("method must be 0 or 1");
-  DType k;
-  if (dtype == "complex64") k = DType::kComplex64;
-  else if (dtype == "complex128") k = DType::kComplex128;
-  else throw std::invalid_argument("dtype must be 'complex64' or 'complex128', got '" + dtype + "'");
+  if (ny < 1 || nx < 1) throw std::invalid_argument("ny and nx must be >= 1");
+  if (!(wavelength > 0) || !(dy > 0) || !(dx > 0))
+    throw std::invalid_argument("wavelength, dy and dx must be > 0 [m]");
   TransferParams p;
   p.z = z;
   p.wavelength = wavelength;
@@ -35,12 +41,110 @@ void transfer_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& d
   p.method = static_cast<Method>(method);
   p.band_limit = band_limit;
   p.carrier = carrier;
+  return p;
+}
+
+void require_pointer(std::uintptr_t ptr, const char* name) {
+  if (ptr == 0) throw std::invalid_argument(std::string(name) + " is a null device pointer");
+}
+
+void transfer_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& dtype,
+                    index_t batch, index_t ny, index_t nx, double z, double wavelength,
+                    double dy, double dx, int method, bool band_limit, bool carrier,
+                    bool conjugate, std::uintptr_t stream) {
+  const DType k = complex_dtype(dtype);
+  const TransferParams p = params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
+  require_pointer(src, "src");
+  require_pointer(dst, "dst");
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
     cuda::transfer_apply<Real>(reinterpret_cast<const Real*>(src), reinterpret_cast<Real*>(dst),
                                batch, p, conjugate, stream);
   });
+}
+
+double transfer_pullback(std::uintptr_t U, index_t u_stride, std::uintptr_t G, std::uintptr_t acc,
+                         const std::string& dtype, index_t batch, index_t ny, index_t nx, double z,
+                         double wavelength, double dy, double dx, int method, bool band_limit,
+                         bool carrier, bool accumulate, std::uintptr_t stream) {
+  const DType k = complex_dtype(dtype);
+  const TransferParams p = params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
+  require_pointer(G, "G");
+  require_pointer(acc, "acc");
+  if (u_stride != 0 && u_stride != ny * nx)
+    throw std::invalid_argument("u_stride must be 0 (one U plane) or ny * nx");
+  py::gil_scoped_release release;
+  return dispatch_precision(k, [&](auto tag) {
+    using Real = decltype(tag);
+    return cuda::transfer_pullback<Real>(reinterpret_cast<const Real*>(U), u_stride,
+                                         reinterpret_cast<const Real*>(G),
+                                         reinterpret_cast<Real*>(acc), batch, p, accumulate,
+                                         stream);
+  });
+}
+
+void transfer_stack(std::uintptr_t src, std::uintptr_t dst, std::uintptr_t zs, index_t nz,
+                    const std::string& dtype, index_t batch, index_t ny, index_t nx,
+                    double wavelength, double dy, double dx, int method, bool band_limit,
+                    bool carrier, std::uintptr_t stream) {
+  const DType k = complex_dtype(dtype);
+  const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
+  require_pointer(src, "src");
+  require_pointer(dst, "dst");
+  require_pointer(zs, "zs");
+  py::gil_scoped_release release;
+  dispatch_precision(k, [&](auto tag) {
+    using Real = decltype(tag);
+    cuda::transfer_stack<Real>(reinterpret_cast<const Real*>(src), reinterpret_cast<Real*>(dst),
+                               reinterpret_cast<const double*>(zs), nz, batch, p, stream);
+  });
+}
+
+void transfer_stack_adjoint(std::uintptr_t G, std::uintptr_t acc, std::uintptr_t zs, index_t nz,
+                            const std::string& dtype, index_t batch, index_t ny, index_t nx,
+                            double wavelength, double dy, double dx, int method, bool band_limit,
+                            bool carrier, bool accumulate, std::uintptr_t stream) {
+  const DType k = complex_dtype(dtype);
+  const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
+  require_pointer(G, "G");
+  require_pointer(acc, "acc");
+  require_pointer(zs, "zs");
+  py::gil_scoped_release release;
+  dispatch_precision(k, [&](auto tag) {
+    using Real = decltype(tag);
+    cuda::transfer_stack_adjoint<Real>(reinterpret_cast<const Real*>(G),
+                                       reinterpret_cast<Real*>(acc),
+                                       reinterpret_cast<const double*>(zs), nz, batch, p,
+                                       accumulate, stream);
+  });
+}
+
+std::vector<double> transfer_stack_dz(std::uintptr_t U, index_t u_stride, std::uintptr_t G,
+                                      std::uintptr_t zs, index_t nz, const std::string& dtype,
+                                      index_t batch, index_t ny, index_t nx, double wavelength,
+                                      double dy, double dx, int method, bool band_limit,
+                                      bool carrier, std::uintptr_t stream) {
+  const DType k = complex_dtype(dtype);
+  const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
+  require_pointer(U, "U");
+  require_pointer(G, "G");
+  require_pointer(zs, "zs");
+  if (u_stride != 0 && u_stride != ny * nx)
+    throw std::invalid_argument("u_stride must be 0 (one U plane) or ny * nx");
+  if (nz < 0) throw std::invalid_argument("nz must be >= 0");
+  std::vector<double> dz(static_cast<size_t>(nz), 0.0);
+  {
+    py::gil_scoped_release release;
+    dispatch_precision(k, [&](auto tag) {
+      using Real = decltype(tag);
+      cuda::transfer_stack_dz<Real>(reinterpret_cast<const Real*>(U), u_stride,
+                                    reinterpret_cast<const Real*>(G),
+                                    reinterpret_cast<const double*>(zs), nz, batch, p, dz.data(),
+                                    stream);
+    });
+  }
+  return dz;
 }
 
 }  // namespace
@@ -50,6 +154,22 @@ void add_propagate_cuda(py::module_& m) {
         py::arg("batch"), py::arg("ny"), py::arg("nx"), py::arg("z"), py::arg("wavelength"),
         py::arg("dy"), py::arg("dx"), py::arg("method"), py::arg("band_limit"),
         py::arg("carrier"), py::arg("conjugate"), py::arg("stream"));
+  m.def("transfer_pullback", &transfer_pullback, py::arg("U"), py::arg("u_stride"), py::arg("G"),
+        py::arg("acc"), py::arg("dtype"), py::arg("batch"), py::arg("ny"), py::arg("nx"),
+        py::arg("z"), py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
+        py::arg("band_limit"), py::arg("carrier"), py::arg("accumulate"), py::arg("stream"));
+  m.def("transfer_stack", &transfer_stack, py::arg("src"), py::arg("dst"), py::arg("zs"),
+        py::arg("nz"), py::arg("dtype"), py::arg("batch"), py::arg("ny"), py::arg("nx"),
+        py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
+        py::arg("band_limit"), py::arg("carrier"), py::arg("stream"));
+  m.def("transfer_stack_adjoint", &transfer_stack_adjoint, py::arg("G"), py::arg("acc"),
+        py::arg("zs"), py::arg("nz"), py::arg("dtype"), py::arg("batch"), py::arg("ny"),
+        py::arg("nx"), py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
+        py::arg("band_limit"), py::arg("carrier"), py::arg("accumulate"), py::arg("stream"));
+  m.def("transfer_stack_dz", &transfer_stack_dz, py::arg("U"), py::arg("u_stride"), py::arg("G"),
+        py::arg("zs"), py::arg("nz"), py::arg("dtype"), py::arg("batch"), py::arg("ny"),
+        py::arg("nx"), py::arg("wavelength"), py::arg("dy"), py::arg("dx"), py::arg("method"),
+        py::arg("band_limit"), py::arg("carrier"), py::arg("stream"));
 }
 
 }  // namespace bind

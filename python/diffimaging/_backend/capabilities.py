@@ -53,10 +53,11 @@ _CUPY_NO_KERNEL = "no CUDA kernel for it yet: the array-API reference path runs 
                   "(cupy.fft and CuPy elementwise operations)"
 
 
-def _row(numpy_reason: str, cupy_reason: str = _CUPY_NO_KERNEL, numpy_path: str = KERNEL):
+def _row(numpy_reason: str, cupy_reason: str = _CUPY_NO_KERNEL, numpy_path: str = KERNEL,
+         cupy_path: str = REFERENCE):
     return {
         "numpy": Capability(numpy_path, numpy_reason),
-        "cupy": Capability(REFERENCE, cupy_reason),
+        "cupy": Capability(cupy_path, cupy_reason),
         "torch": _REF_ANY,
         "jax": _REF_ANY,
         "array-api": _REF_ANY,
@@ -66,18 +67,32 @@ def _row(numpy_reason: str, cupy_reason: str = _CUPY_NO_KERNEL, numpy_path: str 
 #: operation -> array library -> Capability
 TABLE: dict[str, dict[str, Capability]] = {
     "propagate": _row("fused transfer-function multiply (transfer_apply / transfer_pullback) "
-                      "between pruned scipy.fft transforms"),
+                      "between pruned scipy.fft transforms",
+                      "CUDA transfer-function kernels (apply, pullback with a deterministic "
+                      "z reduction, z-stack and its adjoint) between cupy.fft (cuFFT) "
+                      "transforms, stacks in batches sized from free device memory",
+                      cupy_path=CUDA),
     "bin": _row("area-integration binning and its adjoint and shift gradient (bin_forward / "
-                "bin_adjoint / bin_shift_grad)"),
+                "bin_adjoint / bin_shift_grad)",
+                "CUDA binning kernels (forward, adjoint, deterministic shift gradient)",
+                cupy_path=CUDA),
     "shift": _row("phase ramps are separable: scipy.fft plus two broadcast multiplies, no "
-                  "kernel needed", numpy_path=REFERENCE),
-    "intensity": _row("one threaded pass |u|^2 (intensity)"),
+                  "kernel needed",
+                  "cupy.fft (cuFFT) and a CUDA phase-ramp multiply (fourier_shift_apply)",
+                  numpy_path=REFERENCE, cupy_path=CUDA),
+    "intensity": _row("one threaded pass |u|^2 (intensity)", "one CUDA pass |u|^2 (intensity)",
+                      cupy_path=CUDA),
     "volume": _row("the first-Born sum of all planes on one padded spectrum "
-                   "(transfer_pullback accumulating)"),
-    "backpropagate": _row("streamed planes with the fused min/max projection (minmax_project)"),
+                   "(transfer_pullback accumulating)",
+                   "the first-Born sum by the CUDA z-stack adjoint on cuFFT spectra, in "
+                   "chunks sized from free device memory", cupy_path=CUDA),
+    "backpropagate": _row("streamed planes with the fused min/max projection (minmax_project)",
+                          "streamed plane batches sized from free device memory: CUDA z-stack "
+                          "kernel, batched cuFFT, CUDA min/max projection", cupy_path=CUDA),
     "dh_fused": _row("half-spectrum ∂H engine (dh_accumulate / dh_backproject / prox_step_rows) "
                      "for real objects", "the fused engine is numpy-only; the generic model "
-                     "and solver run on the GPU (cupy.fft and CuPy elementwise operations)"),
+                     "and solver run on the GPU (cupy.fft and CuPy elementwise operations, the "
+                     "CUDA propagation kernels)"),
 }
 
 OPERATIONS = tuple(TABLE)

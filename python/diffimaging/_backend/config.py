@@ -23,6 +23,25 @@ def _gpu_visible() -> str:
     return f"yes ({n} device(s))" if n else "no"
 
 
+def _gpu_info() -> dict | None:
+    """Name, compute capability, memory and driver of the current GPU (None without
+    CuPy or a device)."""
+    try:
+        import cupy
+
+        if not cupy.cuda.is_available():
+            return None
+        rt = cupy.cuda.runtime
+        props = rt.getDeviceProperties(cupy.cuda.Device().id)
+        name = props["name"]
+        return {"name": name.decode() if isinstance(name, bytes) else str(name),
+                "compute_capability": f"{props['major']}.{props['minor']}",
+                "memory_gib": round(props["totalGlobalMem"] / 2**30, 1),
+                "driver": rt.driverGetVersion(), "cupy_cuda_runtime": rt.runtimeGetVersion()}
+    except Exception:
+        return None
+
+
 def config_dict() -> dict:
     """The configuration as a dict (what :func:`show_config` prints; benchmarks store it)."""
     from .. import __version__
@@ -41,6 +60,9 @@ def config_dict() -> dict:
     }
     if K.have_cuda_module():
         info["cuda_runtime"] = K.cuda_runtime_version()
+    gpu = _gpu_info()
+    if gpu is not None:
+        info["gpu"] = gpu
     import numpy as np
 
     for lib, engine in (("numpy", fft.engine(np)),
@@ -70,6 +92,11 @@ def show_config() -> None:
     else:
         print(f"  CUDA module      : not built ({K.cuda_unavailable_reason()})")
     print(f"  GPU visible      : {c['gpu_visible']}")
+    if "gpu" in c:
+        g = c["gpu"]
+        print(f"  GPU              : {g['name']} (compute {g['compute_capability']}, "
+              f"{g['memory_gib']} GiB; driver {g['driver']}, CuPy's CUDA runtime "
+              f"{g['cupy_cuda_runtime']})")
     print("  FFT engines      :")
     for lib, e in c["fft"].items():
         print(f"    {lib:16s} {e}")

@@ -98,6 +98,39 @@ def _projections_np(u, zs, offset, rdt, kw, progress):
     return proj
 
 
+def _projections_cuda(u, zs, offset, rdt, kw, progress):
+    """Projections on the GPU: one spectrum of the hologram, then batches of planes
+    sized from the free device memory (:func:`diffimaging._backend.cuda.planes_per_batch`):
+    the z-stack kernel writes the batch's spectra, one batched cuFFT inverse
+    transform, and the CUDA min/max kernel reads the cropped planes in place — the
+    volume is never in memory, whatever the number of planes."""
+    from .._backend import cuda_pointwise as KP
+    from .._backend import cuda_propagate as KC
+    from ..ops.propagate import _ifft_crop_ref, _spectrum_cuda, _stack_chunk
+
+    xp = B.namespace(u)
+    p = Plan.make(u, float(-zs[0]), kw["wavelength"], kw["pixel_size"], kw["method"], kw["pad"],
+                  True, False, op="backpropagate")
+    U = _spectrum_cuda(p, u)
+    shape = tuple(u.shape)
+    proj = {"min": xp.full(shape, np.inf, dtype=rdt), "argmin_z": xp.zeros(shape, dtype=rdt),
+            "max": xp.full(shape, -np.inf, dtype=rdt), "argmax_z": xp.zeros(shape, dtype=rdt)}
+    chunk = _stack_chunk(p, zs.size, 1)
+    starts = range(0, zs.size, chunk)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="back-propagation", unit="batch")
+    for k0 in starts:
+        k1 = min(zs.size, k0 + chunk)
+        S = xp.empty((k1 - k0, 1, p.py, p.px), dtype=p.cdtype)
+        KC.transfer_stack(U, S, KC.device_distances(-zs[k0:k1]), p)
+        planes = xp.reshape(_ifft_crop_ref(p, S), (k1 - k0,) + shape)
+        del S
+        KP.minmax_project(planes, offset, zs[k0:k1], proj)
+    return proj
+
+
 def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", field="amplitude",
                   chunk=16, method="asm", pad=True, progress=False, n_medium=1.0):
     """Back-propagate a (background-divided, unit-mean) hologram to depths ``z``.
@@ -125,7 +158,9 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
         the (nz, ny, nx) field stack.
     chunk : planes per batch (memory ~ chunk x padded plane) for the stacks and for
         other array libraries; projections on numpy stream plane by plane from one
-        spectrum of the hologram (fused kernels, memory ~ 2 padded planes)
+        spectrum of the hologram (fused kernels, memory ~ 2 padded planes), and on
+        CuPy in batches sized from the free device memory (CUDA kernels; a
+        2048^2 x 1000-plane request fits any GPU)
 
     Example
     -------
@@ -169,8 +204,11 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
     rdt = B.real_dtype_for(xp, hologram.dtype)
     stack_parts = []
     proj = None
-    if output == "projections" and route("backpropagate", xp) == "kernel":
+    path = route("backpropagate", xp)
+    if output == "projections" and path == "kernel":
         return _projections_np(u, zs, offset, rdt, kw, progress)
+    if output == "projections" and path == "cuda":
+        return _projections_cuda(u, zs, offset, rdt, kw, progress)
     for s in starts:
         zc = zs[s:s + chunk]
         planes = propagate(u, xp.asarray(-zc, device=dev), **kw)  # (k, ny, nx)

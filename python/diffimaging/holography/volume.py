@@ -116,11 +116,57 @@ class Volume(Stage):
             spec = acc.copy()
             s = plan.inverse_crop(acc)
             return np.ascontiguousarray(s).reshape(o.shape[1:]), spec, plan
+        if route("volume", B.namespace(o)) == "cuda":
+            return self._scattered_cuda(o, zs)
         s = None
         for k in range(zs.size):
             v = propagate(o[k, ...], float(zs[k]), **self.static)
             s = v if s is None else s + v
         return s, None, None
+
+    def _scattered_cuda(self, o, zs):
+        """The CUDA path: the spectra of the planes in memory-sized chunks, summed
+        with their transfer functions by one kernel per chunk
+        (``sum_k H(z_k) O_k = sum_k conj(H(-z_k)) O_k``, the stack adjoint)."""
+        from .._backend import cuda_propagate as KC
+        from ..ops.propagate import _spectrum_cuda, _stack_chunk, _ifft_crop_ref
+
+        xp = B.namespace(o)
+        plan = self._plan(o)
+        acc = xp.empty((1, plan.py, plan.px), dtype=plan.cdtype)
+        chunk = _stack_chunk(plan, zs.size, 1)
+        for k0 in range(0, zs.size, chunk):
+            k1 = min(zs.size, k0 + chunk)
+            O = xp.reshape(_spectrum_cuda(plan, o[k0:k1]), (k1 - k0, 1, plan.py, plan.px))
+            KC.transfer_stack_adjoint(O, acc, KC.device_distances(-zs[k0:k1]), plan,
+                                      accumulate=k0 > 0)
+            del O
+        spec = acc.copy()
+        s = _ifft_crop_ref(plan, acc)
+        return xp.reshape(s, tuple(o.shape[1:])), spec, plan
+
+    def _backward_cuda(self, o, zs, spec, plan, gs, real_o):
+        """The CUDA path of the VJP: the distance cotangent in one reduction against
+        the accumulated spectrum (every plane has the same phase rate), the object's
+        planes ``conj(H(z_k)) G = H(-z_k) G`` by the stack kernel in chunks."""
+        from .._backend import cuda_propagate as KC
+        from ..ops.propagate import _spectrum_cuda, _stack_chunk, _ifft_crop_ref
+
+        xp = B.namespace(gs)
+        G = _spectrum_cuda(plan, gs)
+        tmp = xp.empty_like(G)
+        ddz = KC.transfer_pullback(spec, G, tmp, plan, 0.0, accumulate=False) / float(
+            plan.py * plan.px)
+        go = xp.empty(tuple(o.shape), dtype=o.dtype)
+        chunk = _stack_chunk(plan, zs.size, 1)
+        for k0 in range(0, zs.size, chunk):
+            k1 = min(zs.size, k0 + chunk)
+            S = xp.empty((k1 - k0, 1, plan.py, plan.px), dtype=plan.cdtype)
+            KC.transfer_stack(G, S, KC.device_distances(-zs[k0:k1]), plan)
+            v = xp.reshape(_ifft_crop_ref(plan, S), (k1 - k0,) + tuple(o.shape[1:]))
+            go[k0:k1] = xp.real(v) if real_o else v
+            del S
+        return go, ddz
 
     def forward(self, o, p):
         self._check(o)
@@ -145,6 +191,9 @@ class Volume(Stage):
             gr = xp.sum(xp.real(g) + xp.real(xp.conj(s) * g)) if B.is_complex(xp, g.dtype) else xp.sum(g)
             gs = r * g
         gref = float(gr) if isinstance(r, float) else xp.reshape(gr, tuple(r.shape))
+        if plan is not None and plan.cuda:
+            go, ddz = self._backward_cuda(o, zs, spec, plan, gs, real_o)
+            return go, {"dz": ddz, "reference": gref}
         if plan is not None:
             G = plan.spectrum(np.asarray(gs, dtype=plan.cdtype))
             tmp = np.empty_like(G)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _backend as B
+from .._backend import cuda_binning as CB
 from .._backend import kernels as K
 from .._backend import validate as V
 from .._backend.autodiff import register_vjp
@@ -31,7 +32,8 @@ class _Plan:
     shift_batch: tuple
     shift_kind: str | None
     shift_dtype: object
-    kernel: bool
+    kernel: bool        # compiled CPU kernels (numpy)
+    cuda: bool = False  # CUDA kernels (CuPy), route("bin", xp) == "cuda"
 
 
 def _make_plan(image, shift, factor, reduce) -> _Plan:
@@ -48,10 +50,11 @@ def _make_plan(image, shift, factor, reduce) -> _Plan:
     else:
         host, sb, kind, dtype = parse_shift(shift, xp)
     out_batch = broadcast_batch(img_batch, sb, ("image", "shift"))
+    path = route("bin", xp)
     return _Plan(xp=xp, device=B.device_of(image), f=f, ny=ny, nx=nx, my=ny // f, mx=nx // f,
                  scale=1.0 if reduce == "sum" else 1.0 / (f * f), img_batch=img_batch,
                  out_batch=out_batch, shift_host=host, shift_batch=sb, shift_kind=kind,
-                 shift_dtype=dtype, kernel=route("bin", xp) == "kernel")
+                 shift_dtype=dtype, kernel=path == "kernel", cuda=path == "cuda")
 
 
 # ------------------------------------------------------------------ kernel path
@@ -82,6 +85,72 @@ def _forward_kernel(p: _Plan, image):
     out = np.empty((prod(p.out_batch), p.my, p.mx), dtype=im3.dtype)
     K.bin_forward(im3, out, p.f, _shifts2(p), p.scale)
     return out.reshape(p.out_batch + (p.my, p.mx))
+
+
+# -------------------------------------------------------------------- CUDA path
+#
+# CuPy arrays through the CUDA kernels (diffimaging._backend.cuda_binning), on the
+# image's device and CuPy's current stream; the (batch, 2) float64 shift table is
+# copied to that device.  Results stay CuPy arrays of the image's dtype.
+
+def _cupy():
+    import cupy
+
+    return cupy
+
+
+def _image3_cuda(p: _Plan, image):
+    cp = _cupy()
+    img = cp.ascontiguousarray(image)
+    if p.img_batch == p.out_batch:
+        return img.reshape((-1, p.ny, p.nx))
+    if prod(p.img_batch) == 1:
+        return img.reshape((1, p.ny, p.nx))
+    return cp.ascontiguousarray(cp.broadcast_to(img, p.out_batch + (p.ny, p.nx))).reshape(
+        (-1, p.ny, p.nx))
+
+
+def _shifts2_cuda(p: _Plan):
+    sh = _shifts2(p)
+    return None if sh is None else _cupy().asarray(sh, dtype=np.float64)
+
+
+def _forward_cuda(p: _Plan, image):
+    cp = _cupy()
+    with image.device:
+        if prod(p.out_batch) == 0:
+            return cp.zeros(p.out_batch + (p.my, p.mx), dtype=image.dtype)
+        im3 = _image3_cuda(p, image)
+        out = cp.empty((prod(p.out_batch), p.my, p.mx), dtype=im3.dtype)
+        CB.bin_forward(im3, out, p.f, _shifts2_cuda(p), p.scale)
+        return out.reshape(p.out_batch + (p.my, p.mx))
+
+
+def _bwd_cuda(p: _Plan, image, has_shift: bool, g):
+    cp = _cupy()
+    with image.device:
+        if prod(p.out_batch) == 0:
+            cts = [cp.zeros(tuple(image.shape), dtype=image.dtype)]
+            if has_shift:
+                cts.append(_shift_ct(p, cp.zeros(p.shift_batch + (2,), dtype=cp.float64)))
+            return tuple(cts)
+        g3 = cp.ascontiguousarray(g).reshape((-1, p.my, p.mx))
+        sh = _shifts2_cuda(p)
+        du = cp.empty((g3.shape[0], p.ny, p.nx), dtype=g3.dtype)
+        CB.bin_adjoint(g3, du, p.f, sh, p.scale)
+        cts = [sum_to_shape(p.xp, du.reshape(p.out_batch + (p.ny, p.nx)), tuple(image.shape))]
+        if has_shift:
+            d = CB.bin_shift_grad(_image3_cuda(p, image), g3, p.f, sh, p.scale)
+            d = sum_to_shape(p.xp, d.reshape(p.out_batch + (2,)), p.shift_batch + (2,))
+            cts.append(_shift_ct(p, d))
+        return tuple(cts)
+
+
+def _forward(p: _Plan, image):
+    """The forward of the path chosen by the plan."""
+    if p.cuda:
+        return _forward_cuda(p, image)
+    return _forward_kernel(p, image) if p.kernel else _forward_reference(p, image)
 
 
 # --------------------------------------------------------------- reference path
@@ -163,12 +232,12 @@ def bin(image, shift=None, *, factor, reduce="sum"):
     >>> low = bin(high, (0.25, -0.5), factor=4)
     """
     p = _make_plan(image, shift, factor, reduce)
-    return _forward_kernel(p, image) if p.kernel else _forward_reference(p, image)
+    return _forward(p, image)
 
 
 def _bin_fwd(image, shift=None, *, factor, reduce="sum"):
     p = _make_plan(image, shift, factor, reduce)
-    out = _forward_kernel(p, image) if p.kernel else _forward_reference(p, image)
+    out = _forward(p, image)
     return out, (p, image, shift is not None)
 
 
@@ -180,6 +249,8 @@ def _bin_bwd(res, g):
         raise ValueError(f"cotangent must have the output's shape {expected}, got {tuple(g.shape)}")
     if g.dtype != image.dtype:
         g = xp.astype(g, image.dtype)
+    if p.cuda:
+        return _bwd_cuda(p, image, has_shift, g)
     if p.kernel and prod(p.out_batch) == 0:
         cts = [np.zeros(tuple(image.shape), dtype=image.dtype)]
         if has_shift:

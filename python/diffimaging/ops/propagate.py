@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import _backend as B
 from .._backend import fft as F
+from .._backend import cuda as C
 from .._backend import kernels as K
 from .._backend import validate as V
 from .._backend.autodiff import register_vjp
@@ -59,6 +60,7 @@ class Plan:
     z_dtype: object
     z_shape: tuple
     kernel: bool
+    cuda: bool = False
 
     @classmethod
     def make(cls, field, z, wavelength, pixel_size, method="asm", pad=True, band_limit=True,
@@ -74,12 +76,13 @@ class Plan:
         zs, zkind, zdtype, zshape, stack = _parse_z(z, xp)
         ny, nx = int(field.shape[-2]), int(field.shape[-1])
         py, px = padded_shape((ny, nx)) if pad else (ny, nx)
+        path = route(op, xp)
         plan = cls(xp=xp, device=B.device_of(field), cdtype=B.complex_dtype_for(xp, field.dtype),
                    real_input=kind in ("f4", "f8"), batch_shape=tuple(field.shape[:-2]), ny=ny,
                    nx=nx, py=py, px=px, dy=dy, dx=dx, wavelength=lam, method=method,
                    band_limit=bool(band_limit), carrier=bool(carrier), zs=zs, stack=stack,
                    z_kind=zkind, z_dtype=zdtype, z_shape=zshape,
-                   kernel=route(op, xp) == "kernel")
+                   kernel=path == "kernel", cuda=path == "cuda")
         _check_sampling(plan)
         return plan
 
@@ -398,11 +401,87 @@ def _pullback_kernel(p: Plan, field, g, want_z=True):
 
 
 # --------------------------------------------------------------------------
+# CUDA path (CuPy + the _cuda kernels + cuFFT through cupy.fft)
+# --------------------------------------------------------------------------
+
+def _stack_chunk(p: Plan, nz: int, batch: int, planes_in_flight: int = 2) -> int:
+    """Planes of a z-stack per kernel call: as many as fit in the free device memory
+    (each plane needs ``planes_in_flight`` spectra of the FFT grid: the kernel's
+    output and cuFFT's)."""
+    from .._backend import cuda as C
+
+    per_plane = planes_in_flight * batch * p.py * p.px * np.dtype(p.cdtype).itemsize
+    return C.planes_per_batch(per_plane, nz)
+
+
+def _spectrum_cuda(p: Plan, a):
+    """(batch, py, px) contiguous spectrum of ``a`` (..., ny, nx) on the FFT grid."""
+    xp = p.xp
+    u = xp.astype(a, p.cdtype) if a.dtype != p.cdtype else a
+    u = xp.reshape(u, (-1, p.ny, p.nx))
+    return xp.ascontiguousarray(_fft_ref(p, u))
+
+
+def _forward_cuda(p: Plan, field):
+    from .._backend import cuda_propagate as KC
+
+    xp = p.xp
+    U = _spectrum_cuda(p, field)
+    nb = int(U.shape[0])
+    if not p.stack:
+        KC.transfer_apply(U, U, p, float(p.zs[0]), conjugate=False)
+        v = _ifft_crop_ref(p, U)
+        return xp.reshape(xp.ascontiguousarray(v), p.batch_shape + (p.ny, p.nx))
+    nz = len(p.zs)
+    out = xp.empty((nz, nb, p.ny, p.nx), dtype=p.cdtype)
+    chunk = _stack_chunk(p, nz, nb)
+    for k0 in range(0, nz, chunk):
+        k1 = min(nz, k0 + chunk)
+        zs = KC.device_distances(p.zs[k0:k1])
+        S = xp.empty((k1 - k0, nb, p.py, p.px), dtype=p.cdtype)
+        KC.transfer_stack(U, S, zs, p)
+        out[k0:k1] = _ifft_crop_ref(p, S)
+        del S
+    return xp.reshape(out, (nz,) + p.batch_shape + (p.ny, p.nx))
+
+
+def _pullback_cuda(p: Plan, field, g, want_z=True):
+    from .._backend import cuda_propagate as KC
+
+    xp = p.xp
+    n = float(p.py * p.px)
+    U = _spectrum_cuda(p, field) if want_z else None
+    if not p.stack:
+        G = _spectrum_cuda(p, g)
+        dz = KC.transfer_pullback(U, G, G, p, float(p.zs[0]), accumulate=False)
+        return _ifft_crop_ref(p, G), [dz / n]
+    nz = len(p.zs)
+    nb = int(np.prod(p.batch_shape, dtype=np.int64)) if p.batch_shape else 1
+    acc = xp.empty((nb, p.py, p.px), dtype=p.cdtype)
+    dz = np.zeros(nz)
+    chunk = _stack_chunk(p, nz, nb)
+    for k0 in range(0, nz, chunk):
+        k1 = min(nz, k0 + chunk)
+        zs = KC.device_distances(p.zs[k0:k1])
+        gk = xp.reshape(g[k0:k1], (-1, p.ny, p.nx))
+        G = xp.reshape(_spectrum_cuda(p, gk), (k1 - k0, nb, p.py, p.px))
+        KC.transfer_stack_adjoint(G, acc, zs, p, accumulate=k0 > 0)
+        if want_z:
+            dz[k0:k1] = KC.transfer_stack_dz(U, G, zs, p)
+        del G
+    return _ifft_crop_ref(p, acc), list(dz / n)
+
+
+# --------------------------------------------------------------------------
 # public API
 # --------------------------------------------------------------------------
 
 def _forward(p: Plan, field):
-    return _forward_kernel(p, field) if p.kernel else _forward_reference(p, field)
+    if p.kernel:
+        return _forward_kernel(p, field)
+    if p.cuda:
+        return _forward_cuda(p, field)
+    return _forward_reference(p, field)
 
 
 def propagate(field, z, *, wavelength, pixel_size, method="asm", pad=True, band_limit=True,
@@ -455,6 +534,14 @@ def _propagate_fwd(field, z, *, wavelength, pixel_size, method="asm", pad=True, 
 
 
 def _propagate_bwd(res, g):
+    p = res[0]
+    if p.cuda and C.torch_cuda_usable(g):
+        # the forward ran on zero-copy CuPy views of torch CUDA tensors
+        return C._convert(_propagate_bwd_impl(res, C._convert(g, "cupy")), "torch")
+    return _propagate_bwd_impl(res, g)
+
+
+def _propagate_bwd_impl(res, g):
     p, field = res
     xp = p.xp
     expected = ((len(p.zs),) if p.stack else ()) + p.batch_shape + (p.ny, p.nx)
@@ -466,7 +553,7 @@ def _propagate_bwd(res, g):
         du = du.reshape(tuple(field.shape))
         du = np.ascontiguousarray(du.real) if p.real_input else np.ascontiguousarray(du)
     else:
-        du, dz = _pullback_reference(p, field, g)
+        du, dz = (_pullback_cuda if p.cuda else _pullback_reference)(p, field, g)
         du = xp.reshape(du, tuple(field.shape))
         if p.real_input:
             du = xp.real(du)
@@ -476,5 +563,10 @@ def _propagate_bwd(res, g):
         dz_out = xp.reshape(xp.asarray(dz, dtype=p.z_dtype, device=p.device), p.z_shape)
     return du, dz_out
 
+
+# torch CUDA tensors: zero-copy CuPy views through the CUDA kernels (DLPack)
+propagate = C.via_cupy(propagate)
+_propagate_fwd = C.via_cupy(_propagate_fwd,
+                            convert_output=lambda out, conv: (conv(out[0]), out[1]))
 
 register_vjp(propagate, _propagate_fwd, _propagate_bwd)

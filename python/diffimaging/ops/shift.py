@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _backend as B
 from .._backend import fft as F
+from .._backend import cuda_pointwise as CP
 from .._backend import kernels as K
 from .._backend import validate as V
 from .._backend.autodiff import register_vjp
@@ -29,7 +30,9 @@ class _ShiftPlan:
         xp = B.namespace(field, s, names=["field", "shift"])
         kind = V.field_array(field, "field", xp)
         host, sb, skind, sdtype = parse_shift(s, xp)
-        self.path = route("shift", xp)  # the reference path on every library (see the table)
+        # "cuda" (CuPy arrays with the CUDA module): the ramp multiply is a kernel;
+        # otherwise the separable ramps below (the reference path)
+        self.path = route("shift", xp)
         self.xp, self.device = xp, B.device_of(field)
         self.real_input = kind in ("f4", "f8")
         self.cdtype = B.complex_dtype_for(xp, field.dtype)
@@ -44,6 +47,10 @@ class _ShiftPlan:
         sh = xp.asarray(np.ascontiguousarray(host), device=self.device) \
             if not B.is_numpy_namespace(xp) else host
         sh = xp.asarray(sh, dtype=xp.float64)
+        if self.path == "cuda":
+            # one (sy, sx) per plane of the output batch, for the kernel
+            flat = np.ascontiguousarray(np.broadcast_to(host, self.out_batch + (2,))).reshape(-1, 2)
+            self.shifts_dev = xp.asarray(flat, device=self.device)
         self.sy = sh[..., 0][..., None, None]
         self.sx = sh[..., 1][..., None, None]
         # cycles per sample (d = 1)
@@ -59,6 +66,23 @@ class _ShiftPlan:
         rx = xp.astype(xp.cos(px), self.cdtype) + xp.astype(xp.sin(px), self.cdtype) * 1j
         return ry, rx
 
+    def multiply(self, spec, conjugate=False, inplace=False):
+        """``spec`` (batch axes broadcasting to the output's) times the phase ramp
+        (``conjugate``: its conjugate), with the output's batch shape.  The "cuda"
+        path runs the fused kernel (writing into ``spec`` when ``inplace`` and its
+        shape is the output's); the others multiply by the two separable ramps."""
+        if self.path != "cuda":
+            ry, rx = self.ramp(-1.0 if conjugate else 1.0)
+            return spec * ry * rx
+        import cupy
+
+        full = self.out_batch + (self.ny, self.nx)
+        if tuple(spec.shape) != full or not spec.flags.c_contiguous:
+            spec = cupy.ascontiguousarray(cupy.broadcast_to(spec, full))  # a new array
+            inplace = True
+        return CP.fourier_shift_apply(spec, self.shifts_dev, out=spec if inplace else None,
+                                      conjugate=conjugate)
+
     def spectrum(self, u):
         xp = self.xp
         if self.real_input or u.dtype != self.cdtype:
@@ -68,8 +92,7 @@ class _ShiftPlan:
 
 def _apply(p: _ShiftPlan, field, sign=1.0):
     xp = p.xp
-    ry, rx = p.ramp(sign)
-    out = _ifft2(xp, p.spectrum(field) * ry * rx)
+    out = _ifft2(xp, p.multiply(p.spectrum(field), conjugate=sign < 0, inplace=True))
     return xp.real(out) if p.real_input else out
 
 
@@ -104,11 +127,11 @@ def _shift_bwd(res, g):
     if tuple(g.shape) != expected:
         raise ValueError(f"cotangent must have the output's shape {expected}, got {tuple(g.shape)}")
     G = _fft2(xp, xp.astype(g, p.cdtype))
-    ry, rx = p.ramp(1.0)
-    W = p.spectrum(field) * ry * rx
+    W = p.multiply(p.spectrum(field), inplace=True)
     n = float(p.ny * p.nx)
     cg = xp.conj(G)
     # d out / d sy = IFFT(-2 pi i fy R U); Parseval: sum Re(conj(G) (-2 pi i fy) W) / N
+    # (a frequency-weighted reduction, in array operations on every path)
     t = xp.real(cg * W * (-2j * math.pi))
     dsy = xp.sum(xp.sum(t * p.fy, axis=-1), axis=-1) / n
     dsx = xp.sum(xp.sum(t * p.fx, axis=-1), axis=-1) / n
@@ -116,8 +139,7 @@ def _shift_bwd(res, g):
     d = sum_to_shape(xp, d, p.shift_batch + (2,))
     if p.shift_kind == "array":
         d = xp.astype(d, p.shift_dtype)
-    ryc, rxc = p.ramp(-1.0)
-    du = _ifft2(xp, G * ryc * rxc)
+    du = _ifft2(xp, p.multiply(G, conjugate=True, inplace=True))  # G is not used after this
     if p.real_input:
         du = xp.real(du)
     du = sum_to_shape(xp, du, p.field_shape)
@@ -134,8 +156,13 @@ def intensity(field):
     kind = V.field_array(field, "field", xp)
     if kind in ("f4", "f8"):
         return field * field
-    if route("intensity", xp) == "kernel":
+    path = route("intensity", xp)
+    if path == "kernel":
         return K.intensity(np.ascontiguousarray(field))
+    if path == "cuda":
+        import cupy
+
+        return CP.intensity(cupy.ascontiguousarray(field))
     re, im = xp.real(field), xp.imag(field)
     return re * re + im * im
 

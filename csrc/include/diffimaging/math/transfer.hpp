@@ -16,6 +16,7 @@
 #include <cmath>
 
 #include "diffimaging/core/common.hpp"
+#include "diffimaging/math/frequency.hpp"
 #include "diffimaging/math/sincos.hpp"
 
 namespace diffimaging {
@@ -111,6 +112,21 @@ DI_HD void transfer_value(double m, double z, double kappa, double conj_sign, do
   sincos_poly(m * (z * kappa), &sn, &cs);
   *re = m * cs;
   *im = m * conj_sign * sn;
+}
+
+// H and its masked phase rate at element (i, j) of p's FFT grid, for distance z:
+// the per-element form the CUDA kernels use (the CPU rows compute the same
+// formula a row at a time).  *kappa_m = m kappa (0 where H = 0).
+DI_HD void transfer_at(const TransferParams& p, const BandLimits& lim, const Wave& w, index_t i,
+                       index_t j, double z, double conj_sign, double* re, double* im,
+                       double* kappa_m) {
+  const double fy = fftfreq(i, p.ny, p.dy);
+  const double fx = fftfreq(j, p.nx, p.dx);
+  double kappa;
+  const double pass = transfer_rate(p, fx * fx + fy * fy, w, &kappa);
+  const double m = (in_band(fx, lim.fx) && in_band(fy, lim.fy)) ? pass : 0.0;
+  transfer_value(m, z, kappa, conj_sign, re, im);
+  *kappa_m = m * kappa;
 }
 
 }  // namespace diffimaging

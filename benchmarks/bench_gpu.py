@@ -1,0 +1,258 @@
+#!/usr/bin/env python
+"""GPU speed of the CUDA kernels (needs an NVIDIA GPU, CuPy and the CUDA module).
+
+Three workloads, each timed with CUDA events (median of ``--repeat`` runs after a
+warm-up) and given as ratios against three baselines measured in the same run:
+
+- ``propagate``: one propagation of a 2048^2 complex64 field (zero-padded to the
+  4096^2 FFT grid, angular spectrum, band-limited);
+- ``backprop``: back-propagation of a 1024^2 hologram to 512 planes, min/max
+  projections only (the PIV volume step; planes per second), batches sized from
+  free device memory;
+- ``dh_iteration``: one ∂H iteration at 1024^2 x 128 planes: the first-Born
+  volume's forward and VJP (object planes and the distance).
+
+Baselines: (a) the cuFFT floor — the same transforms alone (cupy.fft, plans
+cached); (b) a plain CuPy implementation building the transfer function per call
+with CuPy elementwise operations (the package's array-API reference path on CuPy);
+(c) the same reference computation in torch on the GPU (when torch has CUDA).
+Targets of issue 13: within 1.2x of the cuFFT floor, >= 2x faster than the plain
+CuPy implementation for the stack.
+
+Run:  PYTHONPATH=python python benchmarks/bench_gpu.py [--repeat 5] [--quick]
+      [--out benchmarks/results/bench_gpu.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+try:
+    import diffimaging  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "python"))
+
+import diffimaging as di
+from diffimaging._backend import capabilities as CAP
+from diffimaging._backend import cuda as C
+from diffimaging._backend.config import config_dict
+from diffimaging.holography import backprop as HB
+from diffimaging.holography import volume as HV
+from diffimaging.ops import propagate as P
+
+LAM, PX = 532e-9, 3.45e-6
+
+
+def _time(fn, repeat):
+    import cupy as cp
+
+    fn()
+    cp.cuda.Device().synchronize()
+    ts = []
+    for _ in range(repeat):
+        a, b = cp.cuda.Event(), cp.cuda.Event()
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ts.append(cp.cuda.get_elapsed_time(a, b) / 1e3)
+    return float(np.median(ts))
+
+
+def _torch_time(fn, repeat):
+    import torch
+
+    fn()
+    torch.cuda.synchronize()
+    ts = []
+    for _ in range(repeat):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        ts.append(a.elapsed_time(b) / 1e3)
+    return float(np.median(ts))
+
+
+class _Reference:
+    """Route the package's operations to the array-API reference path (the plain
+    implementation: transfer function built per call with the library's ops), and
+    keep torch CUDA tensors in torch (no zero-copy detour through the kernels)."""
+
+    def __enter__(self):
+        self.saved = (P.route, HV.route, HB.route, C.torch_cuda_usable)
+        ref = lambda op, xp: CAP.REFERENCE  # noqa: E731
+        P.route = HV.route = HB.route = ref
+        C.torch_cuda_usable = lambda *a: False
+
+    def __exit__(self, *exc):
+        P.route, HV.route, HB.route, C.torch_cuda_usable = self.saved
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+def bench_propagate(n, repeat):
+    import cupy as cp
+
+    rng = np.random.default_rng(0)
+    u = cp.asarray((rng.standard_normal((n, n)) + 1j * rng.standard_normal((n, n)))
+                   .astype(np.complex64))
+    py, px = P.padded_shape((n, n))
+    big = cp.zeros((py, px), cp.complex64)
+
+    def ours():
+        di.propagate(u, 5e-3, wavelength=LAM, pixel_size=PX)
+
+    def floor():
+        cp.fft.ifft2(cp.fft.fft2(u, s=(py, px)))
+
+    out = dict(shape=[n, n], fft_grid=[py, px], ours_s=_time(ours, repeat),
+               floor_s=_time(floor, repeat))
+    with _Reference():
+        out["plain_cupy_s"] = _time(ours, repeat)
+    torch = _torch()
+    if torch is not None:
+        t = torch.as_tensor(cp.asnumpy(u), device="cuda")
+
+        def tref():
+            p = P.Plan.make(t, 5e-3, LAM, PX)
+            P._forward_reference(p, t)
+
+        with _Reference():
+            out["torch_s"] = _torch_time(tref, repeat)
+    del big
+    return out
+
+
+def bench_backprop(n, planes, repeat):
+    import cupy as cp
+
+    rng = np.random.default_rng(1)
+    h = cp.asarray((1.0 + 0.05 * rng.standard_normal((n, n))).astype(np.float32))
+    zs = np.linspace(5e-3, 50e-3, planes)
+    py, px = P.padded_shape((n, n))
+    batch = 32
+    spec = cp.zeros((batch, py, px), cp.complex64)
+
+    def ours():
+        HB.backpropagate(h, zs, wavelength=LAM, pixel_size=PX, output="projections")
+
+    def floor():
+        cp.fft.fft2(h.astype(cp.complex64), s=(py, px))
+        for _ in range(0, planes, batch):
+            cp.fft.ifft2(spec)
+
+    out = dict(shape=[n, n], planes=planes, ours_s=_time(ours, repeat),
+               floor_s=_time(floor, repeat))
+    out["planes_per_s"] = planes / out["ours_s"]
+    with _Reference():
+        out["plain_cupy_s"] = _time(ours, max(1, repeat // 2))
+    torch = _torch()
+    if torch is not None:
+        t = torch.as_tensor(cp.asnumpy(h), device="cuda")
+
+        def tref():
+            HB.backpropagate(t, zs, wavelength=LAM, pixel_size=PX, output="projections")
+
+        with _Reference():
+            out["torch_s"] = _torch_time(tref, max(1, repeat // 2))
+    return out
+
+
+def bench_dh(n, planes, repeat):
+    import cupy as cp
+
+    rng = np.random.default_rng(2)
+    zs = np.linspace(5e-3, 30e-3, planes)
+    o = cp.asarray((-0.1 * rng.random((planes, n, n))).astype(np.float32))
+    g = cp.asarray(rng.standard_normal((n, n)).astype(np.float32))
+    v = HV.Volume(zs, LAM, PX)
+    py, px = P.padded_shape((n, n))
+    chunk = 16
+    spec = cp.zeros((chunk, py, px), cp.complex64)
+
+    def ours():
+        out, res = v.forward(o, {"dz": 0.0, "reference": 1.0})
+        v.backward(res, g)
+
+    def floor():
+        for _ in range(0, planes, chunk):
+            cp.fft.fft2(spec)          # the planes' spectra (forward)
+            cp.fft.ifft2(spec)         # the planes' cotangents (backward)
+        cp.fft.ifft2(spec[0])
+        cp.fft.fft2(spec[0])
+
+    out = dict(shape=[n, n], planes=planes, ours_s=_time(ours, repeat),
+               floor_s=_time(floor, repeat))
+    with _Reference():
+        out["plain_cupy_s"] = _time(ours, max(1, repeat // 2))
+    torch = _torch()
+    if torch is not None:
+        ot = torch.as_tensor(cp.asnumpy(o), device="cuda")
+        gt = torch.as_tensor(cp.asnumpy(g), device="cuda")
+
+        def tref():
+            out, res = v.forward(ot, {"dz": 0.0, "reference": 1.0})
+            v.backward(res, gt)
+
+        with _Reference():
+            out["torch_s"] = _torch_time(tref, max(1, repeat // 2))
+    return out
+
+
+def _ratios(r):
+    for key in ("floor_s", "plain_cupy_s", "torch_s"):
+        if key in r:
+            r["ours_over_" + key[:-2]] = r["ours_s"] / r[key]
+    return r
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    ap.add_argument("--out", default="benchmarks/results/bench_gpu.json")
+    a = ap.parse_args(argv)
+    try:
+        import cupy as cp
+
+        ok = cp.cuda.is_available()
+    except Exception:
+        ok = False
+    if not ok or not di._backend.kernels.have_cuda_module():
+        print("bench_gpu: needs an NVIDIA GPU, CuPy and the CUDA module "
+              f"(CUDA module: {di._backend.kernels.cuda_unavailable_reason() or 'built'})")
+        return 2
+    q = a.quick
+    res = dict(device=cp.cuda.runtime.getDeviceProperties(0)["name"].decode(),
+               config=config_dict())
+    res["propagate"] = _ratios(bench_propagate(512 if q else 2048, a.repeat))
+    res["backprop"] = _ratios(bench_backprop(256 if q else 1024, 64 if q else 512, a.repeat))
+    res["dh_iteration"] = _ratios(bench_dh(256 if q else 1024, 16 if q else 128, a.repeat))
+    for name in ("propagate", "backprop", "dh_iteration"):
+        r = res[name]
+        line = f"{name:13s} ours {r['ours_s'] * 1e3:9.2f} ms  x floor {r['ours_over_floor']:.2f}"
+        line += f"  x plain CuPy {r['ours_over_plain_cupy']:.2f}"
+        if "ours_over_torch" in r:
+            line += f"  x torch {r['ours_over_torch']:.2f}"
+        if "planes_per_s" in r:
+            line += f"  ({r['planes_per_s']:.0f} planes/s)"
+        print(line, flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(res, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

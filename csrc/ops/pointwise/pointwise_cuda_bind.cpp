@@ -1,0 +1,139 @@
+// Bindings of the CUDA point-wise launchers (module _cuda): intensity, the
+// Fourier-shift phase-ramp multiply and the min/max depth projection.  pybind11
+// has no DLPack caster: device arrays arrive as integer pointers plus shape and
+// dtype, checked in Python first (diffimaging._backend.cuda_pointwise) for dtype,
+// contiguity and device; here the scalar arguments are checked again and nothing
+// is copied.  The GIL is released around the (asynchronous) launches.
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "bindings/add.hpp"
+#include "diffimaging/core/dispatch.hpp"
+#include "ops/pointwise/pointwise_cuda.hpp"
+#include "systems/holography/minmax_cuda.hpp"
+
+namespace diffimaging {
+namespace bind {
+namespace {
+
+namespace py = pybind11;
+
+// The complex dtype named by `dtype` ("complex64" or "complex128").
+DType complex_dtype(const std::string& dtype, const char* fn) {
+  if (dtype == "complex64") return DType::kComplex64;
+  if (dtype == "complex128") return DType::kComplex128;
+  throw std::invalid_argument(std::string(fn) + ": dtype must be 'complex64' or 'complex128', got '" +
+                              dtype + "'");
+}
+
+void require_size(index_t v, const char* fn, const char* name) {
+  if (v < 0)
+    throw std::invalid_argument(std::string(fn) + ": " + name + " must be >= 0, got " +
+                                std::to_string(v));
+}
+
+void require_pointer(std::uintptr_t p, const char* fn, const char* name) {
+  if (p == 0)
+    throw std::invalid_argument(std::string(fn) + ": " + name + " is a null device pointer");
+}
+
+// out (n reals) = |u|^2 of n complex values u.
+void intensity(std::uintptr_t u, std::uintptr_t out, const std::string& dtype, index_t n,
+               std::uintptr_t stream) {
+  const char* fn = "intensity";
+  const DType k = complex_dtype(dtype, fn);
+  require_size(n, fn, "n");
+  if (n == 0) return;
+  require_pointer(u, fn, "u");
+  require_pointer(out, fn, "out");
+  py::gil_scoped_release release;
+  dispatch_precision(k, [&](auto tag) {
+    using Real = decltype(tag);
+    cuda::intensity<Real>(reinterpret_cast<const Real*>(u), reinterpret_cast<Real*>(out), n,
+                          stream);
+  });
+}
+
+// dst (batch, ny, nx) = src * exp(-2 pi i (fy sy + fx sx)) (conjugate: its
+// conjugate); shifts: doubles, plane b's (sy, sx) at b * shift_stride.
+void fourier_shift_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& dtype,
+                         index_t batch, index_t ny, index_t nx, double dy, double dx,
+                         std::uintptr_t shifts, index_t shift_stride, bool conjugate,
+                         std::uintptr_t stream) {
+  const char* fn = "fourier_shift_apply";
+  const DType k = complex_dtype(dtype, fn);
+  require_size(batch, fn, "batch");
+  require_size(ny, fn, "ny");
+  require_size(nx, fn, "nx");
+  if (!(std::isfinite(dy) && dy > 0.0) || !(std::isfinite(dx) && dx > 0.0))
+    throw std::invalid_argument(std::string(fn) + ": the sample spacings dy, dx must be finite "
+                                "and > 0, got " + std::to_string(dy) + ", " + std::to_string(dx));
+  if (shift_stride != 0 && shift_stride < 2)
+    throw std::invalid_argument(std::string(fn) + ": shift_stride must be 0 (one shift for all "
+                                "planes) or >= 2 (doubles between the planes' shifts), got " +
+                                std::to_string(shift_stride));
+  if (batch == 0 || ny == 0 || nx == 0) return;
+  require_pointer(src, fn, "src");
+  require_pointer(dst, fn, "dst");
+  require_pointer(shifts, fn, "shifts");
+  py::gil_scoped_release release;
+  dispatch_precision(k, [&](auto tag) {
+    using Real = decltype(tag);
+    cuda::fourier_shift_apply<Real>(reinterpret_cast<const Real*>(src),
+                                    reinterpret_cast<Real*>(dst), batch, ny, nx, dy, dx,
+                                    reinterpret_cast<const double*>(shifts), shift_stride,
+                                    conjugate, stream);
+  });
+}
+
+// Running min/max of |offset + u|^2 over k complex planes (strides in complex
+// elements, rows contiguous) into four (ny, nx) maps of the planes' real dtype;
+// z: k doubles on the device.
+void minmax_project(std::uintptr_t planes, const std::string& dtype, index_t k, index_t ny,
+                    index_t nx, index_t plane_stride, index_t row_stride, double offset,
+                    std::uintptr_t z, std::uintptr_t vmin, std::uintptr_t zmin,
+                    std::uintptr_t vmax, std::uintptr_t zmax, std::uintptr_t stream) {
+  const char* fn = "minmax_project";
+  const DType kd = complex_dtype(dtype, fn);
+  require_size(k, fn, "k");
+  require_size(ny, fn, "ny");
+  require_size(nx, fn, "nx");
+  require_size(plane_stride, fn, "plane_stride");
+  require_size(row_stride, fn, "row_stride");
+  if (k == 0 || ny == 0 || nx == 0) return;
+  require_pointer(planes, fn, "planes");
+  require_pointer(z, fn, "z");
+  require_pointer(vmin, fn, "vmin");
+  require_pointer(zmin, fn, "zmin");
+  require_pointer(vmax, fn, "vmax");
+  require_pointer(zmax, fn, "zmax");
+  py::gil_scoped_release release;
+  dispatch_precision(kd, [&](auto tag) {
+    using Real = decltype(tag);
+    cuda::minmax_project<Real>(reinterpret_cast<const Real*>(planes), k, ny, nx, plane_stride,
+                               row_stride, static_cast<Real>(offset),
+                               reinterpret_cast<const double*>(z), reinterpret_cast<Real*>(vmin),
+                               reinterpret_cast<Real*>(zmin), reinterpret_cast<Real*>(vmax),
+                               reinterpret_cast<Real*>(zmax), stream);
+  });
+}
+
+}  // namespace
+
+void add_pointwise_cuda(py::module_& m) {
+  m.def("intensity", &intensity, py::arg("u"), py::arg("out"), py::arg("dtype"), py::arg("n"),
+        py::arg("stream"));
+  m.def("fourier_shift_apply", &fourier_shift_apply, py::arg("src"), py::arg("dst"),
+        py::arg("dtype"), py::arg("batch"), py::arg("ny"), py::arg("nx"), py::arg("dy"),
+        py::arg("dx"), py::arg("shifts"), py::arg("shift_stride"), py::arg("conjugate"),
+        py::arg("stream"));
+  m.def("minmax_project", &minmax_project, py::arg("planes"), py::arg("dtype"), py::arg("k"),
+        py::arg("ny"), py::arg("nx"), py::arg("plane_stride"), py::arg("row_stride"),
+        py::arg("offset"), py::arg("z"), py::arg("vmin"), py::arg("zmin"), py::arg("vmax"),
+        py::arg("zmax"), py::arg("stream"));
+}
+
+}  // namespace bind
+}  // namespace diffimaging

@@ -1,0 +1,195 @@
+"""Host side of the CUDA kernels: device arrays, streams, memory-sized batches.
+
+The CUDA module ``_cuda`` takes raw device pointers (pybind11 has no DLPack
+caster, see shared/CONVENTIONS.md).  Everything a kernel call needs on the host
+is here, written once:
+
+- :func:`device_pointer`: the pointer of a CuPy array after strict checks
+  (a CuPy array, the expected dtype, C-contiguous, on the current device) —
+  never a silent copy;
+- :func:`stream`: the CUDA stream of the calling library (CuPy's current
+  stream), so the kernels are ordered with the caller's own work;
+- :func:`from_torch` / :func:`to_torch`: zero-copy exchange of torch CUDA
+  tensors through DLPack;
+- :func:`free_memory` and :func:`planes_per_batch`: how many planes of a
+  stack fit in the free device memory (the query can be replaced, e.g. by a
+  fake in tests: :func:`set_memory_query`).
+
+None of this imports CuPy at module import: the package works without it.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+from . import kernels as K
+
+__all__ = ["device_pointer", "stream", "from_torch", "to_torch", "free_memory",
+           "set_memory_query", "planes_per_batch", "require_module", "dtype_name"]
+
+_COMPLEX = ("complex64", "complex128")
+_REAL = ("float32", "float64")
+
+_memory_query: Callable[[], tuple[int, int]] | None = None
+
+
+def require_module():
+    """The CUDA module, or a RuntimeError that says why it is missing."""
+    if K._cuda is None:
+        raise RuntimeError(f"diffimaging's CUDA module is not available "
+                           f"({K.cuda_unavailable_reason()})")
+    return K._cuda
+
+
+def _cupy():
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - only reached with GPU arrays
+        raise RuntimeError("CuPy is needed for the CUDA kernels (pip install cupy-cuda13x)") \
+            from exc
+    return cupy
+
+
+def dtype_name(a) -> str:
+    """The numpy name of an array's dtype ("complex64", "float32", ...)."""
+    return np.dtype(a.dtype).name
+
+
+def device_pointer(a, name: str, dtypes=_COMPLEX) -> int:
+    """The device pointer of the CuPy array ``a`` for a kernel argument ``name``.
+
+    Raises TypeError for an array that is not CuPy's or has another dtype, and
+    ValueError for one that is not C-contiguous or lives on another device than
+    the current one (the kernels launch on the current device and would read
+    another GPU's memory)."""
+    cp = _cupy()
+    if not isinstance(a, cp.ndarray):
+        raise TypeError(f"{name}: the CUDA kernels take CuPy arrays, got {type(a).__name__}")
+    if dtype_name(a) not in dtypes:
+        raise TypeError(f"{name}: dtype {a.dtype} is not supported by the CUDA kernel (expected "
+                        f"{' or '.join(dtypes)})")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: the CUDA kernels need C-contiguous arrays (use "
+                         f"cupy.ascontiguousarray first)")
+    current = cp.cuda.Device().id
+    if a.device.id != current:
+        raise ValueError(f"{name}: the array is on GPU {a.device.id} but the current device is "
+                         f"GPU {current} (use `with cupy.cuda.Device({a.device.id}):`)")
+    return int(a.data.ptr)
+
+
+def stream() -> int:
+    """The calling library's current CUDA stream (CuPy's), as an integer."""
+    return int(_cupy().cuda.get_current_stream().ptr)
+
+
+def from_torch(t):
+    """A CuPy view of the torch CUDA tensor ``t`` (DLPack, zero-copy)."""
+    cp = _cupy()
+    if not getattr(t, "is_cuda", False):
+        raise TypeError(f"from_torch takes a torch CUDA tensor, got {type(t).__name__} on "
+                        f"{getattr(t, 'device', 'the host')}")
+    return cp.from_dlpack(t)
+
+
+def to_torch(a):
+    """A torch view of the CuPy array ``a`` (DLPack, zero-copy)."""
+    import torch
+
+    return torch.from_dlpack(a)
+
+
+def set_memory_query(fn: Callable[[], tuple[int, int]] | None) -> None:
+    """Replace the device-memory query (``fn() -> (free, total)`` in bytes); None
+    restores CuPy's (``cupy.cuda.runtime.memGetInfo`` plus the free blocks of
+    CuPy's memory pool).  Tests use it to check the batch sizing without a GPU."""
+    global _memory_query
+    _memory_query = fn
+
+
+def free_memory() -> int:
+    """Bytes the next allocations can use on the current device: the driver's free
+    memory plus what CuPy's memory pool holds unused."""
+    if _memory_query is not None:
+        return int(_memory_query()[0])
+    cp = _cupy()
+    free, _ = cp.cuda.runtime.memGetInfo()
+    pool = cp.get_default_memory_pool()
+    return int(free) + int(pool.total_bytes() - pool.used_bytes())
+
+
+def planes_per_batch(bytes_per_plane: int, planes: int, *, fixed: int = 0,
+                     fraction: float = 0.6, minimum: int = 1, free: int | None = None) -> int:
+    """How many planes of a stack to process at once on the GPU.
+
+    ``bytes_per_plane``: device memory one plane needs (its buffers and FFT work
+    area); ``fixed``: bytes needed whatever the batch; ``fraction`` of the free
+    memory (:func:`free_memory`, or ``free``) is used, the rest left to the
+    caller's other arrays and cuFFT's plans.  Returns a number in
+    [minimum, planes]; raises MemoryError when not even ``minimum`` planes fit,
+    naming the sizes involved."""
+    if bytes_per_plane <= 0 or planes < 1:
+        raise ValueError(f"bytes_per_plane must be > 0 and planes >= 1, got {bytes_per_plane}, "
+                         f"{planes}")
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    avail = free_memory() if free is None else int(free)
+    usable = fraction * avail - fixed
+    n = int(math.floor(usable / bytes_per_plane)) if usable > 0 else 0
+    if n < minimum:
+        raise MemoryError(f"not enough GPU memory for {minimum} plane(s) of "
+                          f"{bytes_per_plane / 2**20:.1f} MiB (+{fixed / 2**20:.1f} MiB fixed): "
+                          f"{avail / 2**20:.1f} MiB free; use a smaller grid or free arrays")
+    return max(minimum, min(int(planes), n))
+
+
+# ------------------------------------------------------------------ torch CUDA tensors
+
+def _is_torch_cuda(a) -> bool:
+    return type(a).__module__.startswith("torch") and bool(getattr(a, "is_cuda", False))
+
+
+def torch_cuda_usable(*arrays) -> bool:
+    """True when one of ``arrays`` is a torch CUDA tensor and the CUDA kernels can
+    serve it (the CUDA module is built and CuPy is importable): such tensors are
+    then viewed as CuPy arrays (DLPack, zero-copy), run through the CUDA path and
+    handed back as torch tensors on the same device."""
+    if K._cuda is None or not any(_is_torch_cuda(a) for a in arrays):
+        return False
+    try:
+        import cupy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _convert(obj, to):
+    if isinstance(obj, tuple):
+        return tuple(_convert(o, to) for o in obj)
+    if isinstance(obj, list):
+        return [_convert(o, to) for o in obj]
+    if to == "cupy" and _is_torch_cuda(obj):
+        return from_torch(obj.detach() if getattr(obj, "requires_grad", False) else obj)
+    if to == "torch" and type(obj).__module__.startswith("cupy"):
+        return to_torch(obj)
+    return obj
+
+
+def via_cupy(fn, *, convert_output=lambda out, conv: conv(out)):
+    """Wrap ``fn`` so that torch CUDA tensors among its positional arguments run
+    through the CUDA path as zero-copy CuPy views (:func:`torch_cuda_usable`) and
+    CuPy results come back as torch tensors; anything else passes through
+    unchanged.  ``convert_output(out, conv)`` says which parts of the result to
+    convert (default: all of it)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if not torch_cuda_usable(*args):
+            return fn(*args, **kwargs)
+        out = fn(*_convert(args, "cupy"), **kwargs)
+        return convert_output(out, lambda o: _convert(o, "torch"))
+
+    return wrapper

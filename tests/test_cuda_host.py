@@ -1,0 +1,264 @@
+"""Host side of the CUDA path, checked without a GPU.
+
+The batch sizing from free device memory runs against a fake memory query; the
+CUDA dispatch of propagation, its VJP and the first-Born volume runs end to end
+through the public API with the ``_cuda`` launchers replaced by numpy stand-ins
+that honour the same contracts (built on the CPU kernels), so the chunking,
+reshapes and scalings of the CUDA path are held equal to the reference path.
+The kernels themselves are tested on a GPU (tests/test_cuda*.py)."""
+import types
+
+import numpy as np
+import pytest
+
+import diffimaging as di
+from diffimaging._backend import cuda as C
+from diffimaging._backend import cuda_pointwise as KP
+from diffimaging._backend import cuda_propagate as KC
+from diffimaging._backend import kernels as K
+from diffimaging import vjp
+from diffimaging.holography import backprop as HB
+from diffimaging.holography import volume as HV
+from diffimaging.ops import propagate as P
+
+from conftest import crandn
+
+LAM, PX = 532e-9, 2e-6
+
+
+@pytest.fixture
+def fake_memory():
+    state = {"free": 0}
+    C.set_memory_query(lambda: (state["free"], 80 * 2**30))
+    yield state
+    C.set_memory_query(None)
+
+
+def test_planes_per_batch_sizes_from_free_memory(fake_memory):
+    fake_memory["free"] = 10 * 2**30
+    plane = 2 * 4096 * 4096 * 8          # two complex64 spectra of a 2048^2 field, padded
+    n = C.planes_per_batch(plane, 1000)
+    assert n == int(0.6 * 10 * 2**30 // plane) and 1 <= n < 1000
+    assert C.planes_per_batch(plane, 3) == 3                       # never more than asked
+    assert C.planes_per_batch(plane, 1000, fixed=2 * 2**30) < n    # room for fixed buffers
+    fake_memory["free"] = plane // 2
+    with pytest.raises(MemoryError, match="not enough GPU memory for 1 plane"):
+        C.planes_per_batch(plane, 10)
+    with pytest.raises(ValueError, match="fraction"):
+        C.planes_per_batch(plane, 10, fraction=1.5)
+    with pytest.raises(ValueError, match="bytes_per_plane"):
+        C.planes_per_batch(0, 10)
+    assert C.planes_per_batch(100, 50, free=10_000) == 50
+
+
+def test_device_pointer_refuses_host_arrays():
+    pytest.importorskip("cupy")
+    with pytest.raises((TypeError, RuntimeError), match="CuPy|cupy"):
+        C.device_pointer(np.zeros((2, 2), np.complex64), "src")
+
+
+# ------------------------------------------------ the CUDA path with numpy stand-ins
+
+def _fake_launchers():
+    """numpy stand-ins of cuda_propagate with the kernels' contracts."""
+
+    def apply(src, dst, plan, z, conjugate):
+        K.transfer_apply(src, dst, plan, float(z), conjugate)
+
+    def pullback(U, G, acc, plan, z, accumulate):
+        return K.transfer_pullback(U, G, acc, plan, float(z), accumulate)
+
+    def stack(src, dst, zs, plan):
+        assert dst.shape == (zs.shape[0],) + src.shape
+        for k in range(zs.shape[0]):
+            K.transfer_apply(src, dst[k], plan, float(zs[k]), False)
+
+    def stack_adjoint(G, acc, zs, plan, accumulate):
+        assert G.shape == (zs.shape[0],) + acc.shape
+        for k in range(zs.shape[0]):
+            K.transfer_pullback(None, np.ascontiguousarray(G[k]), acc, plan, float(zs[k]),
+                                accumulate or k > 0)
+
+    def stack_dz(U, G, zs, plan):
+        tmp = np.empty_like(G[0])
+        return np.array([K.transfer_pullback(U, np.ascontiguousarray(G[k]), tmp, plan,
+                                             float(zs[k]), False) for k in range(zs.shape[0])])
+
+    return dict(transfer_apply=apply, transfer_pullback=pullback, transfer_stack=stack,
+                transfer_stack_adjoint=stack_adjoint, transfer_stack_dz=stack_dz,
+                device_distances=lambda zs: np.asarray(zs, dtype=np.float64))
+
+
+@pytest.fixture
+def cuda_path(monkeypatch, fake_memory):
+    """Propagation and the volume take the CUDA path on numpy arrays, with the
+    launchers replaced by stand-ins and 3 planes' worth of free memory."""
+    if not K.have_cpu():
+        pytest.skip("the stand-ins use the CPU kernels")
+    for name, fn in _fake_launchers().items():
+        monkeypatch.setattr(KC, name, fn)
+    monkeypatch.setattr(KP, "minmax_project",
+                        lambda planes, offset, z, proj: K.minmax_project(planes, offset, z, proj))
+    calls = {"route": []}
+
+    def route(op, xp):
+        calls["route"].append(op)
+        return "cuda"
+
+    monkeypatch.setattr(P, "route", route)
+    monkeypatch.setattr(HV, "route", route)
+    monkeypatch.setattr(HB, "route", route)
+    return calls
+
+
+def _plane_bytes(shape, dtype, batch=1):
+    py, px = P.padded_shape(shape)
+    return 2 * batch * py * px * np.dtype(dtype).itemsize
+
+
+def _reference(monkeypatch, fn):
+    for mod in (P, HV, HB):
+        monkeypatch.setattr(mod, "route", lambda op, xp: "reference")
+    return fn()
+
+
+@pytest.mark.parametrize("dtype,tol", [(np.complex128, 1e-12), (np.complex64, 2e-5)])
+def test_cuda_path_propagate_stack_and_vjp_match_the_reference(cuda_path, fake_memory,
+                                                               monkeypatch, rng, dtype, tol):
+    u = crandn(rng, (2, 20, 23), dtype)
+    zs = np.linspace(2e-4, 6e-4, 7)
+    # memory for 3 planes of the stack at a time: 3 chunks (3, 3, 1)
+    fake_memory["free"] = int(3.5 * _plane_bytes((20, 23), dtype, batch=2) / 0.6)
+    assert P._stack_chunk(P.Plan.make(u, zs, LAM, PX), 7, 2) == 3
+    g = crandn(rng, (7, 2, 20, 23), dtype)
+
+    def run():
+        v = di.propagate(u, zs, wavelength=LAM, pixel_size=PX)
+        out, pb = vjp(di.propagate, u, zs, wavelength=LAM, pixel_size=PX)
+        du, dz = pb(g)
+        single = di.propagate(u, 3e-4, wavelength=LAM, pixel_size=PX, method="fresnel")
+        _, pb1 = vjp(di.propagate, u, 3e-4, wavelength=LAM, pixel_size=PX)
+        du1, dz1 = pb1(g[0])
+        return v, du, dz, single, du1, dz1
+
+    got = run()
+    assert "propagate" in cuda_path["route"]
+    ref = _reference(monkeypatch, run)
+    for a, b in zip(got, ref):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol * max(1e-30, np.abs(b).max()))
+
+
+def test_cuda_path_volume_forward_and_vjp_match_the_reference(cuda_path, fake_memory,
+                                                              monkeypatch, rng):
+    zs = np.array([2e-4, 3e-4, 4.5e-4, 6e-4, 7e-4])
+    o = -0.3 * rng.random((zs.size, 18, 21))
+    fake_memory["free"] = int(2.5 * _plane_bytes((18, 21), np.complex128) / 0.6)
+    g = rng.standard_normal((18, 21))
+
+    def run():
+        v = HV.Volume(zs, LAM, PX)
+        out, res = v.forward(o, {"dz": 1e-5, "reference": 1.0})
+        go, gp = v.backward(res, g)
+        return out, go, gp["dz"], gp["reference"]
+
+    got = run()
+    assert "volume" in cuda_path["route"]
+    ref = _reference(monkeypatch, run)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(np.asarray(a, dtype=np.float64 if np.isrealobj(a) else None),
+                                   b, rtol=1e-11, atol=1e-11 * max(1e-30, np.abs(b).max()))
+
+
+@pytest.mark.parametrize("field", ["amplitude", "contrast"])
+def test_cuda_path_backpropagation_projections_match_the_reference(cuda_path, fake_memory,
+                                                                   monkeypatch, rng, field):
+    h = (1.0 + 0.2 * rng.standard_normal((24, 26))).astype(np.float32)
+    zs = np.linspace(1e-4, 1e-3, 11)
+    fake_memory["free"] = int(4.2 * _plane_bytes((24, 26), np.complex64) / 0.6)   # 4 planes
+    got = HB.backpropagate(h, zs, wavelength=LAM, pixel_size=PX, field=field)
+    assert "backpropagate" in cuda_path["route"]
+    ref = _reference(monkeypatch, lambda: HB.backpropagate(h, zs, wavelength=LAM, pixel_size=PX,
+                                                           field=field))
+    for key in ("min", "max"):
+        np.testing.assert_allclose(got[key], ref[key], rtol=2e-5, atol=2e-5)
+    # depths: equal wherever the extremum is not a near-tie between planes
+    for key, zkey in (("min", "argmin_z"), ("max", "argmax_z")):
+        same = np.mean(np.asarray(got[zkey]) == np.asarray(ref[zkey]))
+        assert same > 0.98, (zkey, same)
+
+
+def test_cuda_path_refuses_a_plane_that_does_not_fit(cuda_path, fake_memory, rng):
+    u = crandn(rng, (32, 32), np.complex64)
+    fake_memory["free"] = 1000
+    with pytest.raises(MemoryError, match="not enough GPU memory"):
+        di.propagate(u, np.array([1e-4, 2e-4]), wavelength=LAM, pixel_size=PX)
+
+
+def test_cuda_launchers_check_the_grid():
+    plan = types.SimpleNamespace(py=8, px=8)
+    a = types.SimpleNamespace(shape=(2, 8, 6), size=96)
+    with pytest.raises(ValueError, match="FFT grid"):
+        KC._planes(a, plan, "src")
+    assert KC._planes(types.SimpleNamespace(shape=(3, 8, 8), size=192), plan, "src") == 3
+
+
+def test_torch_cuda_tensors_go_through_cupy_views(monkeypatch):
+    """via_cupy converts torch CUDA tensors among the positional arguments to CuPy
+    views and the CuPy results back (stand-ins for the DLPack conversions)."""
+    class FakeTorchCuda:
+        is_cuda = True
+
+        def __init__(self, v):
+            self.v = v
+
+    class FakeCupy:
+        def __init__(self, v):
+            self.v = v
+
+    FakeCupy.__module__ = "cupy._core"
+    monkeypatch.setattr(C, "_is_torch_cuda", lambda a: isinstance(a, FakeTorchCuda))
+    monkeypatch.setattr(C, "torch_cuda_usable",
+                        lambda *a: any(isinstance(x, FakeTorchCuda) for x in a))
+    monkeypatch.setattr(C, "from_torch", lambda t: FakeCupy(t.v))
+    monkeypatch.setattr(C, "to_torch", lambda a: FakeTorchCuda(a.v))
+    seen = []
+
+    def fn(a, b, *, k=1):
+        seen.append((type(a).__name__, type(b).__name__))
+        return FakeCupy(a.v + b * k), [FakeCupy(2)]
+
+    wrapped = C.via_cupy(fn)
+    out, rest = wrapped(FakeTorchCuda(3), 4, k=2)
+    assert seen[-1] == ("FakeCupy", "int")
+    assert isinstance(out, FakeTorchCuda) and out.v == 11 and isinstance(rest[0], FakeTorchCuda)
+    first_only = C.via_cupy(fn, convert_output=lambda o, conv: (conv(o[0]), o[1]))
+    out, rest = first_only(FakeTorchCuda(1), 1)
+    assert isinstance(out, FakeTorchCuda) and isinstance(rest[0], FakeCupy)
+    # anything else passes through untouched
+    assert wrapped.__wrapped__ is fn
+    a = np.ones(2)
+    out, _ = C.via_cupy(lambda x: (x, [0]))(a)
+    assert out is a
+
+
+def test_cuda_path_dh_reconstruction_finds_the_reference_particles(cuda_path, fake_memory,
+                                                                   monkeypatch):
+    """The generic ∂H solver on the CUDA path (stand-in launchers, 4 planes per batch)
+    finds the particles the reference path finds."""
+    from diffimaging import holography as H
+
+    n, px, lam = 64, 2e-6, 532e-9
+    tab = H.random_particles((n, n), px, count=5, z_range=(1.5e-3, 2.0e-3), margin=10 * px,
+                             seed=7)
+    holo, _ = H.simulate_particles((n, n), tab, wavelength=lam, pixel_size=px,
+                                   gaussian_noise=0.01, seed=2)
+    zs = np.arange(1.45e-3, 2.05e-3 + 1e-9, 50e-6)
+    fake_memory["free"] = int(4.5 * _plane_bytes((n, n), np.complex128) / 0.6)
+    kw = dict(wavelength=lam, pixel_size=px, iterations=40, engine="generic")
+    got = H.find_particles(H.reconstruct(holo, zs, **kw))
+    assert "volume" in cuda_path["route"]
+    ref = H.find_particles(_reference(monkeypatch, lambda: H.reconstruct(holo, zs, **kw)))
+    m = H.match(got, ref, 0.25 * px, 10e-6)
+    assert len(got) == len(ref) >= 4 and m.recall == 1.0 and m.precision == 1.0, m
