@@ -54,8 +54,9 @@ __device__ PlaneConst plane_const(const TransferParams& p, double z) {
   return {band_limits(q), wave(p.wavelength)};
 }
 
+// src and dst may be one array (in place): no __restrict__.
 template <class Real>
-__global__ void apply_kernel(const Real* __restrict__ src, Real* __restrict__ dst, index_t total,
+__global__ void apply_kernel(const Real* src, Real* dst, index_t total,
                              TransferParams p, double conj_sign) {
   const PlaneConst c = plane_const(p, p.z);
   const index_t plane = p.ny * p.nx;
@@ -131,7 +132,7 @@ __global__ void stack_adjoint_kernel(const Real* __restrict__ G, Real* __restric
 // pullback acc (+)= conj(H) G (single-plane calls only: nz == 1).
 template <class Real>
 __global__ void dz_partial_kernel(const Real* __restrict__ U, index_t u_stride,
-                                  const Real* __restrict__ G, Real* __restrict__ acc,
+                                  const Real* G, Real* acc,  // acc may be G (in place)
                                   const double* __restrict__ zs, double z0, index_t batch,
                                   TransferParams p, bool write_acc, bool accumulate,
                                   double* __restrict__ part) {
@@ -276,8 +277,13 @@ void transfer_stack_dz(const Real* U, index_t u_stride, const Real* G, const dou
     for (index_t k = 0; k < nz; ++k) dz[k] = 0.0;
     return;
   }
-  dz_reduce<Real>(U, u_stride, G, static_cast<Real*>(nullptr), zs, 0.0, nz, batch, p, false,
-                  false, dz, stream);
+  // the first pass puts the planes on the grid's y axis (at most 65535 per launch)
+  const index_t per_z = batch * p.ny * p.nx;
+  for (index_t k0 = 0; k0 < nz; k0 += 65535) {
+    const index_t m = nz - k0 < 65535 ? nz - k0 : 65535;
+    dz_reduce<Real>(U, u_stride, G + 2 * k0 * per_z, static_cast<Real*>(nullptr), zs + k0, 0.0,
+                    m, batch, p, false, false, dz + k0, stream);
+  }
 }
 
 #define DI_INSTANTIATE(Real)                                                                   \
