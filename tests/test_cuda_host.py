@@ -129,7 +129,7 @@ def test_cuda_path_propagate_stack_and_vjp_match_the_reference(cuda_path, fake_m
     zs = np.linspace(2e-4, 6e-4, 7)
     # memory for 3 planes of the stack at a time: 3 chunks (3, 3, 1)
     fake_memory["free"] = int(3.5 * _plane_bytes((20, 23), dtype, batch=2) / 0.6)
-    assert P._stack_chunk(P.Plan.make(u, zs, LAM, PX), 7, 2) == 3
+    assert P.Plan.make(u, zs, LAM, PX).stack_batch(7, 2) == 3
     g = crandn(rng, (7, 2, 20, 23), dtype)
 
     def run():

@@ -165,11 +165,13 @@ def torch_cuda_usable(*arrays) -> bool:
     return True
 
 
-def _convert(obj, to):
+def convert(obj, to):
+    """``obj`` (nested tuples/lists) with torch CUDA tensors as CuPy views (``to="cupy"``)
+    or CuPy arrays as torch tensors (``to="torch"``), zero-copy; the rest unchanged."""
     if isinstance(obj, tuple):
-        return tuple(_convert(o, to) for o in obj)
+        return tuple(convert(o, to) for o in obj)
     if isinstance(obj, list):
-        return [_convert(o, to) for o in obj]
+        return [convert(o, to) for o in obj]
     if to == "cupy" and _is_torch_cuda(obj):
         return from_torch(obj.detach() if getattr(obj, "requires_grad", False) else obj)
     if to == "torch" and type(obj).__module__.startswith("cupy"):
@@ -189,7 +191,7 @@ def via_cupy(fn, *, convert_output=lambda out, conv: conv(out)):
     def wrapper(*args, **kwargs):
         if not torch_cuda_usable(*args):
             return fn(*args, **kwargs)
-        out = fn(*_convert(args, "cupy"), **kwargs)
-        return convert_output(out, lambda o: _convert(o, "torch"))
+        out = fn(*convert(args, "cupy"), **kwargs)
+        return convert_output(out, lambda o: convert(o, "torch"))
 
     return wrapper

@@ -106,16 +106,15 @@ def _projections_cuda(u, zs, offset, rdt, kw, progress):
     volume is never in memory, whatever the number of planes."""
     from .._backend import cuda_pointwise as KP
     from .._backend import cuda_propagate as KC
-    from ..ops.propagate import _ifft_crop_ref, _spectrum_cuda, _stack_chunk
 
     xp = B.namespace(u)
     p = Plan.make(u, float(-zs[0]), kw["wavelength"], kw["pixel_size"], kw["method"], kw["pad"],
                   True, False, op="backpropagate")
-    U = _spectrum_cuda(p, u)
+    U = p.device_spectrum(u)
     shape = tuple(u.shape)
     proj = {"min": xp.full(shape, np.inf, dtype=rdt), "argmin_z": xp.zeros(shape, dtype=rdt),
             "max": xp.full(shape, -np.inf, dtype=rdt), "argmax_z": xp.zeros(shape, dtype=rdt)}
-    chunk = _stack_chunk(p, zs.size, 1)
+    chunk = p.stack_batch(zs.size, 1)
     starts = range(0, zs.size, chunk)
     if progress:
         from tqdm.auto import tqdm
@@ -125,7 +124,7 @@ def _projections_cuda(u, zs, offset, rdt, kw, progress):
         k1 = min(zs.size, k0 + chunk)
         S = xp.empty((k1 - k0, 1, p.py, p.px), dtype=p.cdtype)
         KC.transfer_stack(U, S, KC.device_distances(-zs[k0:k1]), p)
-        planes = xp.reshape(_ifft_crop_ref(p, S), (k1 - k0,) + shape)
+        planes = xp.reshape(p.inverse_crop(S), (k1 - k0,) + shape)
         del S
         KP.minmax_project(planes, offset, zs[k0:k1], proj)
     return proj

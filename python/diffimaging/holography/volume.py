@@ -129,20 +129,19 @@ class Volume(Stage):
         with their transfer functions by one kernel per chunk
         (``sum_k H(z_k) O_k = sum_k conj(H(-z_k)) O_k``, the stack adjoint)."""
         from .._backend import cuda_propagate as KC
-        from ..ops.propagate import _spectrum_cuda, _stack_chunk, _ifft_crop_ref
 
         xp = B.namespace(o)
         plan = self._plan(o)
         acc = xp.empty((1, plan.py, plan.px), dtype=plan.cdtype)
-        chunk = _stack_chunk(plan, zs.size, 1)
+        chunk = plan.stack_batch(zs.size, 1)
         for k0 in range(0, zs.size, chunk):
             k1 = min(zs.size, k0 + chunk)
-            O = xp.reshape(_spectrum_cuda(plan, o[k0:k1]), (k1 - k0, 1, plan.py, plan.px))
+            O = xp.reshape(plan.device_spectrum(o[k0:k1]), (k1 - k0, 1, plan.py, plan.px))
             KC.transfer_stack_adjoint(O, acc, KC.device_distances(-zs[k0:k1]), plan,
                                       accumulate=k0 > 0)
             del O
         spec = acc.copy()
-        s = _ifft_crop_ref(plan, acc)
+        s = plan.inverse_crop(acc)
         return xp.reshape(s, tuple(o.shape[1:])), spec, plan
 
     def _backward_cuda(self, o, zs, spec, plan, gs, real_o):
@@ -150,20 +149,19 @@ class Volume(Stage):
         the accumulated spectrum (every plane has the same phase rate), the object's
         planes ``conj(H(z_k)) G = H(-z_k) G`` by the stack kernel in chunks."""
         from .._backend import cuda_propagate as KC
-        from ..ops.propagate import _spectrum_cuda, _stack_chunk, _ifft_crop_ref
 
         xp = B.namespace(gs)
-        G = _spectrum_cuda(plan, gs)
+        G = plan.device_spectrum(gs)
         tmp = xp.empty_like(G)
         ddz = KC.transfer_pullback(spec, G, tmp, plan, 0.0, accumulate=False) / float(
             plan.py * plan.px)
         go = xp.empty(tuple(o.shape), dtype=o.dtype)
-        chunk = _stack_chunk(plan, zs.size, 1)
+        chunk = plan.stack_batch(zs.size, 1)
         for k0 in range(0, zs.size, chunk):
             k1 = min(zs.size, k0 + chunk)
             S = xp.empty((k1 - k0, 1, plan.py, plan.px), dtype=plan.cdtype)
             KC.transfer_stack(G, S, KC.device_distances(-zs[k0:k1]), plan)
-            v = xp.reshape(_ifft_crop_ref(plan, S), (k1 - k0,) + tuple(o.shape[1:]))
+            v = xp.reshape(plan.inverse_crop(S), (k1 - k0,) + tuple(o.shape[1:]))
             go[k0:k1] = xp.real(v) if real_o else v
             del S
         return go, ddz

@@ -115,6 +115,22 @@ class Plan:
         v = F.ifftn(V, xp=self.xp)
         return v[..., :self.ny, :self.nx] if (self.py, self.px) != (self.ny, self.nx) else v
 
+    def device_spectrum(self, a):
+        """The CUDA path's spectrum of ``a`` (..., ny, nx): (batch, py, px), C-contiguous,
+        of the plan's complex dtype (the layout the CUDA kernels read)."""
+        xp = self.xp
+        u = xp.astype(a, self.cdtype) if a.dtype != self.cdtype else a
+        u = xp.reshape(u, (-1, self.ny, self.nx))
+        return xp.ascontiguousarray(_fft_ref(self, u))
+
+    def stack_batch(self, nz: int, batch: int, planes_in_flight: int = 2) -> int:
+        """Planes of a z-stack per CUDA kernel call: as many as fit in the free device
+        memory (:func:`diffimaging._backend.cuda.planes_per_batch`), each plane needing
+        ``planes_in_flight`` spectra of ``batch`` FFT grids (the kernel's output and
+        cuFFT's)."""
+        per_plane = planes_in_flight * batch * self.py * self.px * np.dtype(self.cdtype).itemsize
+        return C.planes_per_batch(per_plane, nz)
+
     def transfer(self, z, kappa=False):
         """Transfer function H(z) on the FFT grid (the plan's dtype, library and device);
         with ``kappa`` also its phase rate d(phase)/dz [rad/m] (see
@@ -404,43 +420,25 @@ def _pullback_kernel(p: Plan, field, g, want_z=True):
 # CUDA path (CuPy + the _cuda kernels + cuFFT through cupy.fft)
 # --------------------------------------------------------------------------
 
-def _stack_chunk(p: Plan, nz: int, batch: int, planes_in_flight: int = 2) -> int:
-    """Planes of a z-stack per kernel call: as many as fit in the free device memory
-    (each plane needs ``planes_in_flight`` spectra of the FFT grid: the kernel's
-    output and cuFFT's)."""
-    from .._backend import cuda as C
-
-    per_plane = planes_in_flight * batch * p.py * p.px * np.dtype(p.cdtype).itemsize
-    return C.planes_per_batch(per_plane, nz)
-
-
-def _spectrum_cuda(p: Plan, a):
-    """(batch, py, px) contiguous spectrum of ``a`` (..., ny, nx) on the FFT grid."""
-    xp = p.xp
-    u = xp.astype(a, p.cdtype) if a.dtype != p.cdtype else a
-    u = xp.reshape(u, (-1, p.ny, p.nx))
-    return xp.ascontiguousarray(_fft_ref(p, u))
-
-
 def _forward_cuda(p: Plan, field):
     from .._backend import cuda_propagate as KC
 
     xp = p.xp
-    U = _spectrum_cuda(p, field)
+    U = p.device_spectrum(field)
     nb = int(U.shape[0])
     if not p.stack:
         KC.transfer_apply(U, U, p, float(p.zs[0]), conjugate=False)
-        v = _ifft_crop_ref(p, U)
+        v = p.inverse_crop(U)
         return xp.reshape(xp.ascontiguousarray(v), p.batch_shape + (p.ny, p.nx))
     nz = len(p.zs)
     out = xp.empty((nz, nb, p.ny, p.nx), dtype=p.cdtype)
-    chunk = _stack_chunk(p, nz, nb)
+    chunk = p.stack_batch(nz, nb)
     for k0 in range(0, nz, chunk):
         k1 = min(nz, k0 + chunk)
         zs = KC.device_distances(p.zs[k0:k1])
         S = xp.empty((k1 - k0, nb, p.py, p.px), dtype=p.cdtype)
         KC.transfer_stack(U, S, zs, p)
-        out[k0:k1] = _ifft_crop_ref(p, S)
+        out[k0:k1] = p.inverse_crop(S)
         del S
     return xp.reshape(out, (nz,) + p.batch_shape + (p.ny, p.nx))
 
@@ -450,26 +448,26 @@ def _pullback_cuda(p: Plan, field, g, want_z=True):
 
     xp = p.xp
     n = float(p.py * p.px)
-    U = _spectrum_cuda(p, field) if want_z else None
+    U = p.device_spectrum(field) if want_z else None
     if not p.stack:
-        G = _spectrum_cuda(p, g)
+        G = p.device_spectrum(g)
         dz = KC.transfer_pullback(U, G, G, p, float(p.zs[0]), accumulate=False)
-        return _ifft_crop_ref(p, G), [dz / n]
+        return p.inverse_crop(G), [dz / n]
     nz = len(p.zs)
     nb = int(np.prod(p.batch_shape, dtype=np.int64)) if p.batch_shape else 1
     acc = xp.empty((nb, p.py, p.px), dtype=p.cdtype)
     dz = np.zeros(nz)
-    chunk = _stack_chunk(p, nz, nb)
+    chunk = p.stack_batch(nz, nb)
     for k0 in range(0, nz, chunk):
         k1 = min(nz, k0 + chunk)
         zs = KC.device_distances(p.zs[k0:k1])
         gk = xp.reshape(g[k0:k1], (-1, p.ny, p.nx))
-        G = xp.reshape(_spectrum_cuda(p, gk), (k1 - k0, nb, p.py, p.px))
+        G = xp.reshape(p.device_spectrum(gk), (k1 - k0, nb, p.py, p.px))
         KC.transfer_stack_adjoint(G, acc, zs, p, accumulate=k0 > 0)
         if want_z:
             dz[k0:k1] = KC.transfer_stack_dz(U, G, zs, p)
         del G
-    return _ifft_crop_ref(p, acc), list(dz / n)
+    return p.inverse_crop(acc), list(dz / n)
 
 
 # --------------------------------------------------------------------------
@@ -537,7 +535,7 @@ def _propagate_bwd(res, g):
     p = res[0]
     if p.cuda and C.torch_cuda_usable(g):
         # the forward ran on zero-copy CuPy views of torch CUDA tensors
-        return C._convert(_propagate_bwd_impl(res, C._convert(g, "cupy")), "torch")
+        return C.convert(_propagate_bwd_impl(res, C.convert(g, "cupy")), "torch")
     return _propagate_bwd_impl(res, g)
 
 
