@@ -201,3 +201,25 @@ def test_cuda_dh_reconstruction_finds_the_cpu_particles():
     gpu = H.find_particles(H.reconstruct(cp.asarray(holo), zs, **kw))
     m = H.match(gpu, cpu, 0.5 * px, 30e-6)
     assert len(gpu) == len(cpu) and m.recall == 1.0 and m.precision == 1.0, m
+
+
+@pytest.mark.cuda
+def test_torch_cuda_tensors_through_every_core_operator(rng):
+    _gpu()
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    u = crandn(rng, (2, 24, 30), np.complex64)
+    x = rng.random((2, 24, 30)).astype(np.float32)
+    t_u, t_x = torch.from_numpy(u).cuda(), torch.from_numpy(x).cuda()
+    for fn, args, ref_args in (
+            (lambda a: di.shift(a, (0.3, -1.1)), (t_u,), (u,)),
+            (di.intensity, (t_u,), (u,)),
+            (lambda a: di.bin(a, (0.25, 0.5), factor=3), (t_x,), (x,))):
+        out = fn(*args)
+        assert isinstance(out, torch.Tensor) and out.is_cuda
+        ref = fn(*ref_args)
+        np.testing.assert_allclose(out.cpu().numpy(), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+    out, pb = di.vjp(di.bin, t_x, factor=3)
+    (g,) = pb(torch.ones_like(out))
+    assert isinstance(g, torch.Tensor) and g.is_cuda and tuple(g.shape) == (2, 24, 30)

@@ -262,3 +262,38 @@ def test_cuda_path_dh_reconstruction_finds_the_reference_particles(cuda_path, fa
     ref = H.find_particles(_reference(monkeypatch, lambda: H.reconstruct(holo, zs, **kw)))
     m = H.match(got, ref, 0.25 * px, 10e-6)
     assert len(got) == len(ref) >= 4 and m.recall == 1.0 and m.precision == 1.0, m
+
+
+def test_via_cupy_vjp_converts_the_cotangent_and_back(monkeypatch):
+    class T:                                    # stand-in of a torch CUDA tensor
+        def __init__(self, v):
+            self.v = v
+
+    class Cu:                                   # stand-in of a CuPy array
+        def __init__(self, v):
+            self.v = v
+
+    Cu.__module__ = "cupy._core"
+    monkeypatch.setattr(C, "_is_torch_cuda", lambda a: isinstance(a, T))
+    monkeypatch.setattr(C, "torch_cuda_usable", lambda *a: any(isinstance(x, T) for x in a))
+    monkeypatch.setattr(C, "from_torch", lambda t: Cu(t.v))
+    monkeypatch.setattr(C, "to_torch", lambda a: T(a.v))
+
+    def fn(x):
+        return Cu(2 * x.v)
+
+    def fwd(x):
+        assert isinstance(x, Cu)
+        return Cu(2 * x.v), ("res", x)
+
+    def bwd(res, g):
+        assert isinstance(g, Cu) and res[0] == "res"
+        return (Cu(2 * g.v),)
+
+    f, fw, bw = C.via_cupy_vjp(fn, fwd, bwd)
+    out, res = fw(T(3))
+    assert isinstance(out, T) and out.v == 6 and isinstance(res[1], Cu)   # residuals stay CuPy
+    (gx,) = bw(res, T(1))
+    assert isinstance(gx, T) and gx.v == 2
+    assert isinstance(f(T(1)), T)
+    assert bw(res, Cu(5))[0].v == 10                                      # CuPy in, CuPy out

@@ -195,3 +195,21 @@ def via_cupy(fn, *, convert_output=lambda out, conv: conv(out)):
         return convert_output(out, lambda o: convert(o, "torch"))
 
     return wrapper
+
+
+def via_cupy_vjp(fn, fwd, bwd):
+    """``(fn, fwd, bwd)`` of a differentiable operation wrapped for torch CUDA tensors
+    (:func:`via_cupy`): the function and its forward run on CuPy views (the forward's
+    residuals stay CuPy), and the backward converts a torch CUDA cotangent to CuPy
+    and its cotangents back to torch.  Register the returned triple."""
+    import functools
+
+    @functools.wraps(bwd)
+    def bwd_wrapper(res, g):
+        if not torch_cuda_usable(g):
+            return bwd(res, g)
+        return convert(bwd(res, convert(g, "cupy")), "torch")
+
+    return (via_cupy(fn),
+            via_cupy(fwd, convert_output=lambda out, conv: (conv(out[0]), out[1])),
+            bwd_wrapper)

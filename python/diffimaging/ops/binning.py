@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _backend as B
+from .._backend import cuda as C
 from .._backend import cuda_binning as CB
 from .._backend import kernels as K
 from .._backend import validate as V
@@ -293,4 +294,6 @@ def _shift_ct(p: _Plan, d):
     return xp.asarray(d, device=p.device)
 
 
+# torch CUDA tensors: zero-copy CuPy views through the CUDA kernels (DLPack)
+bin, _bin_fwd, _bin_bwd = C.via_cupy_vjp(bin, _bin_fwd, _bin_bwd)
 register_vjp(bin, _bin_fwd, _bin_bwd)

@@ -532,14 +532,6 @@ def _propagate_fwd(field, z, *, wavelength, pixel_size, method="asm", pad=True, 
 
 
 def _propagate_bwd(res, g):
-    p = res[0]
-    if p.cuda and C.torch_cuda_usable(g):
-        # the forward ran on zero-copy CuPy views of torch CUDA tensors
-        return C.convert(_propagate_bwd_impl(res, C.convert(g, "cupy")), "torch")
-    return _propagate_bwd_impl(res, g)
-
-
-def _propagate_bwd_impl(res, g):
     p, field = res
     xp = p.xp
     expected = ((len(p.zs),) if p.stack else ()) + p.batch_shape + (p.ny, p.nx)
@@ -563,8 +555,6 @@ def _propagate_bwd_impl(res, g):
 
 
 # torch CUDA tensors: zero-copy CuPy views through the CUDA kernels (DLPack)
-propagate = C.via_cupy(propagate)
-_propagate_fwd = C.via_cupy(_propagate_fwd,
-                            convert_output=lambda out, conv: (conv(out[0]), out[1]))
-
+propagate, _propagate_fwd, _propagate_bwd = C.via_cupy_vjp(propagate, _propagate_fwd,
+                                                           _propagate_bwd)
 register_vjp(propagate, _propagate_fwd, _propagate_bwd)

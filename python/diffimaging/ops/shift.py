@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import _backend as B
 from .._backend import fft as F
+from .._backend import cuda as C
 from .._backend import cuda_pointwise as CP
 from .._backend import kernels as K
 from .._backend import validate as V
@@ -146,6 +147,8 @@ def _shift_bwd(res, g):
     return du, d
 
 
+# torch CUDA tensors: zero-copy CuPy views through the CUDA kernels (DLPack)
+shift, _shift_fwd, _shift_bwd = C.via_cupy_vjp(shift, _shift_fwd, _shift_bwd)
 register_vjp(shift, _shift_fwd, _shift_bwd)
 
 
@@ -183,4 +186,6 @@ def _intensity_bwd(res, g):
     return (xp.astype(g, field.dtype) * field * 2,)
 
 
+# torch CUDA tensors: zero-copy CuPy views through the CUDA kernels (DLPack)
+intensity, _intensity_fwd, _intensity_bwd = C.via_cupy_vjp(intensity, _intensity_fwd, _intensity_bwd)
 register_vjp(intensity, _intensity_fwd, _intensity_bwd)
