@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/cuda_device.hpp"
+#include "diffimaging/math/pointwise.hpp"
 #include "ops/propagate/propagate_cuda.hpp"
 
 namespace diffimaging {
@@ -65,10 +66,7 @@ __global__ void apply_kernel(const Real* src, Real* dst, index_t total,
     const index_t r = e % plane;
     double hr, hi, km;
     transfer_at(p, c.lim, c.w, r / p.nx, r % p.nx, p.z, conj_sign, &hr, &hi, &km);
-    const double re = static_cast<double>(src[2 * e]);
-    const double im = static_cast<double>(src[2 * e + 1]);
-    dst[2 * e] = static_cast<Real>(re * hr - im * hi);
-    dst[2 * e + 1] = static_cast<Real>(re * hi + im * hr);
+    cmul_store<Real>(src + 2 * e, dst + 2 * e, hr, hi);
   }
 }
 
@@ -90,10 +88,7 @@ __global__ void stack_kernel(const Real* __restrict__ src, Real* __restrict__ ds
     q.z = zs[k];
     double hr, hi, km;
     transfer_at(q, band_limits(q), w, r / p.nx, r % p.nx, q.z, 1.0, &hr, &hi, &km);
-    const double re = static_cast<double>(src[2 * s]);
-    const double im = static_cast<double>(src[2 * s + 1]);
-    dst[2 * e] = static_cast<Real>(re * hr - im * hi);
-    dst[2 * e + 1] = static_cast<Real>(re * hi + im * hr);
+    cmul_store<Real>(src + 2 * s, dst + 2 * e, hr, hi);
   }
 }
 
