@@ -297,3 +297,26 @@ def test_via_cupy_vjp_converts_the_cotangent_and_back(monkeypatch):
     assert isinstance(gx, T) and gx.v == 2
     assert isinstance(f(T(1)), T)
     assert bw(res, Cu(5))[0].v == 10                                      # CuPy in, CuPy out
+
+
+def test_cuda_propagation_bindings_check_their_arguments_before_the_device():
+    """The _cuda propagation bindings refuse bad numbers (no GPU is touched)."""
+    if not K.have_cuda_module():
+        pytest.skip("CUDA module not built")
+    cu = K._cuda
+    optics = (532e-9, 2e-6, 2e-6, 0, True, True)
+    with pytest.raises(ValueError, match="transfer_apply: dtype must be 'complex64' or "
+                                         "'complex128', got 'float32'"):
+        cu.transfer_apply(1, 1, "float32", 1, 8, 8, 1e-3, *optics, False, 0)
+    with pytest.raises(ValueError, match="transfer_apply: src is a null device pointer"):
+        cu.transfer_apply(0, 1, "complex64", 1, 8, 8, 1e-3, *optics, False, 0)
+    with pytest.raises(ValueError, match="method must be 0 or 1"):
+        cu.transfer_stack(1, 1, 1, 2, "complex64", 1, 8, 8, 532e-9, 2e-6, 2e-6, 3, True,
+                          True, 0)
+    with pytest.raises(ValueError, match="u_stride"):
+        cu.transfer_pullback(1, 5, 1, 1, "complex64", 1, 8, 8, 1e-3, *optics, False, 0)
+    with pytest.raises(ValueError, match="wavelength, dy and dx must be > 0"):
+        cu.transfer_stack_dz(1, 0, 1, 1, 2, "complex128", 1, 8, 8, -1.0, 2e-6, 2e-6, 0, True,
+                             True, 0)
+    with pytest.raises(ValueError, match="transfer_stack_adjoint: zs is a null device pointer"):
+        cu.transfer_stack_adjoint(1, 1, 0, 2, "complex64", 1, 8, 8, *optics, False, 0)

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "bindings/add.hpp"
+#include "bindings/device_args.hpp"
 #include "diffimaging/core/dispatch.hpp"
 #include "ops/binning/binning_cuda.hpp"
 
@@ -30,19 +31,10 @@ void require(bool cond, const std::string& msg) {
   if (!cond) throw std::invalid_argument(msg);
 }
 
-DType parse_dtype(const std::string& dtype) {
-  if (dtype == "float32") return DType::kFloat32;
-  if (dtype == "float64") return DType::kFloat64;
-  if (dtype == "complex64") return DType::kComplex64;
-  if (dtype == "complex128") return DType::kComplex128;
-  throw std::invalid_argument(
-      "dtype must be 'float32', 'float64', 'complex64' or 'complex128', got '" + dtype + "'");
-}
-
 // Checks shared by the three launchers; returns the element type.
 DType check_common(const std::string& dtype, index_t batch, index_t ny, index_t nx,
                    index_t factor, std::uintptr_t shifts, index_t shift_stride) {
-  const DType k = parse_dtype(dtype);
+  const DType k = device_dtype(dtype, "bin", false);
   require(factor >= 1, "factor must be >= 1, got " + std::to_string(factor));
   require(batch >= 0, "batch must be >= 0, got " + std::to_string(batch));
   require(ny >= factor && nx >= factor,
@@ -56,7 +48,7 @@ DType check_common(const std::string& dtype, index_t batch, index_t ny, index_t 
 }
 
 void require_pointer(std::uintptr_t p, index_t batch, const char* name) {
-  require(batch == 0 || p != 0, std::string(name) + " is a null device pointer");
+  if (batch != 0) require_device_pointer(p, "bin", name);
 }
 
 void check_in_stride(index_t in_stride, index_t ny, index_t nx) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "bindings/add.hpp"
+#include "bindings/device_args.hpp"
 #include "diffimaging/core/dispatch.hpp"
 #include "ops/pointwise/pointwise_cuda.hpp"
 #include "systems/holography/minmax_cuda.hpp"
@@ -20,34 +21,22 @@ namespace {
 
 namespace py = pybind11;
 
-// The complex dtype named by `dtype` ("complex64" or "complex128").
-DType complex_dtype(const std::string& dtype, const char* fn) {
-  if (dtype == "complex64") return DType::kComplex64;
-  if (dtype == "complex128") return DType::kComplex128;
-  throw std::invalid_argument(std::string(fn) + ": dtype must be 'complex64' or 'complex128', got '" +
-                              dtype + "'");
-}
-
 void require_size(index_t v, const char* fn, const char* name) {
   if (v < 0)
     throw std::invalid_argument(std::string(fn) + ": " + name + " must be >= 0, got " +
                                 std::to_string(v));
 }
 
-void require_pointer(std::uintptr_t p, const char* fn, const char* name) {
-  if (p == 0)
-    throw std::invalid_argument(std::string(fn) + ": " + name + " is a null device pointer");
-}
 
 // out (n reals) = |u|^2 of n complex values u.
 void intensity(std::uintptr_t u, std::uintptr_t out, const std::string& dtype, index_t n,
                std::uintptr_t stream) {
   const char* fn = "intensity";
-  const DType k = complex_dtype(dtype, fn);
+  const DType k = device_dtype(dtype, fn, true);
   require_size(n, fn, "n");
   if (n == 0) return;
-  require_pointer(u, fn, "u");
-  require_pointer(out, fn, "out");
+  require_device_pointer(u, fn, "u");
+  require_device_pointer(out, fn, "out");
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -63,7 +52,7 @@ void fourier_shift_apply(std::uintptr_t src, std::uintptr_t dst, const std::stri
                          std::uintptr_t shifts, index_t shift_stride, bool conjugate,
                          std::uintptr_t stream) {
   const char* fn = "fourier_shift_apply";
-  const DType k = complex_dtype(dtype, fn);
+  const DType k = device_dtype(dtype, fn, true);
   require_size(batch, fn, "batch");
   require_size(ny, fn, "ny");
   require_size(nx, fn, "nx");
@@ -75,9 +64,9 @@ void fourier_shift_apply(std::uintptr_t src, std::uintptr_t dst, const std::stri
                                 "planes) or >= 2 (doubles between the planes' shifts), got " +
                                 std::to_string(shift_stride));
   if (batch == 0 || ny == 0 || nx == 0) return;
-  require_pointer(src, fn, "src");
-  require_pointer(dst, fn, "dst");
-  require_pointer(shifts, fn, "shifts");
+  require_device_pointer(src, fn, "src");
+  require_device_pointer(dst, fn, "dst");
+  require_device_pointer(shifts, fn, "shifts");
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -96,19 +85,19 @@ void minmax_project(std::uintptr_t planes, const std::string& dtype, index_t k, 
                     std::uintptr_t z, std::uintptr_t vmin, std::uintptr_t zmin,
                     std::uintptr_t vmax, std::uintptr_t zmax, std::uintptr_t stream) {
   const char* fn = "minmax_project";
-  const DType kd = complex_dtype(dtype, fn);
+  const DType kd = device_dtype(dtype, fn, true);
   require_size(k, fn, "k");
   require_size(ny, fn, "ny");
   require_size(nx, fn, "nx");
   require_size(plane_stride, fn, "plane_stride");
   require_size(row_stride, fn, "row_stride");
   if (k == 0 || ny == 0 || nx == 0) return;
-  require_pointer(planes, fn, "planes");
-  require_pointer(z, fn, "z");
-  require_pointer(vmin, fn, "vmin");
-  require_pointer(zmin, fn, "zmin");
-  require_pointer(vmax, fn, "vmax");
-  require_pointer(zmax, fn, "zmax");
+  require_device_pointer(planes, fn, "planes");
+  require_device_pointer(z, fn, "z");
+  require_device_pointer(vmin, fn, "vmin");
+  require_device_pointer(zmin, fn, "zmin");
+  require_device_pointer(vmax, fn, "vmax");
+  require_device_pointer(zmax, fn, "zmax");
   py::gil_scoped_release release;
   dispatch_precision(kd, [&](auto tag) {
     using Real = decltype(tag);

@@ -10,6 +10,7 @@
 #include <pybind11/stl.h>
 
 #include "bindings/add.hpp"
+#include "bindings/device_args.hpp"
 #include "diffimaging/core/dispatch.hpp"
 #include "ops/propagate/propagate_cuda.hpp"
 
@@ -18,12 +19,6 @@ namespace bind {
 namespace {
 
 namespace py = pybind11;
-
-DType complex_dtype(const std::string& dtype) {
-  if (dtype == "complex64") return DType::kComplex64;
-  if (dtype == "complex128") return DType::kComplex128;
-  throw std::invalid_argument("dtype must be 'complex64' or 'complex128', got '" + dtype + "'");
-}
 
 TransferParams params(index_t ny, index_t nx, double z, double wavelength, double dy, double dx,
                       int method, bool band_limit, bool carrier) {
@@ -44,18 +39,14 @@ TransferParams params(index_t ny, index_t nx, double z, double wavelength, doubl
   return p;
 }
 
-void require_pointer(std::uintptr_t ptr, const char* name) {
-  if (ptr == 0) throw std::invalid_argument(std::string(name) + " is a null device pointer");
-}
-
 void transfer_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& dtype,
                     index_t batch, index_t ny, index_t nx, double z, double wavelength,
                     double dy, double dx, int method, bool band_limit, bool carrier,
                     bool conjugate, std::uintptr_t stream) {
-  const DType k = complex_dtype(dtype);
+  const DType k = device_dtype(dtype, "transfer_apply", true);
   const TransferParams p = params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
-  require_pointer(src, "src");
-  require_pointer(dst, "dst");
+  require_device_pointer(src, "transfer_apply", "src");
+  require_device_pointer(dst, "transfer_apply", "dst");
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -68,10 +59,10 @@ double transfer_pullback(std::uintptr_t U, index_t u_stride, std::uintptr_t G, s
                          const std::string& dtype, index_t batch, index_t ny, index_t nx, double z,
                          double wavelength, double dy, double dx, int method, bool band_limit,
                          bool carrier, bool accumulate, std::uintptr_t stream) {
-  const DType k = complex_dtype(dtype);
+  const DType k = device_dtype(dtype, "transfer_pullback", true);
   const TransferParams p = params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
-  require_pointer(G, "G");
-  require_pointer(acc, "acc");
+  require_device_pointer(G, "transfer_pullback", "G");
+  require_device_pointer(acc, "transfer_pullback", "acc");
   if (u_stride != 0 && u_stride != ny * nx)
     throw std::invalid_argument("u_stride must be 0 (one U plane) or ny * nx");
   py::gil_scoped_release release;
@@ -88,11 +79,11 @@ void transfer_stack(std::uintptr_t src, std::uintptr_t dst, std::uintptr_t zs, i
                     const std::string& dtype, index_t batch, index_t ny, index_t nx,
                     double wavelength, double dy, double dx, int method, bool band_limit,
                     bool carrier, std::uintptr_t stream) {
-  const DType k = complex_dtype(dtype);
+  const DType k = device_dtype(dtype, "transfer_stack", true);
   const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
-  require_pointer(src, "src");
-  require_pointer(dst, "dst");
-  require_pointer(zs, "zs");
+  require_device_pointer(src, "transfer_stack", "src");
+  require_device_pointer(dst, "transfer_stack", "dst");
+  require_device_pointer(zs, "transfer_stack", "zs");
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -105,11 +96,11 @@ void transfer_stack_adjoint(std::uintptr_t G, std::uintptr_t acc, std::uintptr_t
                             const std::string& dtype, index_t batch, index_t ny, index_t nx,
                             double wavelength, double dy, double dx, int method, bool band_limit,
                             bool carrier, bool accumulate, std::uintptr_t stream) {
-  const DType k = complex_dtype(dtype);
+  const DType k = device_dtype(dtype, "transfer_stack_adjoint", true);
   const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
-  require_pointer(G, "G");
-  require_pointer(acc, "acc");
-  require_pointer(zs, "zs");
+  require_device_pointer(G, "transfer_stack_adjoint", "G");
+  require_device_pointer(acc, "transfer_stack_adjoint", "acc");
+  require_device_pointer(zs, "transfer_stack_adjoint", "zs");
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -125,11 +116,11 @@ std::vector<double> transfer_stack_dz(std::uintptr_t U, index_t u_stride, std::u
                                       index_t batch, index_t ny, index_t nx, double wavelength,
                                       double dy, double dx, int method, bool band_limit,
                                       bool carrier, std::uintptr_t stream) {
-  const DType k = complex_dtype(dtype);
+  const DType k = device_dtype(dtype, "transfer_stack_dz", true);
   const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
-  require_pointer(U, "U");
-  require_pointer(G, "G");
-  require_pointer(zs, "zs");
+  require_device_pointer(U, "transfer_stack_dz", "U");
+  require_device_pointer(G, "transfer_stack_dz", "G");
+  require_device_pointer(zs, "transfer_stack_dz", "zs");
   if (u_stride != 0 && u_stride != ny * nx)
     throw std::invalid_argument("u_stride must be 0 (one U plane) or ny * nx");
   if (nz < 0) throw std::invalid_argument("nz must be >= 0");

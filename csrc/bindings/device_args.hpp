@@ -1,0 +1,36 @@
+// Argument checks shared by the CUDA bindings (module _cuda).  Device arrays
+// arrive as integer pointers plus a dtype name (pybind11 has no DLPack caster);
+// Python has checked the arrays themselves, and these checks guard the numbers
+// before anything touches the device (std::invalid_argument -> ValueError).
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "diffimaging/core/dispatch.hpp"
+
+namespace diffimaging {
+namespace bind {
+
+// The element type named by `dtype` ("complex64", "complex128" and, unless
+// complex_only, "float32", "float64"); `fn` names the function in the error.
+inline DType device_dtype(const std::string& dtype, const char* fn, bool complex_only) {
+  if (dtype == "complex64") return DType::kComplex64;
+  if (dtype == "complex128") return DType::kComplex128;
+  if (!complex_only && dtype == "float32") return DType::kFloat32;
+  if (!complex_only && dtype == "float64") return DType::kFloat64;
+  throw std::invalid_argument(std::string(fn) + ": dtype must be " +
+                              (complex_only ? "'complex64' or 'complex128'"
+                                            : "'float32', 'float64', 'complex64' or 'complex128'") +
+                              ", got '" + dtype + "'");
+}
+
+// A device pointer that must not be null.
+inline void require_device_pointer(std::uintptr_t p, const char* fn, const char* name) {
+  if (p == 0)
+    throw std::invalid_argument(std::string(fn) + ": " + name + " is a null device pointer");
+}
+
+}  // namespace bind
+}  // namespace diffimaging
