@@ -280,3 +280,38 @@ def save_png(fig, path, dpi=100):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png", dpi=dpi)
     return fig
+
+
+def complex_panels(arrays: dict, extents: dict, labels=("|o|", "arg o (rad)"), *,
+                   width=3.3, interpolation=None, tick_size=None):
+    """A Figure of complex 2-D arrays side by side: amplitude (top row, grey, one
+    scale) and phase (bottom row, one scale over the 0.5-99.5 percentiles of all
+    phases), ``arrays`` mapping a title to an array and ``extents`` the title to its
+    imshow extent [x0, x1, y1, y0] in um; ``labels`` of the two colour bars."""
+    import numpy as np
+
+    n = len(arrays)
+    fig = figure(figsize=(width * n + 0.9, 6.4), layout="constrained")
+    amp_hi = max(float(np.percentile(np.abs(a), 99.5)) for a in arrays.values()) or 1.0
+    phases = np.concatenate([np.angle(a).ravel() for a in arrays.values()])
+    ph_lo, ph_hi = (float(v) for v in np.percentile(phases, [0.5, 99.5]))
+    if ph_hi - ph_lo < 1e-6:
+        ph_lo, ph_hi = ph_lo - 0.5, ph_hi + 0.5
+    rows = ([], [])
+    extra = {} if interpolation is None else {"interpolation": interpolation}
+    for j, (title, a) in enumerate(arrays.items()):
+        for row, (values, kw, what) in enumerate((
+                (np.abs(a), dict(cmap="gray", vmin=0, vmax=amp_hi), "amplitude"),
+                (np.angle(a), dict(cmap="viridis", vmin=ph_lo, vmax=ph_hi), "phase"))):
+            ax = fig.add_subplot(2, n, row * n + j + 1)
+            im = ax.imshow(values, extent=extents[title], **extra, **kw)
+            ax.set_title(f"{title}: {what}", fontsize=9)
+            ax.set_xlabel("x (um)", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("y (um)", fontsize=8)
+            if tick_size is not None:
+                ax.tick_params(labelsize=tick_size)
+            rows[row].append((ax, im))
+    for row, label in zip(rows, labels):
+        fig.colorbar(row[-1][1], ax=[ax for ax, _ in row], shrink=0.8, label=label)
+    return fig

@@ -70,30 +70,26 @@ def _photons(text):
     return number(float, low=0, low_open=True, unit="photons")(text)
 
 
-def _leds(text):
-    """``--leds``: N (an N x N array) or ROWSxCOLS."""
+def _pair(text, minimum, what, example):
+    """N (N x N) or AxB, each at least ``minimum``."""
     parts = text.casefold().replace("*", "x").split("x")
     try:
         vals = [int(p) for p in parts]
     except ValueError:
         vals = []
-    if len(vals) not in (1, 2) or any(v < 1 for v in vals):
-        raise argparse.ArgumentTypeError(f"must be N or ROWSxCOLS LEDs (e.g. 15 or 15x13), got "
-                                         f"{text!r}")
+    if len(vals) not in (1, 2) or any(v < minimum for v in vals):
+        raise argparse.ArgumentTypeError(f"must be {what} (e.g. {example}), got {text!r}")
     return (vals[0], vals[-1])
+
+
+def _leds(text):
+    """``--leds``: N (an N x N array) or ROWSxCOLS."""
+    return _pair(text, 1, "N or ROWSxCOLS LEDs", "15 or 15x13")
 
 
 def _shape(text):
     """``--shape``: N (N x N) or NYxNX camera pixels, at least 8."""
-    parts = text.casefold().replace("*", "x").split("x")
-    try:
-        vals = [int(p) for p in parts]
-    except ValueError:
-        vals = []
-    if len(vals) not in (1, 2) or any(v < 8 for v in vals):
-        raise argparse.ArgumentTypeError(f"must be N or NYxNX camera pixels, each at least 8 "
-                                         f"(e.g. 64 or 64x48), got {text!r}")
-    return (vals[0], vals[-1])
+    return _pair(text, 8, "N or NYxNX camera pixels, each at least 8", "64 or 64x48")
 
 
 def _api():

@@ -269,29 +269,9 @@ def plot_objects(objects: dict, pixel_size: float, path=None):
     ref = next(iter(arrs.values()))
     arrs = {k: (a if i == 0 else _aligned(a, ref)) for i, (k, a) in enumerate(arrs.items())}
     fov = (ref.shape[0] * pixel_size * 1e6, ref.shape[1] * pixel_size * 1e6)
-    n = len(arrs)
-    fig = _figure(figsize=(3.3 * n + 0.9, 6.4), layout="constrained")
-    amp_hi = max(float(np.percentile(np.abs(a), 99.5)) for a in arrs.values()) or 1.0
-    phases = np.concatenate([np.angle(a).ravel() for a in arrs.values()])
-    ph_lo, ph_hi = (float(v) for v in np.percentile(phases, [0.5, 99.5]))
-    if ph_hi - ph_lo < 1e-6:
-        ph_lo, ph_hi = ph_lo - 0.5, ph_hi + 0.5
-    rows = ([], [])
-    for j, (title, a) in enumerate(arrs.items()):
-        ext = [0, fov[1], fov[0], 0]
-        for row, (values, kw, what) in enumerate((
-                (np.abs(a), dict(cmap="gray", vmin=0, vmax=amp_hi), "amplitude"),
-                (np.angle(a), dict(cmap="viridis", vmin=ph_lo, vmax=ph_hi), "phase"))):
-            ax = fig.add_subplot(2, n, row * n + j + 1)
-            im = ax.imshow(values, extent=ext, interpolation="nearest", **kw)
-            ax.set_title(f"{title}: {what}", fontsize=9)
-            ax.set_xlabel("x (um)", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("y (um)", fontsize=8)
-            ax.tick_params(labelsize=7)
-            rows[row].append((ax, im))
-    for row, label in zip(rows, ("|o|", "arg o (rad)")):
-        fig.colorbar(row[-1][1], ax=[ax for ax, _ in row], shrink=0.8, label=label)
+    fig = _files.complex_panels(arrs, {k: [0, fov[1], fov[0], 0] for k in arrs},
+                                ("|o|", "arg o (rad)"), width=3.3, interpolation="nearest",
+                                tick_size=7)
     fig.suptitle(f"object: {ref.shape[0]} x {ref.shape[1]} px of {pixel_size * 1e6:.3g} um",
                  fontsize=10)
     return _save(fig, path)

@@ -218,28 +218,9 @@ def plot_fields(fields: dict, hr_pixel_size: float, path=None):
     for k, a in arrs.items():
         if a.shape == ref.shape:
             arrs[k] = a * np.exp(1j * np.angle(np.vdot(a, ref)))
-    n = len(arrs)
-    fig = _figure(figsize=(3.2 * n + 0.8, 6.4), layout="constrained")
-    amp_hi = max(float(np.percentile(np.abs(a), 99.5)) for a in arrs.values()) or 1.0
-    phases = np.concatenate([np.angle(a).ravel() for a in arrs.values()])
-    ph_lo, ph_hi = (float(v) for v in np.percentile(phases, [0.5, 99.5]))
-    if ph_hi - ph_lo < 1e-6:
-        ph_lo, ph_hi = ph_lo - 0.5, ph_hi + 0.5
-    rows = ([], [])
-    for j, (title, a) in enumerate(arrs.items()):
-        ext = [0, a.shape[1] * hr_pixel_size * 1e6, a.shape[0] * hr_pixel_size * 1e6, 0]
-        for row, (values, kw, what) in enumerate((
-                (np.abs(a), dict(cmap="gray", vmin=0, vmax=amp_hi), "amplitude"),
-                (np.angle(a), dict(cmap="viridis", vmin=ph_lo, vmax=ph_hi), "phase"))):
-            ax = fig.add_subplot(2, n, row * n + j + 1)
-            im = ax.imshow(values, extent=ext, **kw)
-            ax.set_title(f"{title}: {what}", fontsize=9)
-            ax.set_xlabel("x (um)", fontsize=8)
-            if j == 0:
-                ax.set_ylabel("y (um)", fontsize=8)
-            rows[row].append((ax, im))
-    for row, label in zip(rows, ("|t|", "arg t (rad)")):
-        fig.colorbar(row[-1][1], ax=[ax for ax, _ in row], shrink=0.8, label=label)
+    fig = _files.complex_panels(
+        arrs, {k: [0, a.shape[1] * hr_pixel_size * 1e6, a.shape[0] * hr_pixel_size * 1e6, 0]
+               for k, a in arrs.items()}, ("|t|", "arg t (rad)"), width=3.2)
     return _save(fig, path)
 
 
