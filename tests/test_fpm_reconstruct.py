@@ -249,6 +249,18 @@ def test_bad_inputs():
         fpm.Dataset(np.ones((81, 16)), s)
 
 
+def test_reconstruct_takes_images_and_setup(small):
+    """reconstruct(images, setup) is reconstruct(Dataset(images, setup)); the setup
+    cannot be given twice, and images without a setup are refused."""
+    a = fpm.reconstruct(small.images, small.setup, iterations=2, pad=2, calibrate=False)
+    b = fpm.reconstruct(small, iterations=2, pad=2, calibrate=False)
+    np.testing.assert_allclose(a.object, b.object)
+    with pytest.raises(TypeError, match="setup is given twice"):
+        fpm.reconstruct(small, small.setup, iterations=1)
+    with pytest.raises(TypeError, match=r"reconstruct\(images, setup\)"):
+        fpm.reconstruct(small.images, iterations=1)
+
+
 def test_calibration_reduces_a_large_misalignment():
     """The coarse stage (bright-field spectra -> offset and rotation) brings a
     (600, -400) um, 1.5 degree misalignment closer; the height stays nominal."""

@@ -263,7 +263,7 @@ def calibrate_geometry(images, setup: Setup, *, search=6.0, min_contrast=0.3):
 def _check_dataset(dataset):
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a diffimaging.fpm.Dataset (images and their Setup), "
-                        f"got {type(dataset).__name__}; build one with "
+                        f"got {type(dataset).__name__}; pass reconstruct(images, setup), build one with "
                         f"fpm.Dataset(images, setup) or read one with fpm.read_dataset")
     ims = np.asarray(B.to_host_float64(dataset.images, "images"), dtype=np.float64)
     V.check_finite(ims, "images")
@@ -437,16 +437,19 @@ class _Context:
         return st
 
 
-def reconstruct(dataset: Dataset, *, learn=DEFAULT_LEARN, loss="amplitude", iterations=250,
-                pad=8, calibrate="auto", zernike=9, background=0.0, warmup=None, batch=25,
+def reconstruct(dataset, setup: Setup | None = None, *, learn=DEFAULT_LEARN, loss="amplitude",
+                iterations=250, pad=8, calibrate="auto", zernike=9, background=0.0, warmup=None, batch=25,
                 brightness_range=1.3, led_size=LED_SIZE, dtype="complex64", progress=False,
                 callback=None) -> Reconstruction:
     """The complex object and the uncertain system recovered together.
 
     Parameters
     ----------
-    dataset : Dataset
-        Images (J, ny, nx) in photons (or any linear unit) and the nominal Setup.
+    dataset : Dataset, or the images (J, ny, nx)
+        Images in photons (or any linear unit) with their nominal Setup, or the
+        images alone with the Setup as ``setup``.
+    setup : Setup, optional
+        The nominal setup when ``dataset`` is an image stack (not with a Dataset).
     learn : subset of ("pupil", "leds", "pitch", "led_size", "brightness", "noise")
         What is learned with the object: the pupil's Zernike coefficients
         (Noll 4 and up: piston and tilts are not identifiable), the array's
@@ -501,6 +504,12 @@ def reconstruct(dataset: Dataset, *, learn=DEFAULT_LEARN, loss="amplitude", iter
     >>> rec.geometry["rotation"], rec.zernike
     """
     t_start = time.perf_counter()
+    if isinstance(dataset, Dataset):
+        if setup is not None:
+            raise TypeError("setup is given twice: the Dataset holds its Setup; pass "
+                            "reconstruct(dataset) or reconstruct(images, setup)")
+    elif setup is not None:
+        dataset = Dataset(images=dataset, setup=setup)
     ims = _check_dataset(dataset)
     setup = dataset.setup
     learn = V.names(learn, "learn", LEARN)
