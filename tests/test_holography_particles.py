@@ -247,3 +247,23 @@ def test_no_peak_above_the_noise_floor_warns():
     with pytest.warns(UserWarning, match="noise floor.*method='dh'"):
         f = H.find_particles(rec)
     assert len(f) == 0
+
+
+def test_find_particles_takes_arrays_of_other_libraries():
+    """A volume or projections from another array library (here torch tensors, one
+    carrying autograd state, which numpy cannot take directly) are searched on the
+    host and give the numpy result."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    shape = (24, 48, 48)
+    zs = np.linspace(1e-3, 2e-3, shape[0])
+    truth = _separated(rng, 8, np.array([4, 4, 4]), np.array(shape) - 5, 6.0)
+    v = _blob_volume(rng, truth, shape).astype(np.float32)
+    ref = H.find_particles(v, zs, pixel_size=PX)
+    got = H.find_particles(torch.tensor(v, requires_grad=True), zs, pixel_size=PX)
+    assert len(ref) == 8 and np.array_equal(got.positions, ref.positions)
+    proj = {"max": v.max(axis=0), "argmax_z": v.argmax(axis=0)}
+    ref = H.find_particles(proj, pixel_size=PX, neighborhood=(5, 5))
+    got = H.find_particles({k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in proj.items()},
+                           pixel_size=PX, neighborhood=(5, 5))
+    assert len(ref) >= 6 and np.array_equal(got.positions, ref.positions)

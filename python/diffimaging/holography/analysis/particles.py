@@ -10,6 +10,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from ..._backend import validate as V
+from ..._backend.namespace import to_numpy
 from ..simulate import ParticleTable
 from .piv import plane_spacing
 
@@ -91,8 +92,9 @@ def _window(neighborhood):
 def _signal(data):
     """The volume as a real float array without a float64 copy: float32 and float64
     volumes are used as they are, complex ones as their modulus in the matching real
-    precision, integers as float32."""
-    v = np.asarray(data)
+    precision, integers as float32.  Arrays of other libraries (CuPy, torch on a GPU)
+    are copied to the host: the search runs there."""
+    v = to_numpy(data)
     if np.iscomplexobj(v):
         return np.abs(v)
     if v.dtype.kind == "f":
@@ -332,7 +334,7 @@ def find_particles(data, z=None, *, pixel_size=None, polarity=None, threshold="a
         if key not in data or zkey not in data:
             raise ValueError(f"projections need the keys {key!r} and {zkey!r} (from backpropagate)")
         img = _signal(data[key])
-        zmap = np.asarray(data[zkey])
+        zmap = to_numpy(data[zkey])
         if img.ndim != 2 or img.size == 0 or zmap.shape != img.shape:
             raise ValueError(f"projections {key!r} and {zkey!r} must be non-empty (ny, nx) images of "
                              f"one shape, got {img.shape} and {zmap.shape}")
