@@ -21,13 +21,7 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;  // threads per block (a power of two: the reduction tree)
-constexpr index_t kMaxBlocks = 65535 * 8;
 constexpr int kReduceBlocks = 1024;  // blocks of the first reduction pass (fixed: determinism)
-
-int blocks_for(index_t total) {
-  const index_t want = (total + kThreads - 1) / kThreads;
-  return static_cast<int>(want < kMaxBlocks ? (want > 0 ? want : 1) : kMaxBlocks);
-}
 
 cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
 
@@ -43,52 +37,130 @@ __device__ double block_sum(double v) {
   return buf[0];
 }
 
-// The band limits and wave constants of distance z (the limits move with |z|).
-struct PlaneConst {
-  BandLimits lim;
-  Wave w;
+// ---- the per-element formula, split for the kernels ------------------------
+// transfer_at's formula (math/transfer.hpp), split in its z-independent part
+// (frequencies, phase rate, evanescent cut-off: once per element) and its
+// per-plane part (band limits of |z|: once per plane, staged in shared memory;
+// the phase z kappa and its sine and cosine: once per element and plane).
+
+// The z-independent part at element (i, j) of p's grid.
+struct Elem {
+  double fy, fx;
+  double kappa;  // phase rate [rad/m]
+  double pass;   // 1 propagating, 0 evanescent
 };
 
-__device__ PlaneConst plane_const(const TransferParams& p, double z) {
-  TransferParams q = p;
-  q.z = z;
-  return {band_limits(q), wave(p.wavelength)};
+__device__ Elem elem_at(const TransferParams& p, const Wave& w, index_t i, index_t j) {
+  Elem e;
+  e.fy = fftfreq(i, p.ny, p.dy);
+  e.fx = fftfreq(j, p.nx, p.dx);
+  e.pass = transfer_rate(p, e.fx * e.fx + e.fy * e.fy, w, &e.kappa);
+  return e;
 }
 
+// The per-plane part: the distance and its band limits.
+struct PlaneC {
+  double z, lfy, lfx;
+};
+
+DI_HD PlaneC plane_at(const TransferParams& p, double z) {
+  TransferParams q = p;
+  q.z = z;
+  const BandLimits l = band_limits(q);
+  return {z, l.fy, l.fx};
+}
+
+// The 0/1 mask of element e in plane c (band limit and evanescent cut-off).
+__device__ double mask_of(const Elem& e, const PlaneC& c) {
+  return (in_band(e.fx, c.lfx) && in_band(e.fy, c.lfy)) ? e.pass : 0.0;
+}
+
+// H = m exp(i sign z kappa) of element e in plane c: *re, *im.  complex128: the
+// CPU kernels' transfer_value (double phase, double sine and cosine); complex64:
+// the phase in double, reduced to [-pi, pi] in double, its sine and cosine in
+// float (sincos_reduced_float: ~2e-7, the precision of the complex64 result).
+template <class Real>
+__device__ void phasor(double m, double z, double kappa, double sign, double* re, double* im);
+
+template <>
+__device__ void phasor<double>(double m, double z, double kappa, double sign, double* re,
+                               double* im) {
+  transfer_value(m, z, kappa, sign, re, im);
+}
+
+template <>
+__device__ void phasor<float>(double m, double z, double kappa, double sign, double* re,
+                              double* im) {
+  float sn, cs;
+  sincos_reduced_float(m * (z * kappa), &sn, &cs);
+  *re = m * static_cast<double>(cs);
+  *im = m * sign * static_cast<double>(sn);
+}
+
+// Element grid of the elementwise kernels: x over the columns, y over the rows
+// (grid-strided past 65535 rows); no integer division per element.
+dim3 element_grid(const TransferParams& p) {
+  const index_t bx = (p.nx + kThreads - 1) / kThreads;
+  const index_t by = p.ny < 65535 ? p.ny : 65535;
+  return dim3(static_cast<unsigned>(bx > 0 ? bx : 1), static_cast<unsigned>(by > 0 ? by : 1));
+}
+
+constexpr int kPlaneTile = 256;  // planes whose constants a block stages in shared memory
+
+// Stage the constants of planes [k0, k0 + n) (n <= kPlaneTile) in `tile`; all the
+// block's threads call it.
+__device__ void stage_planes(PlaneC* tile, const TransferParams& p, const double* zs, index_t k0,
+                             index_t n) {
+  __syncthreads();  // the previous tile is no longer read
+  for (index_t t = threadIdx.x; t < n; t += blockDim.x) tile[t] = plane_at(p, zs[k0 + t]);
+  __syncthreads();
+}
+
+// dst[b] = H src[b] for every plane b of the batch (H computed once per element).
 // src and dst may be one array (in place): no __restrict__.
 template <class Real>
-__global__ void apply_kernel(const Real* src, Real* dst, index_t total,
-                             TransferParams p, double conj_sign) {
-  const PlaneConst c = plane_const(p, p.z);
+__global__ void apply_kernel(const Real* src, Real* dst, index_t batch, TransferParams p,
+                             PlaneC c, Wave w, double sign) {
+  const index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
+  if (j >= p.nx) return;
   const index_t plane = p.ny * p.nx;
-  for (index_t e = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; e < total;
-       e += static_cast<index_t>(blockDim.x) * gridDim.x) {
-    const index_t r = e % plane;
-    double hr, hi, km;
-    transfer_at(p, c.lim, c.w, r / p.nx, r % p.nx, p.z, conj_sign, &hr, &hi, &km);
-    cmul_store<Real>(src + 2 * e, dst + 2 * e, hr, hi);
+  for (index_t i = blockIdx.y; i < p.ny; i += gridDim.y) {
+    const Elem e = elem_at(p, w, i, j);
+    double hr, hi;
+    phasor<Real>(mask_of(e, c), c.z, e.kappa, sign, &hr, &hi);
+    for (index_t b = 0; b < batch; ++b) {
+      const index_t o = b * plane + i * p.nx + j;
+      cmul_store<Real>(src + 2 * o, dst + 2 * o, hr, hi);
+    }
   }
 }
 
-// dst[k, b] = H(z_k) src[b] for K distances: the spectra of a z-stack in one launch.
+// dst[k, b] = H(z_k) src[b] for nz distances: the spectra of a z-stack in one
+// launch; each thread computes its element's phase rate once for all planes.
 template <class Real>
 __global__ void stack_kernel(const Real* __restrict__ src, Real* __restrict__ dst,
                              const double* __restrict__ zs, index_t nz, index_t batch,
-                             TransferParams p) {
+                             TransferParams p, Wave w) {
+  __shared__ PlaneC tile[kPlaneTile];
+  const index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
+  const bool active = j < p.nx;
   const index_t plane = p.ny * p.nx;
   const index_t per_z = batch * plane;
-  const index_t total = nz * per_z;
-  const Wave w = wave(p.wavelength);
-  for (index_t e = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; e < total;
-       e += static_cast<index_t>(blockDim.x) * gridDim.x) {
-    const index_t k = e / per_z;
-    const index_t s = e % per_z;  // element of the source batch
-    const index_t r = s % plane;
-    TransferParams q = p;
-    q.z = zs[k];
-    double hr, hi, km;
-    transfer_at(q, band_limits(q), w, r / p.nx, r % p.nx, q.z, 1.0, &hr, &hi, &km);
-    cmul_store<Real>(src + 2 * s, dst + 2 * e, hr, hi);
+  for (index_t i = blockIdx.y; i < p.ny; i += gridDim.y) {
+    const Elem e = elem_at(p, w, i, active ? j : 0);
+    for (index_t k0 = 0; k0 < nz; k0 += kPlaneTile) {
+      const index_t n = nz - k0 < kPlaneTile ? nz - k0 : kPlaneTile;
+      stage_planes(tile, p, zs, k0, n);
+      if (!active) continue;
+      for (index_t t = 0; t < n; ++t) {
+        double hr, hi;
+        phasor<Real>(mask_of(e, tile[t]), tile[t].z, e.kappa, 1.0, &hr, &hi);
+        for (index_t b = 0; b < batch; ++b) {
+          const index_t s = b * plane + i * p.nx + j;
+          cmul_store<Real>(src + 2 * s, dst + 2 * ((k0 + t) * per_z + s), hr, hi);
+        }
+      }
+    }
   }
 }
 
@@ -97,72 +169,91 @@ __global__ void stack_kernel(const Real* __restrict__ src, Real* __restrict__ ds
 template <class Real>
 __global__ void stack_adjoint_kernel(const Real* __restrict__ G, Real* __restrict__ acc,
                                      const double* __restrict__ zs, index_t nz, index_t batch,
-                                     TransferParams p, bool accumulate) {
+                                     TransferParams p, Wave w, bool accumulate) {
+  __shared__ PlaneC tile[kPlaneTile];
+  const index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
+  const bool active = j < p.nx;
   const index_t plane = p.ny * p.nx;
   const index_t per_z = batch * plane;
-  const Wave w = wave(p.wavelength);
-  for (index_t e = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; e < per_z;
-       e += static_cast<index_t>(blockDim.x) * gridDim.x) {
-    const index_t r = e % plane;
-    double sr = accumulate ? static_cast<double>(acc[2 * e]) : 0.0;
-    double si = accumulate ? static_cast<double>(acc[2 * e + 1]) : 0.0;
-    for (index_t k = 0; k < nz; ++k) {
-      TransferParams q = p;
-      q.z = zs[k];
-      double hr, hi, km;
-      transfer_at(q, band_limits(q), w, r / p.nx, r % p.nx, q.z, -1.0, &hr, &hi, &km);
-      const double gr = static_cast<double>(G[2 * (k * per_z + e)]);
-      const double gi = static_cast<double>(G[2 * (k * per_z + e) + 1]);
-      sr += gr * hr - gi * hi;
-      si += gr * hi + gi * hr;
+  for (index_t i = blockIdx.y; i < p.ny; i += gridDim.y) {
+    const Elem e = elem_at(p, w, i, active ? j : 0);
+    for (index_t b = 0; b < batch; ++b) {
+      const index_t s = b * plane + i * p.nx + j;
+      double sr = 0.0, si = 0.0;
+      if (active && accumulate) {
+        sr = static_cast<double>(acc[2 * s]);
+        si = static_cast<double>(acc[2 * s + 1]);
+      }
+      for (index_t k0 = 0; k0 < nz; k0 += kPlaneTile) {
+        const index_t n = nz - k0 < kPlaneTile ? nz - k0 : kPlaneTile;
+        stage_planes(tile, p, zs, k0, n);
+        if (!active) continue;
+        for (index_t t = 0; t < n; ++t) {
+          double hr, hi;
+          phasor<Real>(mask_of(e, tile[t]), tile[t].z, e.kappa, -1.0, &hr, &hi);
+          const index_t g = (k0 + t) * per_z + s;
+          const double gr = static_cast<double>(G[2 * g]);
+          const double gi = static_cast<double>(G[2 * g + 1]);
+          sr += gr * hr - gi * hi;
+          si += gr * hi + gi * hr;
+        }
+      }
+      if (active) {
+        acc[2 * s] = static_cast<Real>(sr);
+        acc[2 * s + 1] = static_cast<Real>(si);
+      }
     }
-    acc[2 * e] = static_cast<Real>(sr);
-    acc[2 * e + 1] = static_cast<Real>(si);
   }
 }
 
 // First pass of the z cotangent of plane k = blockIdx.y:
 //   part[k, block] = sum over the block's elements of Re(conj(G) i kappa H U)
 // with U broadcast over the batch when u_stride == 0.  Optionally also the
-// pullback acc (+)= conj(H) G (single-plane calls only: nz == 1).
+// pullback acc (+)= conj(H) G (single-plane calls only: nz == 1).  Block x owns
+// the rows x, x + gridDim.x, ... of the (batch * ny) rows, its threads the
+// columns: a fixed assignment, so the sum is the same on every run.
 template <class Real>
 __global__ void dz_partial_kernel(const Real* __restrict__ U, index_t u_stride,
                                   const Real* G, Real* acc,  // acc may be G (in place)
                                   const double* __restrict__ zs, double z0, index_t batch,
-                                  TransferParams p, bool write_acc, bool accumulate,
+                                  TransferParams p, Wave w, bool write_acc, bool accumulate,
                                   double* __restrict__ part) {
   const index_t plane = p.ny * p.nx;
   const index_t per_z = batch * plane;
   const index_t k = blockIdx.y;
-  const double z = zs != nullptr ? zs[k] : z0;
-  const PlaneConst c = plane_const(p, z);
+  const PlaneC c = plane_at(p, zs != nullptr ? zs[k] : z0);
   double sum = 0.0;
-  for (index_t e = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x; e < per_z;
-       e += static_cast<index_t>(blockDim.x) * gridDim.x) {
-    const index_t b = e / plane;
-    const index_t r = e % plane;
-    double hr, hi, km;
-    transfer_at(p, c.lim, c.w, r / p.nx, r % p.nx, z, 1.0, &hr, &hi, &km);
-    const index_t ge = k * per_z + e;
-    const double gr = static_cast<double>(G[2 * ge]);
-    const double gi = static_cast<double>(G[2 * ge + 1]);
-    if (U != nullptr) {
-      const index_t ue = b * u_stride + r;
-      const double ur = static_cast<double>(U[2 * ue]);
-      const double ui = static_cast<double>(U[2 * ue + 1]);
-      // Re(conj(G) i kappa H U) = kappa (Gi Re(HU) - Gr Im(HU))
-      sum += km * (gi * (hr * ur - hi * ui) - gr * (hi * ur + hr * ui));
-    }
-    if (write_acc) {
-      // conj(H) G
-      double ar = gr * hr + gi * hi;
-      double ai = gi * hr - gr * hi;
-      if (accumulate) {
-        ar += static_cast<double>(acc[2 * e]);
-        ai += static_cast<double>(acc[2 * e + 1]);
+  for (index_t row = blockIdx.x; row < batch * p.ny; row += gridDim.x) {
+    const index_t b = row / p.ny;
+    const index_t i = row - b * p.ny;
+    for (index_t j = threadIdx.x; j < p.nx; j += blockDim.x) {
+      const Elem el = elem_at(p, w, i, j);
+      const double m = mask_of(el, c);
+      double hr, hi;
+      phasor<Real>(m, c.z, el.kappa, 1.0, &hr, &hi);
+      const double km = m * el.kappa;
+      const index_t e = row * p.nx + j;
+      const index_t ge = k * per_z + e;
+      const double gr = static_cast<double>(G[2 * ge]);
+      const double gi = static_cast<double>(G[2 * ge + 1]);
+      if (U != nullptr) {
+        const index_t ue = b * u_stride + i * p.nx + j;
+        const double ur = static_cast<double>(U[2 * ue]);
+        const double ui = static_cast<double>(U[2 * ue + 1]);
+        // Re(conj(G) i kappa H U) = kappa (Gi Re(HU) - Gr Im(HU))
+        sum += km * (gi * (hr * ur - hi * ui) - gr * (hi * ur + hr * ui));
       }
-      acc[2 * e] = static_cast<Real>(ar);
-      acc[2 * e + 1] = static_cast<Real>(ai);
+      if (write_acc) {
+        // conj(H) G
+        double ar = gr * hr + gi * hi;
+        double ai = gi * hr - gr * hi;
+        if (accumulate) {
+          ar += static_cast<double>(acc[2 * e]);
+          ai += static_cast<double>(acc[2 * e + 1]);
+        }
+        acc[2 * e] = static_cast<Real>(ar);
+        acc[2 * e + 1] = static_cast<Real>(ai);
+      }
     }
   }
   const double s = block_sum(sum);
@@ -204,14 +295,13 @@ void dz_reduce(const Real* U, index_t u_stride, const Real* G, Real* acc, const 
                double z0, index_t nz, index_t batch, const TransferParams& p, bool write_acc,
                bool accumulate, double* dz, std::uintptr_t stream) {
   const cudaStream_t s = as_stream(stream);
-  const index_t per_z = batch * p.ny * p.nx;
-  const int blocks = per_z < static_cast<index_t>(kReduceBlocks) * kThreads
-                         ? blocks_for(per_z)
-                         : kReduceBlocks;
+  const index_t rows = batch * p.ny;
+  const int blocks = static_cast<int>(rows < kReduceBlocks ? rows : kReduceBlocks);
   Scratch scratch(nz, blocks, s);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nz));
   dz_partial_kernel<Real><<<grid, kThreads, 0, s>>>(U, u_stride, G, acc, zs, z0, batch, p,
-                                                    write_acc, accumulate, scratch.part);
+                                                    wave(p.wavelength), write_acc, accumulate,
+                                                    scratch.part);
   check(cudaGetLastError(), "transfer dz (first pass) launch");
   dz_final_kernel<<<static_cast<unsigned>(nz), kThreads, 0, s>>>(scratch.part, blocks,
                                                                   scratch.out);
@@ -227,10 +317,9 @@ void dz_reduce(const Real* U, index_t u_stride, const Real* G, Real* acc, const 
 template <class Real>
 void transfer_apply(const Real* src, Real* dst, index_t batch, const TransferParams& p,
                     bool conjugate, std::uintptr_t stream) {
-  const index_t total = batch * p.ny * p.nx;
-  if (total == 0) return;
-  apply_kernel<Real><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      src, dst, total, p, conjugate ? -1.0 : 1.0);
+  if (batch * p.ny * p.nx == 0) return;
+  apply_kernel<Real><<<element_grid(p), kThreads, 0, as_stream(stream)>>>(
+      src, dst, batch, p, plane_at(p, p.z), wave(p.wavelength), conjugate ? -1.0 : 1.0);
   check(cudaGetLastError(), "transfer_apply launch");
 }
 
@@ -246,20 +335,18 @@ double transfer_pullback(const Real* U, index_t u_stride, const Real* G, Real* a
 template <class Real>
 void transfer_stack(const Real* src, Real* dst, const double* zs, index_t nz, index_t batch,
                     const TransferParams& p, std::uintptr_t stream) {
-  const index_t total = nz * batch * p.ny * p.nx;
-  if (total == 0) return;
-  stack_kernel<Real><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(src, dst, zs, nz,
-                                                                            batch, p);
+  if (nz * batch * p.ny * p.nx == 0) return;
+  stack_kernel<Real><<<element_grid(p), kThreads, 0, as_stream(stream)>>>(
+      src, dst, zs, nz, batch, p, wave(p.wavelength));
   check(cudaGetLastError(), "transfer_stack launch");
 }
 
 template <class Real>
 void transfer_stack_adjoint(const Real* G, Real* acc, const double* zs, index_t nz, index_t batch,
                             const TransferParams& p, bool accumulate, std::uintptr_t stream) {
-  const index_t total = batch * p.ny * p.nx;
-  if (total == 0) return;
-  stack_adjoint_kernel<Real><<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
-      G, acc, zs, nz, batch, p, accumulate);
+  if (batch * p.ny * p.nx == 0) return;
+  stack_adjoint_kernel<Real><<<element_grid(p), kThreads, 0, as_stream(stream)>>>(
+      G, acc, zs, nz, batch, p, wave(p.wavelength), accumulate);
   check(cudaGetLastError(), "transfer_stack_adjoint launch");
 }
 

@@ -1,6 +1,8 @@
 // sin and cos of a double argument, host and device.
 #pragma once
 
+#include <cmath>
+
 #include "diffimaging/core/common.hpp"
 
 namespace diffimaging {
@@ -54,6 +56,41 @@ DI_HD void sincos_poly(double x, double* s, double* c) {
   const double sign_c = ((quadrant == 1.0) | (quadrant == 2.0)) ? -1.0 : 1.0;
   *s = sign_s * sv;
   *c = sign_c * cv;
+}
+
+}  // namespace diffimaging
+
+namespace diffimaging {
+
+// x - 2 pi round(x / 2 pi): a double phase reduced to [-pi, pi] in double
+// precision (2 pi split in the three parts of sincos_poly's pi/2, times 4: each
+// product q * part is exact for |q| < 2^20, |x| < ~6e6 rad; beyond, the error
+// stays far below single precision).
+DI_HD double reduce_two_pi(double x) {
+  constexpr double kInvTwoPi = 0.15915494309189533577;
+  constexpr double kTwoPiA = 4.0 * 1.5707963267341256e+00;
+  constexpr double kTwoPiB = 4.0 * 6.0771005065061922e-11;
+  constexpr double kTwoPiC = 4.0 * 2.0222662487959506e-21;
+  constexpr double kMagic = 6755399441055744.0;  // 1.5 * 2^52: round to nearest
+  const double q = (x * kInvTwoPi + kMagic) - kMagic;
+  double r = x - q * kTwoPiA;
+  r = r - q * kTwoPiB;
+  return r - q * kTwoPiC;
+}
+
+// sin and cos of a double phase x for single-precision results: x is reduced to
+// [-pi, pi] in double precision (reduce_two_pi), then evaluated in float.  The
+// error, ~2e-7 absolute (the float rounding of the reduced phase and of the
+// result), is that of a complex64 value; the phase itself is never rounded to
+// float before its reduction (a phase of 1e5 rad in float would be off by 4e-3).
+DI_HD void sincos_reduced_float(double x, float* s, float* c) {
+  const float r = static_cast<float>(reduce_two_pi(x));
+#if defined(__CUDA_ARCH__)
+  sincosf(r, s, c);
+#else
+  *s = std::sin(r);
+  *c = std::cos(r);
+#endif
 }
 
 }  // namespace diffimaging
