@@ -43,17 +43,29 @@ __device__ double block_sum(double v) {
 // per-plane part (band limits of |z|: once per plane, staged in shared memory;
 // the phase z kappa and its sine and cosine: once per element and plane).
 
-// The z-independent part at element (i, j) of p's grid.
+// The z-independent part at element (i, j) of p's grid.  complex128: fftfreq
+// exactly as the CPU kernels (and numpy) compute it; complex64: the frequency
+// step's reciprocal is multiplied instead of divided (1 ulp of a double, far
+// below the precision of the result).
 struct Elem {
   double fy, fx;
   double kappa;  // phase rate [rad/m]
   double pass;   // 1 propagating, 0 evanescent
 };
 
+template <class Real>
+__device__ double freq(index_t j, index_t n, double d) {
+  if (sizeof(Real) == sizeof(double)) return fftfreq(j, n, d);
+  const index_t half = (n + 1) / 2;
+  const index_t m = j < half ? j : j - n;
+  return static_cast<double>(m) * (1.0 / (static_cast<double>(n) * d));
+}
+
+template <class Real>
 __device__ Elem elem_at(const TransferParams& p, const Wave& w, index_t i, index_t j) {
   Elem e;
-  e.fy = fftfreq(i, p.ny, p.dy);
-  e.fx = fftfreq(j, p.nx, p.dx);
+  e.fy = freq<Real>(i, p.ny, p.dy);
+  e.fx = freq<Real>(j, p.nx, p.dx);
   e.pass = transfer_rate(p, e.fx * e.fx + e.fy * e.fy, w, &e.kappa);
   return e;
 }
@@ -75,12 +87,13 @@ __device__ double mask_of(const Elem& e, const PlaneC& c) {
   return (in_band(e.fx, c.lfx) && in_band(e.fy, c.lfy)) ? e.pass : 0.0;
 }
 
-// H = m exp(i sign z kappa) of element e in plane c: *re, *im.  complex128: the
-// CPU kernels' transfer_value (double phase, double sine and cosine); complex64:
-// the phase in double, reduced to [-pi, pi] in double, its sine and cosine in
-// float (sincos_reduced_float: ~2e-7, the precision of the complex64 result).
+// H = m exp(i sign z kappa) of element e in plane c, in the data's precision.
+// complex128: the CPU kernels' transfer_value (double phase, double sine and
+// cosine); complex64: the phase in double, reduced to [-pi, pi] in double, its
+// sine and cosine in float (sincos_reduced_float: ~2e-7, the precision of the
+// complex64 result), and no double arithmetic or conversion after that.
 template <class Real>
-__device__ void phasor(double m, double z, double kappa, double sign, double* re, double* im);
+__device__ void phasor(double m, double z, double kappa, double sign, Real* re, Real* im);
 
 template <>
 __device__ void phasor<double>(double m, double z, double kappa, double sign, double* re,
@@ -89,12 +102,47 @@ __device__ void phasor<double>(double m, double z, double kappa, double sign, do
 }
 
 template <>
-__device__ void phasor<float>(double m, double z, double kappa, double sign, double* re,
-                              double* im) {
+__device__ void phasor<float>(double m, double z, double kappa, double sign, float* re,
+                              float* im) {
   float sn, cs;
   sincos_reduced_float(m * (z * kappa), &sn, &cs);
-  *re = m * static_cast<double>(cs);
-  *im = m * sign * static_cast<double>(sn);
+  const float mf = static_cast<float>(m);
+  *re = mf * cs;
+  *im = (sign < 0.0 ? -mf : mf) * sn;
+}
+
+// One interleaved complex value of the data's precision: float2 (one 8-byte
+// access) for complex64; two doubles for complex128 (16-byte alignment of a
+// caller's complex128 array is not guaranteed).
+template <class Real>
+struct Cx {
+  Real re, im;
+};
+
+template <class Real>
+__device__ Cx<Real> load(const Real* a, index_t e) {
+  if constexpr (sizeof(Real) == sizeof(float)) {
+    const float2 v = reinterpret_cast<const float2*>(a)[e];
+    return {v.x, v.y};
+  } else {
+    return {a[2 * e], a[2 * e + 1]};
+  }
+}
+
+template <class Real>
+__device__ void store(Real* a, index_t e, Cx<Real> v) {
+  if constexpr (sizeof(Real) == sizeof(float)) {
+    reinterpret_cast<float2*>(a)[e] = make_float2(v.re, v.im);
+  } else {
+    a[2 * e] = v.re;
+    a[2 * e + 1] = v.im;
+  }
+}
+
+// (hr + i hi) v in the data's precision (complex128: cmul_store's double product).
+template <class Real>
+__device__ Cx<Real> cmul(Real hr, Real hi, Cx<Real> v) {
+  return {v.re * hr - v.im * hi, v.re * hi + v.im * hr};
 }
 
 // Element grid of the elementwise kernels: x over the columns, y over the rows
@@ -125,12 +173,12 @@ __global__ void apply_kernel(const Real* src, Real* dst, index_t batch, Transfer
   if (j >= p.nx) return;
   const index_t plane = p.ny * p.nx;
   for (index_t i = blockIdx.y; i < p.ny; i += gridDim.y) {
-    const Elem e = elem_at(p, w, i, j);
-    double hr, hi;
+    const Elem e = elem_at<Real>(p, w, i, j);
+    Real hr, hi;
     phasor<Real>(mask_of(e, c), c.z, e.kappa, sign, &hr, &hi);
     for (index_t b = 0; b < batch; ++b) {
       const index_t o = b * plane + i * p.nx + j;
-      cmul_store<Real>(src + 2 * o, dst + 2 * o, hr, hi);
+      store(dst, o, cmul(hr, hi, load(src, o)));
     }
   }
 }
@@ -147,17 +195,17 @@ __global__ void stack_kernel(const Real* __restrict__ src, Real* __restrict__ ds
   const index_t plane = p.ny * p.nx;
   const index_t per_z = batch * plane;
   for (index_t i = blockIdx.y; i < p.ny; i += gridDim.y) {
-    const Elem e = elem_at(p, w, i, active ? j : 0);
+    const Elem e = elem_at<Real>(p, w, i, active ? j : 0);
     for (index_t k0 = 0; k0 < nz; k0 += kPlaneTile) {
       const index_t n = nz - k0 < kPlaneTile ? nz - k0 : kPlaneTile;
       stage_planes(tile, p, zs, k0, n);
       if (!active) continue;
       for (index_t t = 0; t < n; ++t) {
-        double hr, hi;
+        Real hr, hi;
         phasor<Real>(mask_of(e, tile[t]), tile[t].z, e.kappa, 1.0, &hr, &hi);
         for (index_t b = 0; b < batch; ++b) {
           const index_t s = b * plane + i * p.nx + j;
-          cmul_store<Real>(src + 2 * s, dst + 2 * ((k0 + t) * per_z + s), hr, hi);
+          store(dst, (k0 + t) * per_z + s, cmul(hr, hi, load(src, s)));
         }
       }
     }
@@ -165,7 +213,8 @@ __global__ void stack_kernel(const Real* __restrict__ src, Real* __restrict__ ds
 }
 
 // acc[b] (+)= sum_k conj(H(z_k)) G[k, b]: the adjoint of the stack, summing the
-// planes in order in registers (no stack-sized temporary).
+// planes in order in registers (no stack-sized temporary), in the data's
+// precision (complex64 sums in float, as the CPU kernels' accumulating pullback).
 template <class Real>
 __global__ void stack_adjoint_kernel(const Real* __restrict__ G, Real* __restrict__ acc,
                                      const double* __restrict__ zs, index_t nz, index_t batch,
@@ -176,32 +225,24 @@ __global__ void stack_adjoint_kernel(const Real* __restrict__ G, Real* __restric
   const index_t plane = p.ny * p.nx;
   const index_t per_z = batch * plane;
   for (index_t i = blockIdx.y; i < p.ny; i += gridDim.y) {
-    const Elem e = elem_at(p, w, i, active ? j : 0);
+    const Elem e = elem_at<Real>(p, w, i, active ? j : 0);
     for (index_t b = 0; b < batch; ++b) {
       const index_t s = b * plane + i * p.nx + j;
-      double sr = 0.0, si = 0.0;
-      if (active && accumulate) {
-        sr = static_cast<double>(acc[2 * s]);
-        si = static_cast<double>(acc[2 * s + 1]);
-      }
+      Cx<Real> sum{Real(0), Real(0)};
+      if (active && accumulate) sum = load(acc, s);
       for (index_t k0 = 0; k0 < nz; k0 += kPlaneTile) {
         const index_t n = nz - k0 < kPlaneTile ? nz - k0 : kPlaneTile;
         stage_planes(tile, p, zs, k0, n);
         if (!active) continue;
         for (index_t t = 0; t < n; ++t) {
-          double hr, hi;
+          Real hr, hi;
           phasor<Real>(mask_of(e, tile[t]), tile[t].z, e.kappa, -1.0, &hr, &hi);
-          const index_t g = (k0 + t) * per_z + s;
-          const double gr = static_cast<double>(G[2 * g]);
-          const double gi = static_cast<double>(G[2 * g + 1]);
-          sr += gr * hr - gi * hi;
-          si += gr * hi + gi * hr;
+          const Cx<Real> v = cmul(hr, hi, load(G, (k0 + t) * per_z + s));
+          sum.re += v.re;
+          sum.im += v.im;
         }
       }
-      if (active) {
-        acc[2 * s] = static_cast<Real>(sr);
-        acc[2 * s + 1] = static_cast<Real>(si);
-      }
+      if (active) store(acc, s, sum);
     }
   }
 }
@@ -227,10 +268,11 @@ __global__ void dz_partial_kernel(const Real* __restrict__ U, index_t u_stride,
     const index_t b = row / p.ny;
     const index_t i = row - b * p.ny;
     for (index_t j = threadIdx.x; j < p.nx; j += blockDim.x) {
-      const Elem el = elem_at(p, w, i, j);
+      const Elem el = elem_at<Real>(p, w, i, j);
       const double m = mask_of(el, c);
-      double hr, hi;
-      phasor<Real>(m, c.z, el.kappa, 1.0, &hr, &hi);
+      Real hr_, hi_;
+      phasor<Real>(m, c.z, el.kappa, 1.0, &hr_, &hi_);
+      const double hr = hr_, hi = hi_;
       const double km = m * el.kappa;
       const index_t e = row * p.nx + j;
       const index_t ge = k * per_z + e;
