@@ -53,19 +53,32 @@ struct Elem {
   double pass;   // 1 propagating, 0 evanescent
 };
 
-template <class Real>
-__device__ double freq(index_t j, index_t n, double d) {
-  if (sizeof(Real) == sizeof(double)) return fftfreq(j, n, d);
-  const index_t half = (n + 1) / 2;
-  const index_t m = j < half ? j : j - n;
-  return static_cast<double>(m) * (1.0 / (static_cast<double>(n) * d));
+// The wave constants and the reciprocal frequency steps 1/(n d) of p's grid.
+struct KWave : Wave {
+  double inv_ndy, inv_ndx;
+};
+
+KWave kwave(const TransferParams& p) {
+  KWave k;
+  static_cast<Wave&>(k) = wave(p.wavelength);
+  k.inv_ndy = 1.0 / (static_cast<double>(p.ny) * p.dy);
+  k.inv_ndx = 1.0 / (static_cast<double>(p.nx) * p.dx);
+  return k;
 }
 
 template <class Real>
-__device__ Elem elem_at(const TransferParams& p, const Wave& w, index_t i, index_t j) {
+__device__ double freq(index_t j, index_t n, double d, double inv_nd) {
+  if (sizeof(Real) == sizeof(double)) return fftfreq(j, n, d);
+  const index_t half = (n + 1) / 2;
+  const index_t m = j < half ? j : j - n;
+  return static_cast<double>(m) * inv_nd;
+}
+
+template <class Real>
+__device__ Elem elem_at(const TransferParams& p, const KWave& w, index_t i, index_t j) {
   Elem e;
-  e.fy = freq<Real>(i, p.ny, p.dy);
-  e.fx = freq<Real>(j, p.nx, p.dx);
+  e.fy = freq<Real>(i, p.ny, p.dy, w.inv_ndy);
+  e.fx = freq<Real>(j, p.nx, p.dx, w.inv_ndx);
   e.pass = transfer_rate(p, e.fx * e.fx + e.fy * e.fy, w, &e.kappa);
   return e;
 }
@@ -168,7 +181,7 @@ __device__ void stage_planes(PlaneC* tile, const TransferParams& p, const double
 // src and dst may be one array (in place): no __restrict__.
 template <class Real>
 __global__ void apply_kernel(const Real* src, Real* dst, index_t batch, TransferParams p,
-                             PlaneC c, Wave w, double sign) {
+                             PlaneC c, KWave w, double sign) {
   const index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
   if (j >= p.nx) return;
   const index_t plane = p.ny * p.nx;
@@ -188,7 +201,7 @@ __global__ void apply_kernel(const Real* src, Real* dst, index_t batch, Transfer
 template <class Real>
 __global__ void stack_kernel(const Real* __restrict__ src, Real* __restrict__ dst,
                              const double* __restrict__ zs, index_t nz, index_t batch,
-                             TransferParams p, Wave w) {
+                             TransferParams p, KWave w) {
   __shared__ PlaneC tile[kPlaneTile];
   const index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
   const bool active = j < p.nx;
@@ -218,7 +231,7 @@ __global__ void stack_kernel(const Real* __restrict__ src, Real* __restrict__ ds
 template <class Real>
 __global__ void stack_adjoint_kernel(const Real* __restrict__ G, Real* __restrict__ acc,
                                      const double* __restrict__ zs, index_t nz, index_t batch,
-                                     TransferParams p, Wave w, bool accumulate) {
+                                     TransferParams p, KWave w, bool accumulate) {
   __shared__ PlaneC tile[kPlaneTile];
   const index_t j = blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
   const bool active = j < p.nx;
@@ -257,7 +270,7 @@ template <class Real>
 __global__ void dz_partial_kernel(const Real* __restrict__ U, index_t u_stride,
                                   const Real* G, Real* acc,  // acc may be G (in place)
                                   const double* __restrict__ zs, double z0, index_t batch,
-                                  TransferParams p, Wave w, bool write_acc, bool accumulate,
+                                  TransferParams p, KWave w, bool write_acc, bool accumulate,
                                   double* __restrict__ part) {
   const index_t plane = p.ny * p.nx;
   const index_t per_z = batch * plane;
@@ -342,7 +355,7 @@ void dz_reduce(const Real* U, index_t u_stride, const Real* G, Real* acc, const 
   Scratch scratch(nz, blocks, s);
   dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(nz));
   dz_partial_kernel<Real><<<grid, kThreads, 0, s>>>(U, u_stride, G, acc, zs, z0, batch, p,
-                                                    wave(p.wavelength), write_acc, accumulate,
+                                                    kwave(p), write_acc, accumulate,
                                                     scratch.part);
   check(cudaGetLastError(), "transfer dz (first pass) launch");
   dz_final_kernel<<<static_cast<unsigned>(nz), kThreads, 0, s>>>(scratch.part, blocks,
@@ -361,7 +374,7 @@ void transfer_apply(const Real* src, Real* dst, index_t batch, const TransferPar
                     bool conjugate, std::uintptr_t stream) {
   if (batch * p.ny * p.nx == 0) return;
   apply_kernel<Real><<<element_grid(p), kThreads, 0, as_stream(stream)>>>(
-      src, dst, batch, p, plane_at(p, p.z), wave(p.wavelength), conjugate ? -1.0 : 1.0);
+      src, dst, batch, p, plane_at(p, p.z), kwave(p), conjugate ? -1.0 : 1.0);
   check(cudaGetLastError(), "transfer_apply launch");
 }
 
@@ -379,7 +392,7 @@ void transfer_stack(const Real* src, Real* dst, const double* zs, index_t nz, in
                     const TransferParams& p, std::uintptr_t stream) {
   if (nz * batch * p.ny * p.nx == 0) return;
   stack_kernel<Real><<<element_grid(p), kThreads, 0, as_stream(stream)>>>(
-      src, dst, zs, nz, batch, p, wave(p.wavelength));
+      src, dst, zs, nz, batch, p, kwave(p));
   check(cudaGetLastError(), "transfer_stack launch");
 }
 
@@ -388,7 +401,7 @@ void transfer_stack_adjoint(const Real* G, Real* acc, const double* zs, index_t 
                             const TransferParams& p, bool accumulate, std::uintptr_t stream) {
   if (batch * p.ny * p.nx == 0) return;
   stack_adjoint_kernel<Real><<<element_grid(p), kThreads, 0, as_stream(stream)>>>(
-      G, acc, zs, nz, batch, p, wave(p.wavelength), accumulate);
+      G, acc, zs, nz, batch, p, kwave(p), accumulate);
   check(cudaGetLastError(), "transfer_stack_adjoint launch");
 }
 
