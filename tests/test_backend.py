@@ -117,16 +117,19 @@ def test_cupy_operation_without_cuda_kernel_warns_once(monkeypatch):
     monkeypatch.setattr(C, "backend_name", lambda xp: "cupy")
     monkeypatch.setattr(K, "have_cuda_module", lambda: True)
     monkeypatch.setattr(C, "_warned", set())
-    with pytest.warns(C.BackendFallbackWarning, match="fused engine is numpy-only"):
-        assert C.route("dh_fused", _fake_cupy()) == C.REFERENCE
+    # an operation whose CuPy column is the reference path (none is, today: a stand-in row)
+    row = dict(C.TABLE["propagate"], cupy=C.Capability(C.REFERENCE, "no CUDA kernel for it yet"))
+    monkeypatch.setitem(C.TABLE, "stand_in_op", row)
+    with pytest.warns(C.BackendFallbackWarning, match="no CUDA kernel for it yet"):
+        assert C.route("stand_in_op", _fake_cupy()) == C.REFERENCE
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        C.route("dh_fused", _fake_cupy())
-    # the operations with CUDA kernels are taken without a warning
+        C.route("stand_in_op", _fake_cupy())
+    # every operation of the table has a CUDA kernel, taken without a warning
     monkeypatch.setattr(C, "_warned", set())
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        for op in ("propagate", "bin", "shift", "intensity", "volume", "backpropagate"):
+        for op in C.OPERATIONS:
             assert C.route(op, _fake_cupy()) == C.CUDA, op
 
 

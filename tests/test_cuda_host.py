@@ -320,3 +320,113 @@ def test_cuda_propagation_bindings_check_their_arguments_before_the_device():
                              True, 0)
     with pytest.raises(ValueError, match="transfer_stack_adjoint: zs is a null device pointer"):
         cu.transfer_stack_adjoint(1, 1, 0, 2, "complex64", 1, 8, 8, *optics, False, 0)
+
+
+# ------------------------------------------ the fused ∂H engine's GPU class, stand-ins
+
+def _dh_standins():
+    """numpy stand-ins of cuda_dh with the kernels' contracts (built on the CPU kernels)."""
+
+    def transfer_table(T, zs, plan):
+        zs = np.asarray(zs, dtype=np.float64).reshape(-1)
+        assert T.shape == (zs.size, plan.py, plan.px // 2 + 1) and T.flags.c_contiguous
+        one = np.ones(T.shape[1:], T.dtype)
+        hr, hi = np.empty_like(one), np.empty_like(one)
+        for k, z in enumerate(zs):
+            K.dh_accumulate(one, hr, hi, plan, float(z), float(z), accumulate=False)
+            T[k].real, T[k].imag = hr.real, hi.real
+
+    def prox(x, xp, g, out, *args):
+        assert x.ndim == 3 and out.shape == x.shape      # a whole batch per call
+        sums = np.zeros(3)
+        for j in range(x.shape[0]):
+            sums += K.prox_step(x[j], None if xp is None else xp[j], np.ascontiguousarray(g[j]),
+                                out[j], *args)
+        return tuple(sums)
+
+    def prox_rows(x, xp, buf, out, *args):
+        assert x.ndim == 3 and buf.shape[:2] == x.shape[:2] and buf.shape[2] >= x.shape[2]
+        sums = np.zeros(3)
+        for j in range(x.shape[0]):
+            sums += K.prox_step_rows(x[j], None if xp is None else xp[j], buf[j], out[j], *args)
+        return tuple(sums)
+
+    return types.SimpleNamespace(
+        transfer_table=transfer_table, prox_step=prox, prox_step_rows=prox_rows,
+        dh_accumulate_table=lambda O, T, Sr, Si, accumulate: K.dh_accumulate_table(
+            O, T, Sr, Si, accumulate=accumulate),
+        dh_backproject_table=lambda A, B, T, C_: K.dh_backproject_table(A, B, T, C_))
+
+
+@pytest.mark.parametrize("tables", ["all", "per batch"])
+def test_cuda_fused_engine_class_matches_the_cpu_engine(fake_memory, monkeypatch, tables):
+    """HalfVolumeCuda (cuFFT-style whole-grid real transforms, device tables, one
+    proximal step per batch of 16 planes) with numpy stand-ins for CuPy and the
+    kernels gives the CPU engine's ∂H reconstruction: the fused solver's logic on
+    the GPU path, checked without a GPU."""
+    if not K.have_cpu():
+        pytest.skip("the stand-ins use the CPU kernels")
+    from diffimaging import holography as H
+    from diffimaging.holography import _dhfast, fused
+
+    n, px, lam = 48, 2e-6, 532e-9
+    tab = H.random_particles((n, n), px, count=4, z_range=(1.0e-3, 1.6e-3), margin=8 * px, seed=3)
+    holo, _ = H.simulate_particles((n, n), tab, wavelength=lam, pixel_size=px,
+                                   gaussian_noise=0.01, seed=4)
+    zs = np.linspace(0.95e-3, 1.65e-3, 20)              # two batches on the GPU class (16 + 4)
+    kw = dict(wavelength=lam, pixel_size=px, iterations=25, engine="fused", dz_range=(-4e-5, 4e-5))
+    ref = H.reconstruct(holo, zs, **kw)
+
+    monkeypatch.setattr(_dhfast.HalfVolumeCuda, "_device_libraries",
+                        staticmethod(lambda: (np, _dh_standins())))
+    monkeypatch.setattr(fused, "HalfVolume", _dhfast.HalfVolumeCuda)
+    table_plane = 2 * n * (n + 1) * 16                  # a generous bound of one table plane
+    fake_memory["free"] = 10 * 2**30 if tables == "all" else table_plane   # else: per batch
+    made = []
+    real_init = _dhfast.HalfVolumeCuda.__init__
+
+    def init(self, *a, **k):
+        real_init(self, *a, **k)
+        made.append(self)
+
+    monkeypatch.setattr(_dhfast.HalfVolumeCuda, "__init__", init)
+    got = H.reconstruct(holo, zs, **kw)
+    hv = made[0]
+    assert hv.batch == 16 and (hv.T is not None) == (tables == "all")
+    np.testing.assert_allclose(got.volume, ref.volume, rtol=1e-7, atol=1e-9)
+    assert got.dz == pytest.approx(ref.dz, rel=1e-7, abs=1e-13)
+    assert got.reference == pytest.approx(ref.reference, rel=1e-7)
+    assert got.history["loss"][-1] == pytest.approx(ref.history["loss"][-1], rel=1e-7)
+
+
+def test_cuda_dh_bindings_check_their_arguments_before_the_device():
+    """The _cuda bindings of the fused ∂H engine refuse bad numbers (no GPU is touched)."""
+    if not K.have_cuda_module():
+        pytest.skip("CUDA module not built")
+    cu = K._cuda
+    with pytest.raises(ValueError, match="dh_transfer_table: nxh must be nx / 2 \\+ 1 = 5, got 8"):
+        cu.dh_transfer_table(1, "complex64", 1, 2, 8, 8, 8, 532e-9, 2e-6, 2e-6, 0, True, False, 0)
+    with pytest.raises(ValueError, match="dh_transfer_table: T is a null device pointer"):
+        cu.dh_transfer_table(0, "complex64", 1, 2, 8, 8, 5, 532e-9, 2e-6, 2e-6, 0, True, False, 0)
+    with pytest.raises(ValueError, match="wavelength, dy and dx must be > 0"):
+        cu.dh_transfer_table(1, "complex64", 1, 2, 8, 8, 5, 0.0, 2e-6, 2e-6, 0, True, False, 0)
+    with pytest.raises(ValueError, match="dh_accumulate_table: dtype must be 'complex64' or "
+                                         "'complex128', got 'float32'"):
+        cu.dh_accumulate_table(1, 1, 1, 1, "float32", 10, 2, False, 0)
+    with pytest.raises(ValueError, match="dh_accumulate_table: Si is a null device pointer"):
+        cu.dh_accumulate_table(1, 1, 1, 0, "complex64", 10, 2, False, 0)
+    with pytest.raises(ValueError, match="dh_backproject_table: batch must be >= 0, got -1"):
+        cu.dh_backproject_table(1, 0, 1, 1, "complex128", 10, -1, 0)
+    with pytest.raises(ValueError, match="prox_step: dtype must be 'float32' or 'float64', got "
+                                         "'complex64'"):
+        cu.prox_step(1, 0, 1, 64, 8, 1, 0, "complex64", 1, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
+    with pytest.raises(ValueError, match="prox_step: g_row \\(6\\) must be at least nx \\(8\\)"):
+        cu.prox_step(1, 0, 1, 64, 6, 1, 0, "float32", 1, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
+    with pytest.raises(ValueError, match="prox_step: g_plane \\(10\\) must be at least ny \\* g_row"):
+        cu.prox_step(1, 0, 1, 10, 8, 1, 0, "float32", 2, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
+    with pytest.raises(ValueError, match="prox_step: lo must be <= hi"):
+        cu.prox_step(1, 0, 1, 64, 8, 1, 0, "float32", 1, 8, 8, 0.0, 1.0, 0.0, 1.0, 0.0, 0)
+    with pytest.raises(ValueError, match="prox_step: out is a null device pointer"):
+        cu.prox_step(1, 0, 1, 64, 8, 0, 0, "float64", 1, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
+    assert cu.prox_step(0, 0, 0, 0, 8, 0, 0, "float32", 0, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0) == \
+        (0.0, 0.0, 0.0)                                  # nothing to do: no pointer is read

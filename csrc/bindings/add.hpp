@@ -15,6 +15,8 @@ void add_propagate_cuda(pybind11::module_& m);  // ops/propagate/propagate_cuda_
 void add_binning_cuda(pybind11::module_& m);    // ops/binning/binning_cuda_bind.cpp
 void add_pointwise_cuda(pybind11::module_& m);  // ops/pointwise/pointwise_cuda_bind.cpp
                                                 // (intensity, Fourier shift, min/max projection)
+void add_holography_cuda(pybind11::module_& m);  // systems/holography/dh_cuda_bind.cpp
+                                                 // (the fused ∂H engine's kernels)
 
 }  // namespace bind
 }  // namespace diffimaging

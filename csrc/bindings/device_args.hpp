@@ -9,6 +9,7 @@
 #include <string>
 
 #include "diffimaging/core/dispatch.hpp"
+#include "diffimaging/math/transfer.hpp"
 
 namespace diffimaging {
 namespace bind {
@@ -30,6 +31,28 @@ inline DType device_dtype(const std::string& dtype, const char* fn, bool complex
 inline void require_device_pointer(std::uintptr_t p, const char* fn, const char* name) {
   if (p == 0)
     throw std::invalid_argument(std::string(fn) + ": " + name + " is a null device pointer");
+}
+
+// The transfer-function parameters of a grid (method 0 angular spectrum, 1
+// Fresnel), checked.
+inline TransferParams transfer_params(index_t ny, index_t nx, double z, double wavelength,
+                                      double dy, double dx, int method, bool band_limit,
+                                      bool carrier) {
+  if (method != 0 && method != 1) throw std::invalid_argument("method must be 0 or 1");
+  if (ny < 1 || nx < 1) throw std::invalid_argument("ny and nx must be >= 1");
+  if (!(wavelength > 0) || !(dy > 0) || !(dx > 0))
+    throw std::invalid_argument("wavelength, dy and dx must be > 0 [m]");
+  TransferParams p;
+  p.z = z;
+  p.wavelength = wavelength;
+  p.dy = dy;
+  p.dx = dx;
+  p.ny = ny;
+  p.nx = nx;
+  p.method = static_cast<Method>(method);
+  p.band_limit = band_limit;
+  p.carrier = carrier;
+  return p;
 }
 
 }  // namespace bind

@@ -20,31 +20,13 @@ namespace {
 
 namespace py = pybind11;
 
-TransferParams params(index_t ny, index_t nx, double z, double wavelength, double dy, double dx,
-                      int method, bool band_limit, bool carrier) {
-  if (method != 0 && method != 1) throw std::invalid_argument("method must be 0 or 1");
-  if (ny < 1 || nx < 1) throw std::invalid_argument("ny and nx must be >= 1");
-  if (!(wavelength > 0) || !(dy > 0) || !(dx > 0))
-    throw std::invalid_argument("wavelength, dy and dx must be > 0 [m]");
-  TransferParams p;
-  p.z = z;
-  p.wavelength = wavelength;
-  p.dy = dy;
-  p.dx = dx;
-  p.ny = ny;
-  p.nx = nx;
-  p.method = static_cast<Method>(method);
-  p.band_limit = band_limit;
-  p.carrier = carrier;
-  return p;
-}
-
 void transfer_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& dtype,
                     index_t batch, index_t ny, index_t nx, double z, double wavelength,
                     double dy, double dx, int method, bool band_limit, bool carrier,
                     bool conjugate, std::uintptr_t stream) {
   const DType k = device_dtype(dtype, "transfer_apply", true);
-  const TransferParams p = params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
+  const TransferParams p =
+      transfer_params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
   require_device_pointer(src, "transfer_apply", "src");
   require_device_pointer(dst, "transfer_apply", "dst");
   py::gil_scoped_release release;
@@ -60,7 +42,8 @@ double transfer_pullback(std::uintptr_t U, index_t u_stride, std::uintptr_t G, s
                          double wavelength, double dy, double dx, int method, bool band_limit,
                          bool carrier, bool accumulate, std::uintptr_t stream) {
   const DType k = device_dtype(dtype, "transfer_pullback", true);
-  const TransferParams p = params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
+  const TransferParams p =
+      transfer_params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
   require_device_pointer(G, "transfer_pullback", "G");
   require_device_pointer(acc, "transfer_pullback", "acc");
   if (u_stride != 0 && u_stride != ny * nx)
@@ -80,7 +63,8 @@ void transfer_stack(std::uintptr_t src, std::uintptr_t dst, std::uintptr_t zs, i
                     double wavelength, double dy, double dx, int method, bool band_limit,
                     bool carrier, std::uintptr_t stream) {
   const DType k = device_dtype(dtype, "transfer_stack", true);
-  const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
+  const TransferParams p =
+      transfer_params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
   require_device_pointer(src, "transfer_stack", "src");
   require_device_pointer(dst, "transfer_stack", "dst");
   require_device_pointer(zs, "transfer_stack", "zs");
@@ -97,7 +81,8 @@ void transfer_stack_adjoint(std::uintptr_t G, std::uintptr_t acc, std::uintptr_t
                             double wavelength, double dy, double dx, int method, bool band_limit,
                             bool carrier, bool accumulate, std::uintptr_t stream) {
   const DType k = device_dtype(dtype, "transfer_stack_adjoint", true);
-  const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
+  const TransferParams p =
+      transfer_params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
   require_device_pointer(G, "transfer_stack_adjoint", "G");
   require_device_pointer(acc, "transfer_stack_adjoint", "acc");
   require_device_pointer(zs, "transfer_stack_adjoint", "zs");
@@ -117,7 +102,8 @@ std::vector<double> transfer_stack_dz(std::uintptr_t U, index_t u_stride, std::u
                                       double dy, double dx, int method, bool band_limit,
                                       bool carrier, std::uintptr_t stream) {
   const DType k = device_dtype(dtype, "transfer_stack_dz", true);
-  const TransferParams p = params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
+  const TransferParams p =
+      transfer_params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
   require_device_pointer(U, "transfer_stack_dz", "U");
   require_device_pointer(G, "transfer_stack_dz", "G");
   require_device_pointer(zs, "transfer_stack_dz", "zs");

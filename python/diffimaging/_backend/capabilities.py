@@ -90,9 +90,9 @@ TABLE: dict[str, dict[str, Capability]] = {
                           "streamed plane batches sized from free device memory: CUDA z-stack "
                           "kernel, batched cuFFT, CUDA min/max projection", cupy_path=CUDA),
     "dh_fused": _row("half-spectrum ∂H engine (dh_accumulate / dh_backproject / prox_step_rows) "
-                     "for real objects", "the fused engine is numpy-only; the generic model "
-                     "and solver run on the GPU (cupy.fft and CuPy elementwise operations, the "
-                     "CUDA propagation kernels)"),
+                     "for real objects", "half-spectrum ∂H engine on cuFFT real transforms "
+                     "with CUDA transfer tables, table sums / back-projections and a batched "
+                     "proximal step with deterministic sums", cupy_path=CUDA),
 }
 
 OPERATIONS = tuple(TABLE)

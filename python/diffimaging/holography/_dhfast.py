@@ -58,7 +58,7 @@ from .._backend import kernels as K
 from .._backend.threads import get_num_threads
 from ..ops.propagate import Plan, band_limit_freq, transfer_kappa
 
-__all__ = ["HalfVolume", "reach_grid", "REACH_MARGIN"]
+__all__ = ["HalfVolume", "HalfVolumeCuda", "reach_grid", "REACH_MARGIN"]
 
 # planes per batch of the table kernels and transforms: 4 halves the memory traffic
 # of the sums / cotangents against one plane at a time; the buffers are 4 planes
@@ -158,19 +158,25 @@ class HalfVolume:
         _, kap = transfer_kappa((self.my, self.mx), 0.0, wavelength=p.wavelength,
                                 pixel_size=(p.dy, p.dx), method=method, band_limit=False,
                                 carrier=False, half=True)
-        self.kappa = kap
         w = np.full(self.nxh, 2.0)
         w[0] = 1.0
         if self.mx % 2 == 0:
             w[-1] = 1.0
-        self.wk = (w[None, :] * kap) / float(self.my * self.mx)  # Parseval weights * kappa / n
+        wk = (w[None, :] * kap) / float(self.my * self.mx)  # Parseval weights * kappa / n
         self.workers = get_num_threads()
+        self.T = None                                       # transfer tables
+        self._setup(kap, wk)
+
+    def _setup(self, kappa, wk):
+        """The phase rate, the Parseval-weighted rate and the work buffers, in the
+        engine's array library (numpy here)."""
+        self.xp = np
+        self.kappa, self.wk = kappa, wk
         # planes are transformed in batches of `batch`: the table kernels then pass
         # over the sums / cotangents once per batch, and each FFT call does b planes
         self.batch = max(1, min(self.z.size, _BATCH))
-        self.rows = np.zeros((self.batch, ny, self.mx), self.rdt)       # padded rows
-        self.spec = np.zeros((self.batch, self.my, self.nxh), self.cdt)  # half spectra
-        self.T = None                                                    # transfer tables
+        self.rows = np.zeros((self.batch, self.ny, self.mx), self.rdt)       # padded rows
+        self.spec = np.zeros((self.batch, self.my, self.nxh), self.cdt)      # half spectra
 
     # -- transforms (pruned: zero rows are not transformed, cropped rows not inverted)
     def forward_rows(self, kb):
@@ -240,7 +246,8 @@ class HalfVolume:
 
     # -- spectra of the volume (at the nominal depths; refocus() applies an offset)
     def empty_spectra(self):
-        return (np.zeros((self.my, self.nxh), self.cdt), np.zeros((self.my, self.nxh), self.cdt))
+        xp = self.xp
+        return (xp.zeros((self.my, self.nxh), self.cdt), xp.zeros((self.my, self.nxh), self.cdt))
 
     def accumulate_rows(self, S, k0, kb, first):
         """S (+)= the half spectra of planes k0 .. k0 + kb - 1 at their nominal depths,
@@ -269,7 +276,7 @@ class HalfVolume:
         if cached is not None and cached[0] == dz:
             return cached[1], cached[2]
         ph = (self.kappa * dz).astype(self.rdt)   # |phase| <~ 1 rad: single precision suffices
-        c, s = np.cos(ph), np.sin(ph)
+        c, s = self.xp.cos(ph), self.xp.sin(ph)
         self._rot = (dz, c, s)
         return c, s
 
@@ -287,7 +294,7 @@ class HalfVolume:
         if real_only:
             return sr
         si = self.irfft_crop(S[1].copy())
-        out = np.empty(sr.shape, self.cdt)
+        out = self.xp.empty(sr.shape, self.cdt)
         out.real = sr
         out.imag = si
         return out
@@ -312,7 +319,7 @@ class HalfVolume:
         t = -(A.real * S[1].real + A.imag * S[1].imag)
         if B is not None:
             t = t + (B.real * S[0].real + B.imag * S[0].imag)
-        return float(np.sum(self.wk * t))
+        return float(self.xp.sum(self.wk * t))
 
     def grad_rows(self, A, B, k0, kb):
         """Re(P_k^H g) of planes k0 .. k0 + kb - 1 from the rotated cotangent spectra:
@@ -326,6 +333,29 @@ class HalfVolume:
                 K.dh_backproject(A, B, C[j], self.plan, z, z)
         return self.inverse_rows(kb)
 
+    # -- proximal steps of a batch of planes (the solver's trial point)
+    def prox_rows(self, x, xprev, rows, out, beta, step, shift, lo, hi):
+        """The proximal step (:func:`~diffimaging._backend.kernels.prox_step_rows`) of
+        the planes ``x`` (kb, ny, nx) (``xprev`` the previous iterate's or None), the
+        gradients read from the row buffers ``rows`` (kb, ny, mx) and replaced by the
+        result (zero padded), the result also in ``out``; returns the sums
+        (sum g d, sum d^2, sum out) over the batch, added plane by plane."""
+        gd = dd = s = 0.0
+        for j in range(x.shape[0]):
+            a, b, c = K.prox_step_rows(x[j], None if xprev is None else xprev[j], rows[j], out[j],
+                                       beta, step, shift, lo, hi)
+            gd, dd, s = gd + a, dd + b, s + c
+        return gd, dd, s
+
+    def prox(self, x, xprev, g, out, beta, step, shift, lo, hi):
+        """:meth:`prox_rows` with the gradients ``g`` (kb, ny, nx) given."""
+        gd = dd = s = 0.0
+        for j in range(x.shape[0]):
+            a, b, c = K.prox_step(x[j], None if xprev is None else xprev[j], g[j], out[j], beta,
+                                  step, shift, lo, hi)
+            gd, dd, s = gd + a, dd + b, s + c
+        return gd, dd, s
+
     def plane_grad(self, A, B, k, out=None):
         """Re(P_k^H g) for plane k from the rotated cotangent spectra: (ny, nx) real,
         written into ``out`` when given."""
@@ -334,3 +364,102 @@ class HalfVolume:
             return v.copy()
         out[...] = v
         return out
+
+
+class HalfVolumeCuda(HalfVolume):
+    """:class:`HalfVolume` on CuPy arrays (the GPU): real transforms by cuFFT
+    (``cupy.fft``, plans cached by CuPy), transfer tables built on the device
+    (:func:`~diffimaging._backend.cuda_dh.transfer_table`, the CPU tables' formula
+    in double precision), the sums, cotangents and proximal steps by the CUDA
+    kernels of :mod:`diffimaging._backend.cuda_dh` (the proximal step of a whole
+    batch of planes in one launch, its sums reduced deterministically).
+
+    The tables of all planes are kept on the device when they fit in
+    ``table_bytes`` and half the free device memory; otherwise each batch's
+    tables are built when needed (the table kernel per batch).  Same arguments and
+    results as :class:`HalfVolume`; arrays in and out are CuPy arrays."""
+
+    @staticmethod
+    def _device_libraries():
+        """(array library, kernel launchers): CuPy and :mod:`~diffimaging._backend.cuda_dh`
+        (tests without a GPU substitute numpy and stand-ins with the same contracts)."""
+        import cupy
+
+        from .._backend import cuda_dh
+
+        return cupy, cuda_dh
+
+    def _setup(self, kappa, wk):
+        cp, self._kd = self._device_libraries()
+        self.xp = cp
+        self.kappa, self.wk = cp.asarray(kappa), cp.asarray(wk)
+        # the batch: more planes per cuFFT call and per table-kernel pass than on the
+        # CPU (the GPU needs the parallel work), bounded by a few hundred MB of buffers
+        per_plane = self.my * self.mx * self.cdt.itemsize * 3
+        self.batch = int(max(1, min(self.z.size, 16, (512 << 20) // max(per_plane, 1))))
+        self.rows = cp.zeros((self.batch, self.ny, self.mx), self.rdt)
+        self.spec = None
+        self._scratch = None
+
+    # -- transforms (cuFFT; the padded rows are transformed as a whole)
+    def forward_rows(self, kb):
+        """Half spectra (kb, my, nxh) of the row buffers ``self.rows[:kb]`` zero-padded
+        to the grid (a new C-contiguous CuPy array)."""
+        cp = self.xp
+        return cp.ascontiguousarray(cp.fft.rfft2(self.rows[:kb], s=(self.my, self.mx)))
+
+    def inverse_rows(self, kb):
+        """Real inverse transforms of the half spectra ``self.spec[:kb]`` (the last
+        batch :meth:`grad_rows` formed), cropped to the image's rows:
+        ``self.rows[:kb]`` (kb, ny, mx), the image in the first nx columns."""
+        r = self.xp.fft.irfft2(self.spec[:kb], s=(self.my, self.mx))
+        self.rows[:kb] = r[:, : self.ny]
+        return self.rows[:kb]
+
+    def irfft_crop(self, C, overwrite=True, out=None):
+        v = self.xp.fft.irfft2(C, s=(self.my, self.mx))
+        if out is None:
+            return v[: self.ny, : self.nx]
+        out[...] = v[: self.ny]
+        return out[:, : self.nx]
+
+    # -- transfer tables
+    def build_tables(self, max_bytes):
+        """All planes' tables on the device when they fit in ``max_bytes`` and half
+        the free device memory (else per batch, when needed)."""
+        from .._backend import cuda as C
+
+        nbytes = self.z.size * self.my * self.nxh * self.cdt.itemsize
+        self.T = None
+        if nbytes > min(int(max_bytes), C.free_memory() // 2):
+            return False
+        T = self.xp.empty((self.z.size, self.my, self.nxh), self.cdt)
+        self._kd.transfer_table(T, self.z, self.plan)
+        self.T = T
+        return True
+
+    def _tables(self, k0, kb):
+        """The tables of planes k0 .. k0 + kb - 1 (kb, my, nxh)."""
+        if self.T is not None:
+            return self.T[k0:k0 + kb]
+        if self._scratch is None:
+            self._scratch = self.xp.empty((self.batch, self.my, self.nxh), self.cdt)
+        t = self._scratch[:kb]
+        self._kd.transfer_table(t, self.z[k0:k0 + kb], self.plan)
+        return t
+
+    def accumulate_rows(self, S, k0, kb, first):
+        O = self.forward_rows(kb)
+        self._kd.dh_accumulate_table(O, self._tables(k0, kb), S[0], S[1], accumulate=not first)
+
+    def grad_rows(self, A, B, k0, kb):
+        self.spec = self.xp.empty((kb, self.my, self.nxh), self.cdt)
+        self._kd.dh_backproject_table(A, B, self._tables(k0, kb), self.spec)
+        return self.inverse_rows(kb)
+
+    # -- proximal steps: one launch per batch
+    def prox_rows(self, x, xprev, rows, out, beta, step, shift, lo, hi):
+        return self._kd.prox_step_rows(x, xprev, rows, out, beta, step, shift, lo, hi)
+
+    def prox(self, x, xprev, g, out, beta, step, shift, lo, hi):
+        return self._kd.prox_step(x, xprev, g, out, beta, step, shift, lo, hi)

@@ -1,5 +1,6 @@
 """The real-object ∂H problem on the fused half-spectrum engine, as a problem for
-:class:`diffimaging.optim.FISTA` (numpy, float32 or float64):
+:class:`diffimaging.optim.FISTA` (numpy with the C++ kernels, or CuPy with the CUDA
+kernels: :class:`~diffimaging.holography._dhfast.HalfVolumeCuda`; float32 or float64):
 
     min_{o in [-1, 0], dz, r >= 0}  loss(r^2 |1 + s(o, dz)|^2, h) + sparsity * sum |o|
 
@@ -32,9 +33,9 @@ import math
 
 import numpy as np
 
-from .._backend import kernels as K
+from .. import _backend as B
 from ..optim.losses import get_loss
-from ._dhfast import HalfVolume
+from ._dhfast import HalfVolume, HalfVolumeCuda
 
 __all__ = ["FusedVolumeProblem", "VolumePoint", "model_terms"]
 
@@ -43,12 +44,12 @@ def model_terms(hv, S, r, h, loss, linearized):
     """Loss value, cotangents (g_r, g_i) of s and the reference gradient at the
     sensor spectra ``S`` and illumination amplitude ``r`` (``g_i`` None for the
     Gabor model, whose prediction depends on Re s only)."""
+    xp = hv.xp
     if linearized:
         sr = hv.field(S, real_only=True)
         pred = (r * r) * (1.0 + 2.0 * sr)
         f, gI = loss(pred, h)
-        gI = np.asarray(gI)
-        g_ref = float(np.sum(gI * (2.0 * r) * (1.0 + 2.0 * sr), dtype=np.float64))
+        g_ref = float(xp.sum(gI * (2.0 * r) * (1.0 + 2.0 * sr), dtype=xp.float64))
         return float(f), (2.0 * r * r) * gI, None, g_ref
     s = hv.field(S)
     a = 1.0 + s.real
@@ -56,8 +57,7 @@ def model_terms(hv, S, r, h, loss, linearized):
     m2 = a * a + b * b
     pred = (r * r) * m2
     f, gI = loss(pred, h)
-    gI = np.asarray(gI)
-    g_ref = float(np.sum(gI * m2, dtype=np.float64)) * 2.0 * r
+    g_ref = float(xp.sum(gI * m2, dtype=xp.float64)) * 2.0 * r
     c = (2.0 * r * r) * gI
     return float(f), c * a, c * b, g_ref
 
@@ -114,7 +114,8 @@ class FusedVolumeProblem:
 
     Parameters
     ----------
-    h : (ny, nx) float32 or float64 numpy hologram (background-divided).
+    h : (ny, nx) float32 or float64 numpy or CuPy hologram (background-divided); the
+        engine, its buffers and the points live in h's library and device.
     z : nominal plane depths [m].
     wavelength, pixel_size : metres.
     dz_bounds : (lo, hi) bounds of the offset [m].
@@ -140,11 +141,20 @@ class FusedVolumeProblem:
     def __init__(self, h, z, *, wavelength, pixel_size, dz_bounds=(0.0, 0.0), learn_z=True,
                  learn_reference=True, sparsity=0.01, loss="l2", linearized=False, dz_scale=1.0,
                  r_scale=1.0, method="asm", band_limit=True, table_bytes=2 << 30, pad="reach"):
-        self.h = np.asarray(h)
-        self.rdt = self.h.dtype
+        self.h = np.asarray(h) if isinstance(h, (list, tuple)) else h
+        xp = B.namespace(self.h)
+        if B.is_numpy_namespace(xp):
+            engine = HalfVolume
+        elif B.is_cupy_namespace(xp):
+            engine = HalfVolumeCuda
+        else:
+            raise TypeError(f"the fused ∂H engine takes a numpy or CuPy hologram, got "
+                            f"{type(h).__name__} (use the generic engine for other libraries)")
+        self.rdt = np.dtype(self.h.dtype)
         self.lo, self.hi = (float(v) for v in dz_bounds)
-        self.hv = HalfVolume(z, self.h.shape, wavelength, pixel_size, self.rdt, method, band_limit,
-                             pad=pad, dz_max=max(abs(self.lo), abs(self.hi)))
+        self.hv = engine(z, tuple(self.h.shape), wavelength, pixel_size, self.rdt, method,
+                         band_limit, pad=pad, dz_max=max(abs(self.lo), abs(self.hi)))
+        self.xp = self.hv.xp
         self.nz = self.hv.z.size
         self.shape = (self.nz,) + tuple(self.h.shape)
         self.loss = get_loss(loss)
@@ -161,8 +171,10 @@ class FusedVolumeProblem:
     def start(self, x0=None, dz=0.0, reference=1.0):
         """The first point: ``x0`` clipped to [-1, 0] (None: zeros), the offset
         clipped to its bounds, the amplitude clipped at 0."""
-        o = np.zeros(self.shape, self.rdt) if x0 is None else np.clip(np.asarray(x0, dtype=self.rdt), -1.0, 0.0)
-        S = self.hv.spectra(o) if x0 is not None and np.any(o) else self.hv.empty_spectra()
+        xp = self.xp
+        o = (xp.zeros(self.shape, dtype=self.rdt) if x0 is None
+             else xp.clip(xp.asarray(x0, dtype=self.rdt), -1.0, 0.0))
+        S = self.hv.spectra(o) if x0 is not None and bool(xp.any(o)) else self.hv.empty_spectra()
         self._pool = [o]
         return VolumePoint(o, S, float(np.clip(dz, self.lo, self.hi)), float(max(reference, 0.0)))
 
@@ -177,7 +189,7 @@ class FusedVolumeProblem:
         for b in self._pool:
             if b is not busy[0] and b is not busy[1]:
                 return b
-        b = np.empty(self.shape, self.rdt)
+        b = self.xp.empty(self.shape, dtype=self.rdt)
         self._pool.append(b)
         return b
 
@@ -188,7 +200,7 @@ class FusedVolumeProblem:
     def regularizer(self, point) -> float:
         """``sparsity * sum |o|`` (o <= 0)."""
         if point.reg is None:
-            point.reg = self.lam * float(-np.sum(point.o, dtype=np.float64))
+            point.reg = self.lam * float(-self.xp.sum(point.o, dtype=self.xp.float64))
         return point.reg
 
     def objective(self, point) -> float:
@@ -226,7 +238,7 @@ class FusedVolumeProblem:
         return ((k0, min(b, self.nz - k0)) for k0 in range(0, self.nz, b))
 
     def _store_gradient(self, grad):
-        G = np.empty(self.shape, self.rdt)
+        G = self.xp.empty(self.shape, dtype=self.rdt)
         nx = self.hv.nx
         for k0, kb in self._batches():
             G[k0:k0 + kb] = self.hv.grad_rows(grad.A, grad.B, k0, kb)[:, :, :nx]
@@ -254,24 +266,23 @@ class FusedVolumeProblem:
         Sn = hv.empty_spectra()
         gd = dd = l1 = 0.0
         for k0, kb in self._batches():
+            sl = slice(k0, k0 + kb)
+            xpk = None if y.prev is None else y.prev.o[sl]
             if G is None:
                 # fused: gradients of the batch (inverse transforms into the row
                 # buffers), prox steps in place (the buffers become the padded trial
                 # planes), forward transforms of the batch
                 rows = hv.grad_rows(grad.A, grad.B, k0, kb)
-            for j in range(kb):
-                k = k0 + j
-                xpk = None if y.prev is None else y.prev.o[k]
-                if G is None:
-                    gdk, ddk, sk = K.prox_step_rows(y.x.o[k], xpk, rows[j], on[k], y.beta, a,
-                                                    a * lam, -1.0, 0.0)
-                else:
-                    gdk, ddk, sk = K.prox_step(y.x.o[k], xpk, G[k], on[k], y.beta, a, a * lam,
-                                               -1.0, 0.0)
-                    hv.load_rows(j, on[k])
-                gd += gdk
-                dd += ddk
-                l1 -= sk
+                gdk, ddk, sk = hv.prox_rows(y.x.o[sl], xpk, rows, on[sl], y.beta, a, a * lam,
+                                            -1.0, 0.0)
+            else:
+                gdk, ddk, sk = hv.prox(y.x.o[sl], xpk, G[sl], on[sl], y.beta, a, a * lam, -1.0,
+                                       0.0)
+                for j in range(kb):
+                    hv.load_rows(j, on[k0 + j])
+            gd += gdk
+            dd += ddk
+            l1 -= sk
             hv.accumulate_rows(Sn, k0, kb, k0 == 0)
         gd += pgd
         dd += pdd
@@ -284,24 +295,25 @@ class FusedVolumeProblem:
         quadratic upper bound) holds at ``y``.  Stores the plane gradients (the
         first trial step then uses them)."""
         self._store_gradient(grad)
-        G, work, lam = grad.G, np.empty(self.h.shape, self.rdt), self.lam
+        hv, G, lam = self.hv, grad.G, self.lam
+        work = self.xp.empty((hv.batch,) + tuple(self.h.shape), dtype=self.rdt)
         if L is None:
             L = max(4.0 * max(y.r, 1e-3) ** 4 * self.nz, 1e-12)
         for _ in range(160):
             Lt = L * 2.0 ** -0.25
             a = 1.0 / Lt
-            Sn = self.hv.empty_spectra()
+            Sn = hv.empty_spectra()
             gd = dd = 0.0
             for k0, kb in self._batches():
+                sl = slice(k0, k0 + kb)
+                xpk = None if y.prev is None else y.prev.o[sl]
+                gdk, ddk, _ = hv.prox(y.x.o[sl], xpk, G[sl], work[:kb], y.beta, a, a * lam, -1.0,
+                                      0.0)
+                gd += gdk
+                dd += ddk
                 for j in range(kb):
-                    k = k0 + j
-                    xpk = None if y.prev is None else y.prev.o[k]
-                    gdk, ddk, _ = K.prox_step(y.x.o[k], xpk, G[k], work, y.beta, a, a * lam,
-                                              -1.0, 0.0)
-                    gd += gdk
-                    dd += ddk
-                    self.hv.load_rows(j, work)
-                self.hv.accumulate_rows(Sn, k0, kb, k0 == 0)
+                    hv.load_rows(j, work[j])
+                hv.accumulate_rows(Sn, k0, kb, k0 == 0)
             dzn, rn, pgd, pdd = self._params_step(y, grad, a)
             gd += pgd
             dd += pdd

@@ -129,15 +129,15 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         for particles that the sensor pixels undersample.  Positions stay in the
         hologram's coordinates (see ``Reconstruction.origin``).  Runs on the
         generic path.
-    engine : "auto" (default), "fused" or "generic".  On numpy, absorbing objects
-        with the "born" or "gabor" model, FISTA, no TV and an "l2"/"poisson" loss
-        run on the fused real-object engine (``holography.fused``: half-spectrum
+    engine : "auto" (default), "fused" or "generic".  On numpy and CuPy, absorbing
+        objects with the "born" or "gabor" model, FISTA, no TV and an "l2"/"poisson"
+        loss run on the fused real-object engine (``holography.fused``: half-spectrum
         transforms, precomputed transfer tables, the extrapolated point's forward
         pass from stored spectra; about nz real FFT pairs per iteration, 5-6x faster
-        than the generic path at 512^2 x 64 planes, see benchmarks/bench_holo.py);
-        everything else (torch, CuPy, complex objects, multi-slice, Adam, TV) runs
-        the generic model/solver path (:func:`diffimaging.solve`), also selected by
-        "generic".  "fused" raises if the fused engine cannot serve the call.  The
+        than the generic path at 512^2 x 64 planes, see benchmarks/bench_holo.py; on
+        CuPy with cuFFT and the CUDA kernels of ``_backend.cuda_dh``); everything
+        else (torch, complex objects, multi-slice, Adam, TV) runs the generic
+        model/solver path (:func:`diffimaging.solve`), also selected by "generic".  "fused" raises if the fused engine cannot serve the call.  The
         two solve the same problem; the fused engine keeps each plane's band-limit
         mask at its nominal depth (the offset moves the phase only), the generic
         Volume stage moves the mask with the offset: they differ only on the
@@ -260,12 +260,14 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         constraint = _ShiftedAmplitude()
     if engine not in ("auto", "fused", "generic"):
         raise ValueError(f"engine must be 'auto', 'fused' or 'generic', got {engine!r}")
-    fused_ok = (engine != "generic" and route("dh_fused", xp) == "kernel" and object == "absorbing"
+    fused_ok = (engine != "generic" and route("dh_fused", xp) in ("kernel", "cuda")
+                and object == "absorbing"
                 and model in ("born", "gabor") and solver == "fista" and not tv
                 and loss in ("l2", "poisson") and fb == 1)
     if engine == "fused" and not fused_ok:
-        raise ValueError("engine='fused' needs a numpy hologram (compiled kernels), object='absorbing', "
-                         "model 'born' or 'gabor', solver='fista', tv=0, loss 'l2' or 'poisson' and bin_factor=1")
+        raise ValueError("engine='fused' needs a numpy hologram (compiled kernels) or a CuPy one "
+                         "(CUDA kernels), object='absorbing', model 'born' or 'gabor', "
+                         "solver='fista', tv=0, loss 'l2' or 'poisson' and bin_factor=1")
     use_fast = engine == "fused" or (engine == "auto" and fused_ok)
     do_search = (search is True) or (search == "auto" and learn_z and nz == 1)
     common_solve = dict(loss=loss, regularizers=regs, constraint=constraint, method=solver)
