@@ -43,6 +43,7 @@ import numpy as np
 from .. import _backend as B
 from .._backend import fft as F
 from .._backend import validate as V
+from .._backend.namespace import is_array, to_numpy
 from . import losses as FL
 from .data import Dataset, Reconstruction, Setup
 from .imaging import LED_SIZE, Imaging
@@ -279,10 +280,10 @@ _TRIAL_BATCHES = 3
 class _State:
     """The variables of one reconstruction: object, geometry, Zernike, brightness, noise."""
 
-    def __init__(self, o, geo, zern, a, phi, centre):
+    def __init__(self, o, geo, zern, a, phi, centre, c):
         self.o, self.geo, self.zern, self.a, self.phi = o, geo, zern, a, phi
         #: the sample's transmission beyond the object grid (Imaging's background)
-        self.c = complex(np.mean(o))
+        self.c = complex(c)
         self.centre = centre
         self.last_loss = float("nan")
         self.vals = np.zeros(a.shape[0])
@@ -292,8 +293,12 @@ class _Context:
     """The fixed parts of a reconstruction (data, model stages, batches) and its passes."""
 
     def __init__(self, ims, setup, *, pad, M, loss, background, cdt, rdt, batch,
-                 brightness_range=1.3, led_size=LED_SIZE):
+                 brightness_range=1.3, led_size=LED_SIZE, xp=np, device=None):
         self.ims, self.setup, self.pad, self.M, self.loss = ims, setup, pad, M, loss
+        #: the array library and device of the object, the fields and the data (numpy,
+        #: or CuPy on the GPU); the small variables (geometry, brightness, noise) stay
+        #: on the host
+        self.xp, self.device = xp, device
         self.brightness_range = float(brightness_range)
         self.background, self.cdt, self.rdt = background, cdt, rdt
         J, ny, nx = ims.shape
@@ -303,10 +308,11 @@ class _Context:
         self.NY, self.NX = self.n_low[0] * u, self.n_low[1] * u
         self.img = Imaging(setup, (self.NY, self.NX), margin=pad * u, zernike=M,
                            led_size=led_size)
-        self.mask = np.zeros(self.n_low, dtype=rdt)
-        self.mask[pad:pad + ny, pad:pad + nx] = 1.0
-        self.Y = np.zeros((J,) + self.n_low, dtype=rdt)
-        self.Y[:, pad:pad + ny, pad:pad + nx] = ims
+        mask = np.zeros(self.n_low, dtype=rdt)
+        mask[pad:pad + ny, pad:pad + nx] = 1.0
+        Y = np.zeros((J,) + self.n_low, dtype=rdt)
+        Y[:, pad:pad + ny, pad:pad + nx] = ims
+        self.mask, self.Y = self.dev(mask), self.dev(Y)
         self.n_pix = ny * nx
         self.zmask = np.array([j not in _UNIDENTIFIABLE for j in range(1, M + 1)],
                               dtype=np.float64)
@@ -317,19 +323,29 @@ class _Context:
         order = np.argsort(rho, kind="stable")
         self.batches = [order[i * J // nb:(i + 1) * J // nb] for i in range(nb)]
 
+    def dev(self, a):
+        """A host array on the reconstruction's library and device."""
+        return a if self.xp is np else self.xp.asarray(a, device=self.device)
+
+    def idx(self, b):
+        """LED indices ``b`` (host ints) for indexing the device arrays."""
+        return b if self.xp is np else self.xp.asarray(b, device=self.device)
+
     def start(self, geo) -> _State:
         """The bright-field start under the geometry ``geo``."""
         start = self.setup.with_geometry(**{k: geo[k] for k in ("offset", "rotation", "height",
                                                                   "pitch")})
         o, centre, a0 = initial_object(self.ims, start, self.pad)
-        return _State(o.astype(self.cdt), {k: (np.array(v, dtype=np.float64) if k == "offset"
-                                               else float(v)) for k, v in geo.items()},
-                      np.zeros(self.M), np.full(self.J, a0), np.ones(self.J), centre)
+        o = o.astype(self.cdt)
+        return _State(self.dev(o),
+                      {k: (np.array(v, dtype=np.float64) if k == "offset" else float(v))
+                       for k, v in geo.items()},
+                      np.zeros(self.M), np.full(self.J, a0), np.ones(self.J), centre, np.mean(o))
 
     def passes(self, st: _State, n, *, learn, batches=None, warmup=0, history=None, bar=None,
                callback=None, t_start=None, record=True):
         """``n`` passes over the LEDs of ``batches`` (default all), updating ``st``."""
-        setup, img = self.setup, self.img
+        setup, img, xp = self.setup, self.img, self.xp
         rdt, cdt, loss, M = self.rdt, self.cdt, self.loss, self.M
         batches = self.batches if batches is None else batches
         nb = len(batches)
@@ -357,20 +373,22 @@ class _Context:
             for b in used:
                 cw = self.kappa * w[b] * st.a[b] * self.scale_D
                 Db = coverage(k_all[b], setup, (self.NY, self.NX), cw)
-                Dinv = (1.0 / (Db + _EPS * float(np.max(Db)))).astype(rdt)
+                Dinv_h = (1.0 / (Db + _EPS * float(np.max(Db)))).astype(rdt)
+                Dinv = self.dev(Dinv_h)
                 psi, res = img.forward(st.o, geo, st.zern, b, background=st.c)
-                I2 = (psi.real ** 2 + psi.imag ** 2).astype(rdt)
-                ab = st.a[b].reshape(-1, 1, 1).astype(rdt)
+                I2 = xp.astype(xp.real(psi) ** 2 + xp.imag(psi) ** 2, rdt)
+                ab = self.dev(st.a[b].reshape(-1, 1, 1).astype(rdt))
                 mu = ab * I2 + rdt(self.background)
-                vals, gmu = FL.gradient(mu, self.Y[b], loss, w[b], self.mask)
-                st.vals[b] = vals
+                Yb = self.Y[self.idx(b)]
+                vals, gmu = FL.gradient(mu, Yb, loss, self.dev(w[b]), self.mask)
+                st.vals[b] = B.to_host_float64(vals, "vals")
                 gpsi = (2.0 * ab * gmu) * psi
                 go, gp_l, gz = img.backward(res, gpsi)
-                st.o = (st.o - F.ifftn(F.fftn(go) * Dinv)).astype(cdt)
+                st.o = xp.astype(st.o - F.ifftn(F.fftn(go) * Dinv), cdt)
                 # the background beyond the grid: the object's step at zero frequency
                 # (a uniform change of both is one change of the unscattered light,
                 # hence half a step each)
-                st.c = st.c - 0.5 * gp_l["background"] * float(Dinv[0, 0]) / (self.NY * self.NX)
+                st.c = st.c - 0.5 * gp_l["background"] * float(Dinv_h[0, 0]) / (self.NY * self.NX)
                 if theta_on:
                     g_z += gz
                     for key in g_l:
@@ -381,13 +399,14 @@ class _Context:
                 # another metric than the object's would drift with it at the few
                 # photons of the outer dark-field frames
                 if "brightness" in learn and t >= 1:
-                    sig = np.clip(self.Y[b] - self.background, 0.0, None) * self.mask
-                    I2m = I2.astype(np.float64) * self.mask
-                    den = np.maximum(np.sum(I2m, axis=(1, 2)), 1e-30)
+                    sig = xp.clip(Yb - self.background, 0.0, None) * self.mask
+                    I2m = xp.astype(I2, xp.float64) * self.mask
+                    den = np.maximum(B.to_host_float64(xp.sum(I2m, axis=(1, 2)), "den"), 1e-30)
                     if loss == "poisson":
-                        ab_new = np.sum(sig, axis=(1, 2)) / den
+                        ab_new = B.to_host_float64(xp.sum(sig, axis=(1, 2)), "sig") / den
                     else:
-                        ab_new = (np.sum(np.sqrt(I2m * sig), axis=(1, 2)) / den) ** 2
+                        ab_new = (B.to_host_float64(xp.sum(xp.sqrt(I2m * sig), axis=(1, 2)),
+                                                    "amp") / den) ** 2
                     # within the prior range around the median brightness: a frame
                     # dimmed by the pupil's edge must be explained by the geometry, not
                     # by its LED
@@ -534,8 +553,14 @@ def reconstruct(dataset, setup: Setup | None = None, *, learn=DEFAULT_LEARN, los
     nw = min(40, iterations // 8) if warmup is None else V.integer(warmup, "warmup", minimum=0)
     history = {"loss": [], "stage": [], "time": []}
 
+    xp, device = np, None
+    if is_array(dataset.images):
+        lib = B.namespace(dataset.images)
+        if B.is_cupy_namespace(lib):      # the GPU: object, fields and data on the device
+            xp, device = lib, B.device_of(dataset.images)
     ctx = _Context(ims, setup, pad=pad, M=M, loss=loss, background=background, cdt=cdt,
-                   rdt=rdt, batch=batch, brightness_range=brightness_range, led_size=led_size)
+                   rdt=rdt, batch=batch, brightness_range=brightness_range, led_size=led_size,
+                   xp=xp, device=device)
 
     # 1. coarse calibration, kept only when a short fit confirms it
     geo = setup.geometry()
@@ -577,12 +602,13 @@ def reconstruct(dataset, setup: Setup | None = None, *, learn=DEFAULT_LEARN, los
     Y, mask, n_pix = ctx.Y, ctx.mask, ctx.n_pix
     centre = st.centre
     psi, _ = ctx.img.forward(o, geo, zern, background=st.c)
-    I2 = (psi.real ** 2 + psi.imag ** 2)
-    mu = a.reshape(-1, 1, 1) * I2 + background
-    vals = FL.per_image(mu, Y, loss, mask)
+    I2 = xp.real(psi) ** 2 + xp.imag(psi) ** 2
+    mu = ctx.dev(a.reshape(-1, 1, 1)) * I2 + background
+    vals = B.to_host_float64(FL.per_image(mu, Y, loss, mask), "vals")
     history["final_loss"] = float(np.sum(vals)) / (n_pix * J)
     history["final_per_image"] = (vals / n_pix).tolist()
-    fov = np.asarray(o[pad * u:pad * u + ny * u, pad * u:pad * u + nx * u], dtype=np.complex128)
+    fov = np.asarray(to_numpy(o[pad * u:pad * u + ny * u, pad * u:pad * u + nx * u]),
+                     dtype=np.complex128)
     s = np.sum(fov)
     rot = np.conj(s) / abs(s) if abs(s) > 0 else 1.0
     fov = fov * rot
