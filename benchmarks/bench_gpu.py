@@ -13,7 +13,9 @@ warm-up) and given as ratios against three baselines measured in the same run:
   volume's forward and VJP (object planes and the distance);
 - ``dh_fused``: one FISTA iteration of ``holography.reconstruct`` at 1024^2 x 128
   planes on the fused real-object engine (CUDA tables, batched proximal step),
-  against the generic GPU path and the floor of its real transforms.
+  against the generic GPU path and the floor of its real transforms;
+- ``fpm``: one pass over the 225 LEDs of ``fpm.reconstruct`` on CuPy images, with
+  the CUDA fidelity kernel, with the array-API fidelity step, and on the CPU.
 
 Baselines: (a) the cuFFT floor — the same transforms alone (cupy.fft, plans
 cached); (b) a plain CuPy implementation building the transfer function per call
@@ -260,6 +262,48 @@ def bench_dh_fused(n, planes, iterations):
     return out
 
 
+def bench_fpm(iterations):
+    """One pass over all LEDs of ``fpm.reconstruct`` (the standard 15 x 15 case,
+    128^2 camera pixels) on CuPy images: with the CUDA fidelity kernel, with the
+    array-API fidelity step on the GPU, and on numpy (the CPU), each per pass from
+    the difference of two runs (2 and 2 + iterations passes, after a warm-up)."""
+    import sys as _sys
+    import time
+
+    import cupy as cp
+
+    from diffimaging import fpm
+
+    R = _sys.modules["diffimaging.fpm.reconstruct"]
+    data = fpm.simulate(shape=(128, 128), seed=0)
+    gpu_images = cp.asarray(data.images)
+
+    def run(images, it):
+        cp.cuda.Device().synchronize()
+        t0 = time.perf_counter()
+        fpm.reconstruct(images, data.setup, iterations=it, calibrate=False)
+        cp.cuda.Device().synchronize()
+        return time.perf_counter() - t0
+
+    def per_pass(images):
+        run(images, 2)
+        short = min(run(images, 2) for _ in range(2))
+        long = min(run(images, 2 + iterations) for _ in range(2))
+        return (long - short) / iterations
+
+    out = dict(leds=int(data.setup.n_leds), shape=[128, 128], ours_s=per_pass(gpu_images))
+    saved = R.route
+    R.route = lambda op, xp: CAP.REFERENCE
+    try:
+        out["array_api_gpu_s"] = per_pass(gpu_images)
+    finally:
+        R.route = saved
+    out["cpu_s"] = per_pass(data.images)
+    out["ours_over_array_api_gpu"] = out["ours_s"] / out["array_api_gpu_s"]
+    out["ours_over_cpu"] = out["ours_s"] / out["cpu_s"]
+    return out
+
+
 def _ratios(r):
     for key in ("floor_s", "plain_cupy_s", "torch_s"):
         if key in r:
@@ -272,7 +316,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--out", default="benchmarks/results/bench_gpu.json")
-    ap.add_argument("--workloads", default="propagate,backprop,dh_iteration,dh_fused",
+    ap.add_argument("--workloads", default="propagate,backprop,dh_iteration,dh_fused,fpm",
                     help="comma-separated subset of the workloads")
     a = ap.parse_args(argv)
     try:
@@ -289,7 +333,7 @@ def main(argv=None):
     res = dict(device=cp.cuda.runtime.getDeviceProperties(0)["name"].decode(),
                config=config_dict())
     want = {w.strip() for w in a.workloads.split(",") if w.strip()}
-    unknown = want - {"propagate", "backprop", "dh_iteration", "dh_fused"}
+    unknown = want - {"propagate", "backprop", "dh_iteration", "dh_fused", "fpm"}
     if unknown:
         ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     if "propagate" in want:
@@ -301,6 +345,8 @@ def main(argv=None):
     if "dh_fused" in want:
         res["dh_fused"] = _ratios(bench_dh_fused(256 if q else 1024, 16 if q else 128,
                                                  3 if q else 10))
+    if "fpm" in want:
+        res["fpm"] = bench_fpm(2 if q else 5)
     for name in ("propagate", "backprop", "dh_iteration"):
         if name not in res:
             continue
@@ -317,6 +363,11 @@ def main(argv=None):
         print(f"{'dh_fused':13s} ours {r['ours_s'] * 1e3:9.2f} ms per FISTA iteration  x floor "
               f"{r['ours_over_floor']:.2f}  x generic GPU path {r['ours_over_generic']:.2f}",
               flush=True)
+    if "fpm" in res:
+        r = res["fpm"]
+        print(f"{'fpm':13s} ours {r['ours_s'] * 1e3:9.2f} ms per pass over {r['leds']} LEDs  x "
+              f"array-API GPU path {r['ours_over_array_api_gpu']:.2f}  x CPU "
+              f"{r['ours_over_cpu']:.3f}", flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1, default=str))
     return 0

@@ -63,6 +63,14 @@ def _run(op, lib, rng_seed=0):
         h = 1.0 + 0.1 * rng.random((18, 21))
         proj = H.backpropagate(lib.to(h), ZS, wavelength=LAM, pixel_size=PX)
         return np.stack([lib.back(proj["min"]), lib.back(proj["max"])])
+    if op == "fpm_fidelity":
+        from diffimaging.fpm import losses as FL
+
+        mu = 1.2 * np.abs(u) ** 2 + 0.1
+        y = 3.0 * rng.random(mu.shape)
+        vals, g = FL.gradient(lib.to(mu), lib.to(y), "amplitude", lib.to(np.array([1.0, 0.5])),
+                              lib.to(np.ones(mu.shape[1:])))
+        return np.concatenate([lib.back(vals).ravel(), lib.back(g).ravel()])
     raise AssertionError(f"no test runner for operation {op!r}: add one")
 
 
@@ -72,7 +80,7 @@ def test_every_operation_has_a_runner_and_a_row_per_backend():
         for cap in row.values():
             assert cap.path in C.PATHS and cap.reason
     assert set(C.OPERATIONS) == {"propagate", "bin", "shift", "intensity", "volume",
-                                 "backpropagate", "dh_fused"}
+                                 "backpropagate", "dh_fused", "fpm_fidelity"}
 
 
 @pytest.mark.parametrize("backend,make_lib", _libs_here(), ids=[b for b, _ in _libs_here()])

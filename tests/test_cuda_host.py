@@ -422,7 +422,8 @@ def test_cuda_dh_bindings_check_their_arguments_before_the_device():
         cu.prox_step(1, 0, 1, 64, 8, 1, 0, "complex64", 1, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
     with pytest.raises(ValueError, match="prox_step: g_row \\(6\\) must be at least nx \\(8\\)"):
         cu.prox_step(1, 0, 1, 64, 6, 1, 0, "float32", 1, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
-    with pytest.raises(ValueError, match="prox_step: g_plane \\(10\\) must be at least ny \\* g_row"):
+    with pytest.raises(ValueError,
+                       match="prox_step: g_plane \\(10\\) must be at least ny \\* g_row"):
         cu.prox_step(1, 0, 1, 10, 8, 1, 0, "float32", 2, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
     with pytest.raises(ValueError, match="prox_step: lo must be <= hi"):
         cu.prox_step(1, 0, 1, 64, 8, 1, 0, "float32", 1, 8, 8, 0.0, 1.0, 0.0, 1.0, 0.0, 0)
@@ -430,3 +431,44 @@ def test_cuda_dh_bindings_check_their_arguments_before_the_device():
         cu.prox_step(1, 0, 1, 64, 8, 0, 0, "float64", 1, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0)
     assert cu.prox_step(0, 0, 0, 0, 8, 0, 0, "float32", 0, 8, 8, 0.0, 1.0, 0.0, -1.0, 0.0, 0) == \
         (0.0, 0.0, 0.0)                                  # nothing to do: no pointer is read
+
+
+def test_cuda_fpm_binding_checks_its_arguments_before_the_device():
+    if not K.have_cuda_module():
+        pytest.skip("CUDA module not built")
+    cu = K._cuda
+    with pytest.raises(ValueError, match="fpm_fidelity: loss must be 0 \\(amplitude\\), 1 "
+                                         "\\(poisson\\) or 2 \\(huber\\), got 5"):
+        cu.fpm_fidelity(1, 1, 1, 1, 1, 0.0, 5, "complex64", 2, 10, 1, 0)
+    with pytest.raises(ValueError, match="fpm_fidelity: dtype must be 'complex64' or"):
+        cu.fpm_fidelity(1, 1, 1, 1, 1, 0.0, 0, "float32", 2, 10, 1, 0)
+    with pytest.raises(ValueError, match="fpm_fidelity: mask is a null device pointer"):
+        cu.fpm_fidelity(1, 1, 0, 1, 1, 0.0, 0, "complex64", 2, 10, 1, 0)
+    with pytest.raises(ValueError, match="J and n must be >= 0"):
+        cu.fpm_fidelity(1, 1, 1, 1, 1, 0.0, 0, "complex64", -1, 10, 1, 0)
+    assert cu.fpm_fidelity(0, 0, 0, 0, 0, 0.0, 0, "complex64", 0, 10, 0, 0) == []
+
+
+def test_fpm_device_path_runs_on_array_api_arrays(monkeypatch):
+    """fpm.reconstruct's device path (object, fields and data in the images' library,
+    the small variables on the host), run with torch CPU tensors standing in for CuPy
+    arrays (torch refuses numpy-only operations on its tensors, as CuPy does): the
+    numpy result to rounding."""
+    torch = pytest.importorskip("torch")
+    import sys
+
+    from diffimaging import fpm
+
+    R = sys.modules["diffimaging.fpm.reconstruct"]
+    data = fpm.simulate(shape=(32, 32), seed=1)
+    ref = fpm.reconstruct(data, iterations=6, dtype="complex128")
+    real = R.B.is_cupy_namespace
+    monkeypatch.setattr(R.B, "is_cupy_namespace",
+                        lambda xp: real(xp) or "torch" in getattr(xp, "__name__", ""))
+    got = fpm.reconstruct(torch.from_numpy(np.asarray(data.images)), data.setup, iterations=6,
+                          dtype="complex128")
+    assert isinstance(got.object, np.ndarray)
+    np.testing.assert_allclose(got.object, ref.object, rtol=1e-10,
+                               atol=1e-10 * np.abs(ref.object).max())
+    assert got.history["final_loss"] == pytest.approx(ref.history["final_loss"], rel=1e-10)
+    assert got.geometry["rotation"] == pytest.approx(ref.geometry["rotation"], rel=1e-9, abs=1e-15)

@@ -17,6 +17,7 @@ void add_pointwise_cuda(pybind11::module_& m);  // ops/pointwise/pointwise_cuda_
                                                 // (intensity, Fourier shift, min/max projection)
 void add_holography_cuda(pybind11::module_& m);  // systems/holography/dh_cuda_bind.cpp
                                                  // (the fused ∂H engine's kernels)
+void add_fpm_cuda(pybind11::module_& m);         // systems/fpm/fpm_cuda_bind.cpp
 
 }  // namespace bind
 }  // namespace diffimaging

@@ -13,4 +13,5 @@ PYBIND11_MODULE(_cuda, m) {
   diffimaging::bind::add_binning_cuda(m);
   diffimaging::bind::add_pointwise_cuda(m);
   diffimaging::bind::add_holography_cuda(m);
+  diffimaging::bind::add_fpm_cuda(m);
 }

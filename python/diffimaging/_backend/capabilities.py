@@ -93,6 +93,12 @@ TABLE: dict[str, dict[str, Capability]] = {
                      "for real objects", "half-spectrum ∂H engine on cuFFT real transforms "
                      "with CUDA transfer tables, table sums / back-projections and a batched "
                      "proximal step with deterministic sums", cupy_path=CUDA),
+    "fpm_fidelity": _row("intensities, prediction, per-image fidelity and the fields' "
+                         "cotangent as array operations (fpm.losses.gradient; cheap next to "
+                         "the partial-DFT matrix products)",
+                         "one CUDA pass (fpm_fidelity: intensities, prediction, fidelity, "
+                         "cotangent, deterministic per-image sums) between cuBLAS partial-DFT "
+                         "products and cuFFT", numpy_path=REFERENCE, cupy_path=CUDA),
 }
 
 OPERATIONS = tuple(TABLE)

@@ -24,8 +24,8 @@ _REAL_OF = {"complex64": "float32", "complex128": "float64"}
 
 def _same(a, b, what: str) -> None:
     if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
-        raise ValueError(f"{what} must have one shape and dtype, got {tuple(a.shape)} {a.dtype} and "
-                         f"{tuple(b.shape)} {b.dtype}")
+        raise ValueError(f"{what} must have one shape and dtype, got {tuple(a.shape)} {a.dtype} "
+                         f"and {tuple(b.shape)} {b.dtype}")
 
 
 def transfer_table(T, zs, plan) -> None:
@@ -38,7 +38,8 @@ def transfer_table(T, zs, plan) -> None:
     nxh = plan.px // 2 + 1
     want = (zs.size, plan.py, nxh)
     if tuple(T.shape) != want:
-        raise ValueError(f"T must have the shape (nz, py, px // 2 + 1) = {want}, got {tuple(T.shape)}")
+        raise ValueError(f"T must have the shape (nz, py, px // 2 + 1) = {want}, got "
+                         f"{tuple(T.shape)}")
     pt = C.device_pointer(T, "T", _COMPLEX)
     if zs.size == 0:
         return
@@ -96,8 +97,8 @@ def _rows(g, name: str, nx: int):
     isz = g3.itemsize
     st = [s if n > 1 else 0 for s, n in zip(g3.strides, g3.shape)]
     if st[2] not in (0, isz) or any(s < 0 or s % isz for s in st[:2]):
-        raise ValueError(f"{name}: rows must be contiguous and the other strides non-negative whole "
-                         f"elements, got strides {tuple(g.strides)}")
+        raise ValueError(f"{name}: rows must be contiguous and the other strides non-negative "
+                         f"whole elements, got strides {tuple(g.strides)}")
     row = st[1] // isz if g3.shape[1] > 1 else int(g3.shape[2])
     if int(g3.shape[2]) < nx or row < int(g3.shape[2]):
         raise ValueError(f"{name}: rows of at least {nx} elements expected, got shape "
@@ -111,7 +112,8 @@ def _rows(g, name: str, nx: int):
 def _prox(x, xp, g, out, copy: bool, beta, step, shift, lo, hi):
     cu = C.require_module()
     if x.ndim not in (2, 3):
-        raise ValueError(f"x must be one (ny, nx) plane or a (k, ny, nx) stack, got {tuple(x.shape)}")
+        raise ValueError(f"x must be one (ny, nx) plane or a (k, ny, nx) stack, got "
+                         f"{tuple(x.shape)}")
     _same(x, out, "x and out")
     name = C.dtype_name(x)
     px_ = C.device_pointer(x, "x", _REAL)

@@ -154,7 +154,7 @@ class Imaging:
         x = np.arange(self.low[1]) * p
         ey = np.exp(-1j * _TWO_PI * k[:, 0][:, None] * y[None, :])
         ex = np.exp(-1j * _TWO_PI * k[:, 1][:, None] * x[None, :])
-        return xp.asarray((ey[:, :, None] * ex[:, None, :]).astype(cdt), device=device)
+        return xp.astype(xp.asarray(ey[:, :, None] * ex[:, None, :], device=device), cdt)
 
     # ----------------------------------------------------------------- forward
     def forward(self, o, geo, zern, subset=None, background=None):

@@ -43,6 +43,8 @@ import numpy as np
 from .. import _backend as B
 from .._backend import fft as F
 from .._backend import validate as V
+from .._backend import cuda_fpm as KF
+from .._backend.capabilities import route
 from .._backend.namespace import is_array, to_numpy
 from . import losses as FL
 from .data import Dataset, Reconstruction, Setup
@@ -299,6 +301,9 @@ class _Context:
         #: or CuPy on the GPU); the small variables (geometry, brightness, noise) stay
         #: on the host
         self.xp, self.device = xp, device
+        self.xcdt, self.xrdt = getattr(xp, np.dtype(cdt).name), getattr(xp, np.dtype(rdt).name)
+        #: the fidelity step by the CUDA kernel (CuPy with the CUDA module)
+        self.fused_fidelity = route("fpm_fidelity", xp) == "cuda"
         self.brightness_range = float(brightness_range)
         self.background, self.cdt, self.rdt = background, cdt, rdt
         J, ny, nx = ims.shape
@@ -376,15 +381,20 @@ class _Context:
                 Dinv_h = (1.0 / (Db + _EPS * float(np.max(Db)))).astype(rdt)
                 Dinv = self.dev(Dinv_h)
                 psi, res = img.forward(st.o, geo, st.zern, b, background=st.c)
-                I2 = xp.astype(xp.real(psi) ** 2 + xp.imag(psi) ** 2, rdt)
+                I2 = xp.astype(xp.real(psi) ** 2 + xp.imag(psi) ** 2, self.xrdt)
                 ab = self.dev(st.a[b].reshape(-1, 1, 1).astype(rdt))
-                mu = ab * I2 + rdt(self.background)
                 Yb = self.Y[self.idx(b)]
-                vals, gmu = FL.gradient(mu, Yb, loss, self.dev(w[b]), self.mask)
-                st.vals[b] = B.to_host_float64(vals, "vals")
-                gpsi = (2.0 * ab * gmu) * psi
+                if self.fused_fidelity:
+                    vals, gpsi = KF.fidelity(psi, Yb, self.mask, st.a[b], w[b], self.background,
+                                             loss)
+                    st.vals[b] = vals
+                else:
+                    mu = ab * I2 + rdt(self.background)
+                    vals, gmu = FL.gradient(mu, Yb, loss, self.dev(w[b]), self.mask)
+                    st.vals[b] = B.to_host_float64(vals, "vals")
+                    gpsi = (2.0 * ab * gmu) * psi
                 go, gp_l, gz = img.backward(res, gpsi)
-                st.o = xp.astype(st.o - F.ifftn(F.fftn(go) * Dinv), cdt)
+                st.o = xp.astype(st.o - F.ifftn(F.fftn(go) * Dinv), self.xcdt)
                 # the background beyond the grid: the object's step at zero frequency
                 # (a uniform change of both is one change of the unscattered light,
                 # hence half a step each)
