@@ -304,6 +304,35 @@ def bench_fpm(iterations):
     return out
 
 
+def bench_big_backprop(n=2048, planes=1000):
+    """The memory case of issue 13: a 2048^2 hologram back-propagated to 1000 planes,
+    projections only. The stack alone would be 1000 x 4096^2 complex64 = 134 GB (the
+    padded spectra) or 33.5 GB (the cropped planes); the batches are sized from the
+    free memory. Reports the time, planes/s and the largest memory the CuPy pool
+    held (its total bytes after the call: the pool keeps the blocks it allocated)."""
+    import time
+
+    import cupy as cp
+
+    from diffimaging import holography as H
+
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    rng = np.random.default_rng(4)
+    h = cp.asarray((1.0 + 0.05 * rng.standard_normal((n, n))).astype(np.float32))
+    zs = np.linspace(5e-3, 100e-3, planes)
+    cp.cuda.Device().synchronize()
+    t0 = time.perf_counter()
+    proj = H.backpropagate(h, zs, wavelength=LAM, pixel_size=PX, output="projections")
+    cp.cuda.Device().synchronize()
+    t = time.perf_counter() - t0
+    py, px = P.padded_shape((n, n))
+    return dict(shape=[n, n], planes=planes, seconds=t, planes_per_s=planes / t,
+                pool_bytes=int(pool.total_bytes()),
+                padded_stack_bytes=int(planes * py * px * 8),
+                maps=sorted(proj))
+
+
 def _ratios(r):
     for key in ("floor_s", "plain_cupy_s", "torch_s"):
         if key in r:
@@ -317,7 +346,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     ap.add_argument("--out", default="benchmarks/results/bench_gpu.json")
     ap.add_argument("--workloads", default="propagate,backprop,dh_iteration,dh_fused,fpm",
-                    help="comma-separated subset of the workloads")
+                    help="comma-separated subset of the workloads (also: big, the 2048^2 x "
+                         "1000-plane back-propagation's memory)")
     a = ap.parse_args(argv)
     try:
         import cupy as cp
@@ -333,7 +363,7 @@ def main(argv=None):
     res = dict(device=cp.cuda.runtime.getDeviceProperties(0)["name"].decode(),
                config=config_dict())
     want = {w.strip() for w in a.workloads.split(",") if w.strip()}
-    unknown = want - {"propagate", "backprop", "dh_iteration", "dh_fused", "fpm"}
+    unknown = want - {"propagate", "backprop", "dh_iteration", "dh_fused", "fpm", "big"}
     if unknown:
         ap.error(f"unknown workloads: {', '.join(sorted(unknown))}")
     if "propagate" in want:
@@ -347,6 +377,12 @@ def main(argv=None):
                                                  3 if q else 10))
     if "fpm" in want:
         res["fpm"] = bench_fpm(2 if q else 5)
+    if "big" in want:
+        res["big"] = bench_big_backprop()
+        r = res["big"]
+        print(f"{'big':13s} {r['planes']} planes of {r['shape']} in {r['seconds']:.2f} s "
+              f"({r['planes_per_s']:.0f} planes/s), pool {r['pool_bytes'] / 2**30:.1f} GiB "
+              f"(padded stack {r['padded_stack_bytes'] / 2**30:.1f} GiB)", flush=True)
     for name in ("propagate", "backprop", "dh_iteration"):
         if name not in res:
             continue
