@@ -6,7 +6,8 @@ illumination learned, or back-propagation); also hologram simulation (:func:`sim
 stack or its projections (:func:`backpropagate`) and one-to-one particle matching
 (:func:`match`), 3-D PIV (:func:`piv`, window deformation) and PTV (:func:`link`
 with :func:`predictor_from_piv` / :func:`predictor_from_links`), and particle
-motion for simulated sequences (:mod:`.motion`, :func:`simulate_sequence`).
+motion for simulated sequences (:mod:`.motion`, :func:`simulate_sequence`); time
+series of thousands of frames on Dask, resumable (:func:`process_series`).
 On numpy, ∂H of absorbing particles runs on a fused real-object engine
 (``reconstruct(engine="auto")``).  Positions are (y, x, z) in metres: pixel (i, j) of the hologram sits
 at (i dy, j dx); z is the distance to the sensor.
@@ -25,6 +26,7 @@ from .volume import Volume
 from .multislice import MultiSlice
 from .reconstruct import Reconstruction, reconstruct
 from .autofocus import FocusResult, autofocus, focus_curve
+from .series import SeriesResult, SeriesSettings, process_series
 from .mie import mie_amplitudes, mie_coefficients, mie_efficiencies, mie_field, mie_hologram
 from . import realistic  # realistic particle-field recordings (RealisticField, simulate_field, ...)
 
@@ -38,4 +40,5 @@ __all__ = ["backpropagate", "open_volume", "realistic", "match", "MatchResult", 
            "read_projections", "write_particles_csv",
            "write_vectors_csv", "write_vtk_points", "read_table", "write_particles_vtk",
            "write_tracks_vtk", "write_piv_vtk", "mie_hologram", "mie_field", "mie_amplitudes",
-           "mie_efficiencies", "mie_coefficients"]
+           "mie_efficiencies", "mie_coefficients", "process_series", "SeriesSettings",
+           "SeriesResult"]

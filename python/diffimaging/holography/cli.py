@@ -331,6 +331,44 @@ def cmd_reconstruct(args):
     return 0
 
 
+def cmd_series(args):
+    import os
+
+    from .series import process_series
+
+    settings = dict(wavelength=args.wavelength, pixel_size=args.pixel_size, z=args.z,
+                    method=args.method, iterations=args.iterations, sparsity=args.sparsity,
+                    n_medium=args.n_medium, background=args.background,
+                    calibrate=args.calibrate, keep=args.keep, dt=args.dt,
+                    max_distance=args.max_distance, device="gpu" if args.gpu else "cpu")
+    client, workers = None, args.workers
+    if args.scheduler:
+        try:
+            from distributed import Client
+        except ImportError:
+            raise ValueError("--scheduler needs Dask: pip install \".[dask]\"") from None
+        client = Client(args.scheduler)
+    elif workers is None:
+        try:
+            import distributed  # noqa: F401
+            workers = os.cpu_count() or 1
+        except ImportError:
+            workers = 0
+    try:
+        r = process_series(args.frames, settings, out=args.output, client=client,
+                           workers=workers, resume=not args.no_resume, retries=args.retries,
+                           progress=_progress(args))
+    finally:
+        if client is not None:
+            client.close()
+    _say(args, f"{r.frames} of {r.total} frames ({r.skipped} from an earlier run), {r.pairs} "
+               f"pairs, {len(r.failed)} failed, {r.frames_per_second:.2f} frames/s; distance "
+               f"offset {r.dz * 1e6:+.2f} um -> {r.out}")
+    for name, err in r.failed.items():
+        _say(args, f"  failed: {name}: {err}")
+    return 0 if not r.failed else 3
+
+
 def _read_signal(path):
     """(data, z, attrs) of a volume file or a projections file (data: a dict)."""
     return H.read_projections(path) if is_projections(path) else H.read_volume(path)
@@ -787,6 +825,50 @@ def add_commands(sub):
                    help="output folder (required; volumes and manifest.json, written last)")
     _overwrite(r)
     r.set_defaults(func=cmd_reconstruct)
+    se = hs.add_parser("series", epilog=_EXITS + "; 3 some frames failed (each named, with its "
+                                                 "error, on stdout and in the manifest)",
+                       help="a hologram time series: particles per frame and PTV velocities "
+                            "between frames, on Dask workers, resumable")
+    se.add_argument("frames", help="the frames, in time order: a quoted glob pattern "
+                                   "('run/*.tif'), a folder or a multi-page TIFF")
+    _optics(se)
+    se.add_argument("--z", type=_zrange, required=True,
+                    help="depths START:STOP:N in metres from the sensor (required)")
+    se.add_argument("--method", choices=["dh", "backprop"], default="dh",
+                    help="dh (∂H, the distance offset learned once on --calibrate) or backprop "
+                         "(default dh)")
+    se.add_argument("--iterations", type=_number(int, low=1), default=100,
+                    help="∂H iterations per frame (default 100)")
+    se.add_argument("--sparsity", type=_number(float, low=0), default=0.01,
+                    help="∂H L1 weight (default 0.01)")
+    se.add_argument("--background", choices=["median", "lowpass", "none"], default="median",
+                    help="median (per-pixel median of the series, computed once; default), "
+                         "lowpass (per frame) or none")
+    se.add_argument("--calibrate", type=_number(int), default=0,
+                    help="the frame on which the distance offset is learned, then fixed for the "
+                         "series (default 0)")
+    se.add_argument("--keep", choices=["particles", "projections", "volume"], default="particles",
+                    help="what each frame keeps beside its particles (default particles: a "
+                         "campaign of thousands of frames fits on disk)")
+    se.add_argument("--dt", type=_number(float, low=0, low_open=True), default=1.0,
+                    help="seconds between frames (velocities in m/s; default 1)")
+    se.add_argument("--max-distance", type=_length, default=None,
+                    help="PTV link radius in metres (default 10 pixels)")
+    g = se.add_mutually_exclusive_group()
+    g.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a running Dask scheduler (tcp://host:8786) to run the frames on")
+    g.add_argument("--workers", type=_number(int, low=0), default=None,
+                   help="worker processes of a local Dask cluster (default: the machine's cores "
+                        "when Dask is installed; 0: sequential in this process)")
+    se.add_argument("--no-resume", action="store_true",
+                    help="redo every frame (default: skip the frames an earlier run of the same "
+                         "settings finished, verified by SHA-256)")
+    se.add_argument("--retries", type=_number(int, low=0), default=2,
+                    help="tries after a failure before a frame is reported as failed (default 2)")
+    se.add_argument("--gpu", action="store_true",
+                    help="reconstruct on the GPU (CuPy; one worker per GPU with dask-cuda)")
+    se.add_argument("-o", "--output", required=True, help="output folder (required)")
+    se.set_defaults(func=cmd_series)
     q = hs.add_parser("particles", epilog=_EXITS,
                       help="find particles in a reconstructed volume or projections file (CSV)")
     q.add_argument("volume", help="HDF5 volume or projections file from 'holo reconstruct'")
