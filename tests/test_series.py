@@ -49,6 +49,10 @@ def test_sequential_series_finds_the_particles_and_their_motion(frames, tmp_path
     assert abs(r.dz) < 20e-6                                # calibrated once, recorded
     state = json.loads((tmp_path / "seq" / "series.json").read_text())
     assert state["dz"]["frame"] == "f_000.tif"
+    # a calibration recording instead of a frame of the series: the same offset here
+    r2 = process_series(str(d / "*.tif"), _settings(calibrate=str(d / "f_000.tif")),
+                        out=tmp_path / "cal", progress=False)
+    assert r2.dz == r.dz
     assert F.verify_manifest(r.manifest) == []
     parts = np.loadtxt(r.particles, delimiter=",", skiprows=2)
     per_frame = np.bincount(parts[:, 0].astype(int), minlength=8)
@@ -164,6 +168,11 @@ def test_series_settings_and_frames_are_checked(frames, tmp_path):
         SeriesSettings.from_any(dict(_settings(), wavelenght=1.0))
     with pytest.raises(ValueError, match="dt must be the time between frames"):
         SeriesSettings(**_settings(dt=0))
+    with pytest.raises(ValueError, match="calibrate must be a frame index"):
+        SeriesSettings(**_settings(calibrate=1.5))
+    with pytest.raises(FileNotFoundError, match="calibration recording .* does not exist"):
+        process_series(str(d / "*.tif"), _settings(calibrate=str(tmp_path / "none.tif")),
+                       out=tmp_path / "c", progress=False)
     with pytest.raises(FileNotFoundError, match="no frames found"):
         series_frames(str(tmp_path / "*.tif"))
     assert [n for _, n in series_frames(str(d))] == [None] * 8

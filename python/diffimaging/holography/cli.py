@@ -339,7 +339,8 @@ def cmd_series(args):
     settings = dict(wavelength=args.wavelength, pixel_size=args.pixel_size, z=args.z,
                     method=args.method, iterations=args.iterations, sparsity=args.sparsity,
                     n_medium=args.n_medium, background=args.background,
-                    calibrate=args.calibrate, keep=args.keep, dt=args.dt,
+                    calibrate=int(args.calibrate) if args.calibrate.lstrip("-").isdigit()
+                    else args.calibrate, keep=args.keep, dt=args.dt,
                     max_distance=args.max_distance, device="gpu" if args.gpu else "cpu")
     client, workers = None, args.workers
     if args.scheduler:
@@ -844,9 +845,9 @@ def add_commands(sub):
     se.add_argument("--background", choices=["median", "lowpass", "none"], default="median",
                     help="median (per-pixel median of the series, computed once; default), "
                          "lowpass (per frame) or none")
-    se.add_argument("--calibrate", type=_number(int), default=0,
-                    help="the frame on which the distance offset is learned, then fixed for the "
-                         "series (default 0)")
+    se.add_argument("--calibrate", default="0", metavar="FRAME|FILE",
+                    help="the frame (index) or a calibration recording (file) on which the "
+                         "distance offset is learned, then fixed for the series (default 0)")
     se.add_argument("--keep", choices=["particles", "projections", "volume"], default="particles",
                     help="what each frame keeps beside its particles (default particles: a "
                          "campaign of thousands of frames fits on disk)")

@@ -65,7 +65,8 @@ class SeriesSettings:
         "none", or a 2-D array (a background frame).
     background_frames : frames (evenly spaced over the series) in the median.
     calibrate : the frame (index in the series) on which ∂H learns the distance
-        offset; the offset is then fixed for the whole series.  None: the nominal z.
+        offset, or the path of a calibration recording (its first frame); the offset
+        is then fixed for the whole series.  None: the nominal z.
     dz_range : (lo, hi) search range of that offset [m] (None: ∂H's default).
     keep : "particles" (only particle tables: a campaign of thousands of 1024^2
         frames fits on disk), "projections" (also the min/max depth projections) or
@@ -86,7 +87,7 @@ class SeriesSettings:
     n_medium: float = 1.0
     background: object = "median"
     background_frames: int = 50
-    calibrate: int | None = 0
+    calibrate: object = 0
     dz_range: object = None
     keep: str = "particles"
     dt: float = 1.0
@@ -122,6 +123,13 @@ class SeriesSettings:
                 raise ValueError("a background array must be one 2-D frame of positive, finite "
                                  "values")
             self.background = b
+        c = self.calibrate
+        if isinstance(c, os.PathLike):
+            self.calibrate = c = str(c)
+        if not (c is None or isinstance(c, str)
+                or (isinstance(c, (int, np.integer)) and not isinstance(c, bool))):
+            raise ValueError(f"calibrate must be a frame index, the path of a calibration "
+                             f"recording or None, got {c!r}")
         for name in ("iterations", "background_frames"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
@@ -536,10 +544,16 @@ def _calibrate(frames, s, background, out, st):
         return 0.0
     from . import preprocess, reconstruct
 
-    k = int(s.calibrate)
-    if not -len(frames) <= k < len(frames):
-        raise ValueError(f"calibrate={k} is not a frame of the series ({len(frames)} frames)")
-    raw = _read(frames[k])
+    if isinstance(s.calibrate, str):
+        if not Path(s.calibrate).is_file():
+            raise FileNotFoundError(f"calibration recording {s.calibrate} does not exist")
+        source = (s.calibrate, 0 if _pages(Path(s.calibrate)) > 1 else None)
+    else:
+        k = int(s.calibrate)
+        if not -len(frames) <= k < len(frames):
+            raise ValueError(f"calibrate={k} is not a frame of the series ({len(frames)} frames)")
+        source = frames[k]
+    raw = _read(source)
     if isinstance(background, np.ndarray):
         h, _ = preprocess(raw, background=background)
     else:
@@ -548,8 +562,8 @@ def _calibrate(frames, s, background, out, st):
     rec = reconstruct(h.astype(np.float32), s.z, wavelength=s.wavelength,
                       pixel_size=s.pixel_size, iterations=s.iterations, sparsity=s.sparsity,
                       learn_z=True, n_medium=s.n_medium, **kw)
-    st["dz"] = dict(value=float(rec.dz), frame=_name(frames[k]), how="∂H on one frame")
-    log.info("series calibration: dz = %+.2f um on %s", rec.dz * 1e6, _name(frames[k]))
+    st["dz"] = dict(value=float(rec.dz), frame=_name(source), how="∂H on one frame")
+    log.info("series calibration: dz = %+.2f um on %s", rec.dz * 1e6, _name(source))
     return float(rec.dz)
 
 
