@@ -628,7 +628,11 @@ def process_series(frames, settings, *, out, client=None, workers=None, resume=T
         processed = 0
         t_run = time.perf_counter()
         sd = dataclasses.asdict(s)
-        items = [(i, (fr[i], i, sd, background, dz, str(out))) for i in todo]
+        bg_arg = background
+        if isinstance(ex, _Dask) and isinstance(background, np.ndarray) and todo:
+            # sent to every worker once, not with every task
+            bg_arg = ex.client.scatter(background, broadcast=True)
+        items = [(i, (fr[i], i, sd, bg_arg, dz, str(out))) for i in todo]
         for i, rec, err in ex.map(process_frame, items, retries):
             if err is None:
                 st["done"][str(i)] = rec
