@@ -101,6 +101,19 @@ def test_resume_redoes_only_what_is_missing_or_changed(frames, tmp_path):
         process_series(str(d / "*.tif"), _settings(iterations=21), out=out, progress=False)
 
 
+def test_kept_volumes_give_piv_vectors_between_frames(frames, tmp_path):
+    d, step = frames
+    r = process_series(str(d / "*.tif"), _settings(keep="volume", piv_window=(8, 16, 16)),
+                       out=tmp_path / "v", progress=False, figure=False)
+    assert r.frames == 8 and (tmp_path / "v" / "piv.csv").is_file()
+    piv = np.loadtxt(tmp_path / "v" / "piv.csv", delimiter=",", skiprows=2)
+    assert set(piv[:, 0].astype(int)) == set(range(7))
+    good = piv[piv[:, 7] == 0]
+    v = np.median(good[:, 4:6], axis=0) * 0.01                      # m per frame, lateral
+    np.testing.assert_allclose(v, step[:2], atol=0.5 * PX)
+    assert F.verify_manifest(r.manifest) == []
+
+
 def test_a_corrupt_frame_is_reported_and_the_rest_completes(frames, tmp_path):
     d, _ = frames
     src = tmp_path / "frames"
@@ -164,6 +177,8 @@ def test_series_settings_and_frames_are_checked(frames, tmp_path):
         SeriesSettings(**_settings(method="fast"))
     with pytest.raises(ValueError, match="keep='projections' needs method='backprop'"):
         SeriesSettings(**_settings(keep="projections"))
+    with pytest.raises(ValueError, match="keep='volume' needs method='dh'"):
+        SeriesSettings(**_settings(keep="volume", method="backprop"))
     with pytest.raises(ValueError, match="unknown series settings \\['wavelenght'\\]"):
         SeriesSettings.from_any(dict(_settings(), wavelenght=1.0))
     with pytest.raises(ValueError, match="dt must be the time between frames"):

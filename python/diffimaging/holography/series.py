@@ -74,6 +74,9 @@ class SeriesSettings:
     dt : the time between frames [s] (velocities in m/s).
     max_distance : PTV link radius [m] laterally (None: 10 pixels);
         ``max_axial_distance`` axially (None: 5 x max_distance).
+    piv_window : 3-D PIV window (z, y, x) voxels between the volumes of consecutive
+        frames, when they are kept (``keep="volume"``); the pairs then hold PIV
+        vectors beside the PTV links.
     threads : kernel threads per task (None: the cores over the workers).
     device : "cpu" or "gpu" (CuPy; one worker per GPU).
     """
@@ -93,6 +96,7 @@ class SeriesSettings:
     dt: float = 1.0
     max_distance: float | None = None
     max_axial_distance: float | None = None
+    piv_window: tuple = (8, 16, 16)
     threads: int | None = None
     device: str = "cpu"
 
@@ -111,6 +115,9 @@ class SeriesSettings:
         if self.keep == "projections" and self.method != "backprop":
             raise ValueError("keep='projections' needs method='backprop' (∂H solves for the "
                              "volume: keep='volume')")
+        if self.keep == "volume" and self.method != "dh":
+            raise ValueError("keep='volume' needs method='dh' (back-propagation keeps its "
+                             "min/max projections: keep='projections')")
         if self.device not in ("cpu", "gpu"):
             raise ValueError(f"device must be 'cpu' or 'gpu', got {self.device!r}")
         if isinstance(self.background, str):
@@ -137,6 +144,11 @@ class SeriesSettings:
         if not (math.isfinite(float(self.dt)) and float(self.dt) > 0):
             raise ValueError(f"dt must be the time between frames in seconds (> 0), got "
                              f"{self.dt!r}")
+        w = tuple(int(v) for v in np.atleast_1d(self.piv_window))
+        if len(w) != 3 or min(w) < 2:
+            raise ValueError(f"piv_window must be 3 window sizes (z, y, x) of at least 2 voxels, "
+                             f"got {self.piv_window!r}")
+        self.piv_window = w
         dy = self.pixel_size[0]
         if self.max_distance is None:
             self.max_distance = 10.0 * dy
@@ -331,13 +343,24 @@ def _positions(path):
         return np.asarray(f["positions"], dtype=np.float64).reshape(-1, 3)
 
 
+def _volume(path):
+    """(volume, z, crop offset in pixels) of a frame file, or None without a volume."""
+    with _files.open_hdf5(path) as f:
+        if "volume" not in f:
+            return None
+        return (np.asarray(f["volume"], dtype=np.float32), np.asarray(f["z_m"]),
+                np.asarray(f.attrs.get("crop_offset_px", (0, 0)), dtype=np.float64))
+
+
 def process_pair(index, file_a, file_b, settings, out):
-    """PTV between frames ``index`` and ``index + 1`` (their particle files):
-    ``out/pairs/pair_NNNNN.h5`` with the links' midpoints, displacements [m] and
-    velocities [m/s], written atomically.  Returns its record."""
+    """PTV between frames ``index`` and ``index + 1`` (their particle files), and 3-D
+    PIV between their volumes when they are kept: ``out/pairs/pair_NNNNN.h5`` with
+    the links' midpoints, displacements [m] and velocities [m/s] (and ``piv/``:
+    window centres [m], velocities [m/s], outlier flags), written atomically.
+    Returns its record."""
     import h5py
 
-    from . import link, predictor_from_links
+    from . import link, piv, predictor_from_links
 
     t0 = time.perf_counter()
     s = SeriesSettings.from_any(settings)
@@ -351,9 +374,19 @@ def process_pair(index, file_a, file_b, settings, out):
     else:
         mid = disp = np.zeros((0, 3))
         pairs = np.zeros((0, 2), dtype=np.int64)
+    vectors = None
+    if s.keep == "volume":
+        va, vb = _volume(Path(out) / file_a), _volume(Path(out) / file_b)
+        if va is not None and vb is not None and va[0].shape == vb[0].shape:
+            res = piv(va[0], vb[0], window=s.piv_window, passes=2)
+            ppos, pvel = res.vectors(va[1], s.pixel_size, s.dt)
+            ppos = ppos + np.array([va[2][0] * s.pixel_size[0], va[2][1] * s.pixel_size[1], 0.0])
+            vectors = (ppos, pvel, np.asarray(res.outlier).reshape(-1))
     target = Path(out) / "pairs" / f"pair_{index:05d}.h5"
     with _files.atomic_path(target) as tmp:
         with h5py.File(tmp, "w") as f:
+            if vectors is not None:
+                f["piv/positions"], f["piv/velocity"], f["piv/outlier"] = vectors
             f["positions"] = np.asarray(mid, dtype=np.float64).reshape(-1, 3)
             f["displacement"] = np.asarray(disp, dtype=np.float64).reshape(-1, 3)
             f["velocity"] = np.asarray(disp, dtype=np.float64).reshape(-1, 3) / float(s.dt)
@@ -668,6 +701,8 @@ def process_series(frames, settings, *, out, client=None, workers=None, resume=T
             [out / r["file"] for r in st["pairs"].values()] + [particles, vectors]
     if st.get("background"):
         files.append(out / st["background"]["file"])
+    if (out / "piv.csv").is_file():
+        files.append(out / "piv.csv")
     if figure:
         fig = _figure(out, st, fr)
         if fig is not None:
@@ -712,6 +747,23 @@ def _tables(out, st, fr):
         fh.write("frame,y_m,x_m,z_m,vy_m_s,vx_m_s,vz_m_s\n")
         for row in vrows:
             fh.write(",".join([str(row[0])] + [f"{v:.9g}" for v in row[1:]]) + "\n")
+    prow = []
+    for i in sorted(int(k) for k in st["pairs"]):
+        with _files.open_hdf5(out / st["pairs"][str(i)]["file"]) as f:
+            if "piv" not in f:
+                continue
+            pos, vel = np.asarray(f["piv/positions"]), np.asarray(f["piv/velocity"])
+            bad = np.asarray(f["piv/outlier"]).astype(int)
+        for r in range(len(pos)):
+            prow.append((i, *pos[r], *vel[r], bad[r]))
+    if prow:
+        with _files.atomic_open(out / "piv.csv", "w", newline="") as fh:
+            fh.write("# diffimaging holo series: 3-D PIV from frame to frame + 1 (window "
+                     "centres, velocities; outlier: replaced by the neighbours' median)\n")
+            fh.write("frame,y_m,x_m,z_m,vy_m_s,vx_m_s,vz_m_s,outlier\n")
+            for row in prow:
+                fh.write(",".join([str(row[0])] + [f"{v:.9g}" for v in row[1:7]]
+                                  + [str(row[7])]) + "\n")
     return particles, vectors
 
 
