@@ -639,7 +639,9 @@ def process_series(frames, settings, *, out, client=None, workers=None, resume=T
     state_path = out / _STATE
     st = _load_state(state_path, s.record(), fr, resume)
     ex = _executor(client, workers, s.device)
-    if s.threads is None and isinstance(ex, _Dask):
+    if s.threads is None and isinstance(ex, _Dask) and ex.own is not None:
+        # our LocalCluster: this machine's cores shared by its workers (a given client's
+        # workers keep their own thread settings)
         nw = max(1, len(ex.client.scheduler_info().get("workers", {})))
         s = dataclasses.replace(s, threads=max(1, (os.cpu_count() or 1) // nw))
     try:
