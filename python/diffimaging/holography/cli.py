@@ -857,7 +857,8 @@ def add_commands(sub):
                     help="PTV link radius in metres (default 10 pixels)")
     g = se.add_mutually_exclusive_group()
     g.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="a running Dask scheduler (tcp://host:8786) to run the frames on")
+                   help="a running Dask scheduler (tcp://host:8786) to run the frames on "
+                        "(default: none, a local cluster: see --workers)")
     g.add_argument("--workers", type=_number(int, low=0), default=None,
                    help="worker processes of a local Dask cluster (default: the machine's cores "
                         "when Dask is installed; 0: sequential in this process)")
@@ -867,7 +868,8 @@ def add_commands(sub):
     se.add_argument("--retries", type=_number(int, low=0), default=2,
                     help="tries after a failure before a frame is reported as failed (default 2)")
     se.add_argument("--gpu", action="store_true",
-                    help="reconstruct on the GPU (CuPy; one worker per GPU with dask-cuda)")
+                    help="reconstruct on the GPU (CuPy; one worker per GPU with dask-cuda; "
+                         "default: the CPU)")
     se.add_argument("-o", "--output", required=True, help="output folder (required)")
     se.set_defaults(func=cmd_series)
     q = hs.add_parser("particles", epilog=_EXITS,
