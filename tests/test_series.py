@@ -14,6 +14,8 @@ from diffimaging import holography as H
 from diffimaging._backend import files as F
 from diffimaging.holography.series import SeriesSettings, process_series, series_frames
 
+from conftest import gpu_available as _gpu
+
 PX, LAM = 2e-6, 532e-9
 
 
@@ -181,6 +183,9 @@ def test_series_settings_and_frames_are_checked(frames, tmp_path):
         SeriesSettings(**_settings(keep="volume", method="backprop"))
     with pytest.raises(ValueError, match="unknown series settings \\['wavelenght'\\]"):
         SeriesSettings.from_any(dict(_settings(), wavelenght=1.0))
+    assert SeriesSettings(**_settings()).device == ("gpu" if _gpu() else "cpu")   # auto
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu' or 'gpu'"):
+        SeriesSettings(**_settings(device="tpu"))
     with pytest.raises(ValueError, match="dt must be the time between frames"):
         SeriesSettings(**_settings(dt=0))
     with pytest.raises(ValueError, match="calibrate must be a frame index"):

@@ -341,7 +341,7 @@ def cmd_series(args):
                     n_medium=args.n_medium, background=args.background,
                     calibrate=int(args.calibrate) if args.calibrate.lstrip("-").isdigit()
                     else args.calibrate, keep=args.keep, dt=args.dt,
-                    max_distance=args.max_distance, device="gpu" if args.gpu else "cpu")
+                    max_distance=args.max_distance, device=args.device)
     client, workers = None, args.workers
     if args.scheduler:
         try:
@@ -867,9 +867,9 @@ def add_commands(sub):
                          "settings finished, verified by SHA-256)")
     se.add_argument("--retries", type=_number(int, low=0), default=2,
                     help="tries after a failure before a frame is reported as failed (default 2)")
-    se.add_argument("--gpu", action="store_true",
-                    help="reconstruct on the GPU (CuPy; one worker per GPU with dask-cuda; "
-                         "default: the CPU)")
+    se.add_argument("--device", choices=["auto", "cpu", "gpu"], default="auto",
+                    help="where the frames are reconstructed: gpu (CuPy; one worker per GPU with "
+                         "dask-cuda), cpu, or auto (default: the GPU when CuPy sees one)")
     se.add_argument("-o", "--output", required=True, help="output folder (required)")
     se.set_defaults(func=cmd_series)
     q = hs.add_parser("particles", epilog=_EXITS,

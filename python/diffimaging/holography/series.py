@@ -78,7 +78,8 @@ class SeriesSettings:
         frames, when they are kept (``keep="volume"``); the pairs then hold PIV
         vectors beside the PTV links.
     threads : kernel threads per task (None: the cores over the workers).
-    device : "cpu" or "gpu" (CuPy; one worker per GPU).
+    device : "auto" (the default: the GPU when CuPy sees one and the CUDA module is
+        built, else the CPU), "cpu" or "gpu" (CuPy; one worker per GPU).
     """
 
     wavelength: float
@@ -98,7 +99,7 @@ class SeriesSettings:
     max_axial_distance: float | None = None
     piv_window: tuple = (8, 16, 16)
     threads: int | None = None
-    device: str = "cpu"
+    device: str = "auto"
 
     def __post_init__(self):
         from .io import check_optics
@@ -118,8 +119,10 @@ class SeriesSettings:
         if self.keep == "volume" and self.method != "dh":
             raise ValueError("keep='volume' needs method='dh' (back-propagation keeps its "
                              "min/max projections: keep='projections')")
-        if self.device not in ("cpu", "gpu"):
-            raise ValueError(f"device must be 'cpu' or 'gpu', got {self.device!r}")
+        if self.device not in ("auto", "cpu", "gpu"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'gpu', got {self.device!r}")
+        if self.device == "auto":
+            self.device = "gpu" if _gpu_usable() else "cpu"
         if isinstance(self.background, str):
             if self.background not in ("median", "lowpass", "none"):
                 raise ValueError(f"background must be 'median', 'lowpass', 'none' or a 2-D "
@@ -177,6 +180,18 @@ class SeriesSettings:
             d["background"] = f"array {tuple(self.background.shape)}"
         d.pop("threads")        # how, not what: a resumed run may use other workers
         return json.loads(json.dumps(d, default=_jsonable))
+
+
+def _gpu_usable() -> bool:
+    """A GPU that CuPy sees, and the CUDA module built."""
+    from .._backend import kernels as K
+
+    try:
+        import cupy
+
+        return bool(cupy.cuda.is_available()) and K.have_cuda_module()
+    except Exception:
+        return False
 
 
 @dataclasses.dataclass
@@ -592,7 +607,12 @@ def _calibrate(frames, s, background, out, st):
     else:
         h, _ = preprocess(raw, method=background)
     kw = {} if s.dz_range is None else {"dz_range": tuple(s.dz_range)}
-    rec = reconstruct(h.astype(np.float32), s.z, wavelength=s.wavelength,
+    h = h.astype(np.float32)
+    if s.device == "gpu":
+        import cupy
+
+        h = cupy.asarray(h)
+    rec = reconstruct(h, s.z, wavelength=s.wavelength,
                       pixel_size=s.pixel_size, iterations=s.iterations, sparsity=s.sparsity,
                       learn_z=True, n_medium=s.n_medium, **kw)
     st["dz"] = dict(value=float(rec.dz), frame=_name(source), how="∂H on one frame")
