@@ -27,6 +27,13 @@ inline DType device_dtype(const std::string& dtype, const char* fn, bool complex
                               ", got '" + dtype + "'");
 }
 
+// A count or size that must not be negative (`fn`: the function, `name`: the argument).
+inline void require_nonnegative(index_t v, const char* fn, const char* name) {
+  if (v < 0)
+    throw std::invalid_argument(std::string(fn) + ": " + name + " must be >= 0, got " +
+                                std::to_string(v));
+}
+
 // A device pointer that must not be null.
 inline void require_device_pointer(std::uintptr_t p, const char* fn, const char* name) {
   if (p == 0)

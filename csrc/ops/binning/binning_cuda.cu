@@ -28,6 +28,7 @@
 #include <stdexcept>
 
 #include "core/cuda_device.hpp"
+#include "core/cuda_launch.cuh"
 #include "diffimaging/math/binning.hpp"
 #include "ops/binning/binning_cuda.hpp"
 
@@ -36,15 +37,11 @@ namespace cuda {
 namespace {
 
 constexpr int kThreads = 256;               // threads per block (all kernels)
-constexpr index_t kMaxBlocks = 65535 * 8;   // grid cap of the element-wise kernels
 constexpr index_t kMaxGridY = 65535;        // batch elements per launch row (gridDim.y)
 constexpr index_t kTargetBlocks = 4096;     // blocks in flight for the reduction pass 1
 constexpr index_t kMaxReduceBlocks = 1024;  // blocks per batch element in pass 1
 
-int blocks_for(index_t total) {
-  const index_t want = (total + kThreads - 1) / kThreads;
-  return static_cast<int>(want < kMaxBlocks ? want : kMaxBlocks);
-}
+int blocks_for(index_t total) { return grid_blocks(total, kThreads); }
 
 __device__ __forceinline__ index_t first_element() {
   return blockIdx.x * static_cast<index_t>(blockDim.x) + threadIdx.x;
@@ -374,7 +371,7 @@ void bin_forward(const Real* in, index_t in_stride, Real* out, index_t batch, in
                  double scale, std::uintptr_t stream) {
   check_geometry(batch, ny, nx, ncomp, f);
   if (batch == 0) return;
-  const auto s = reinterpret_cast<cudaStream_t>(stream);
+  const auto s = as_stream(stream);
   if (ncomp == 1)
     forward_nc<Real, 1>(in, in_stride, out, batch, ny, nx, f, shifts, shift_stride, scale, s);
   else
@@ -387,7 +384,7 @@ void bin_adjoint(const Real* g, Real* out, index_t batch, index_t ny, index_t nx
                  std::uintptr_t stream) {
   check_geometry(batch, ny, nx, ncomp, f);
   if (batch == 0) return;
-  const auto s = reinterpret_cast<cudaStream_t>(stream);
+  const auto s = as_stream(stream);
   if (ncomp == 1)
     adjoint_nc<Real, 1>(g, out, batch, ny, nx, f, shifts, shift_stride, scale, s);
   else
@@ -401,7 +398,7 @@ void bin_shift_grad(const Real* in, index_t in_stride, const Real* g, double* ds
                     std::uintptr_t stream) {
   check_geometry(batch, ny, nx, ncomp, f);
   if (batch == 0) return;
-  const auto s = reinterpret_cast<cudaStream_t>(stream);
+  const auto s = as_stream(stream);
   if (ncomp == 1)
     shift_grad_nc<Real, 1>(in, in_stride, g, dshift, batch, ny, nx, f, shifts, shift_stride,
                            scale, s);

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_device.hpp"
+#include "core/cuda_launch.cuh"
 #include "diffimaging/math/frequency.hpp"
 #include "diffimaging/math/pointwise.hpp"
 #include "ops/pointwise/pointwise_cuda.hpp"
@@ -16,10 +17,7 @@ namespace {
 constexpr int kThreads = 256;
 
 // Blocks of kThreads for `total` elements (grid-stride loops cover the rest).
-int blocks_for(index_t total) {
-  const index_t want = (total + kThreads - 1) / kThreads;
-  return static_cast<int>(want < 65535 * 8 ? want : 65535 * 8);
-}
+int blocks_for(index_t total) { return grid_blocks(total, kThreads); }
 
 template <class Real>
 __global__ void intensity_kernel(const Real* __restrict__ u, Real* __restrict__ out, index_t n) {
@@ -53,7 +51,7 @@ __global__ void fourier_shift_kernel(const Real* src, Real* dst, index_t total, 
 template <class Real>
 void intensity(const Real* u, Real* out, index_t n, std::uintptr_t stream) {
   if (n <= 0) return;
-  intensity_kernel<Real><<<blocks_for(n), kThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+  intensity_kernel<Real><<<blocks_for(n), kThreads, 0, as_stream(stream)>>>(
       u, out, n);
   check(cudaGetLastError(), "intensity launch");
 }
@@ -65,7 +63,7 @@ void fourier_shift_apply(const Real* src, Real* dst, index_t batch, index_t ny, 
   const index_t total = batch * ny * nx;
   if (total <= 0) return;
   fourier_shift_kernel<Real>
-      <<<blocks_for(total), kThreads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+      <<<blocks_for(total), kThreads, 0, as_stream(stream)>>>(
           src, dst, total, ny, nx, dy, dx, shifts, shift_stride, conjugate ? -1.0 : 1.0);
   check(cudaGetLastError(), "fourier_shift_apply launch");
 }

@@ -21,19 +21,12 @@ namespace {
 
 namespace py = pybind11;
 
-void require_size(index_t v, const char* fn, const char* name) {
-  if (v < 0)
-    throw std::invalid_argument(std::string(fn) + ": " + name + " must be >= 0, got " +
-                                std::to_string(v));
-}
-
-
 // out (n reals) = |u|^2 of n complex values u.
 void intensity(std::uintptr_t u, std::uintptr_t out, const std::string& dtype, index_t n,
                std::uintptr_t stream) {
   const char* fn = "intensity";
   const DType k = device_dtype(dtype, fn, true);
-  require_size(n, fn, "n");
+  require_nonnegative(n, fn, "n");
   if (n == 0) return;
   require_device_pointer(u, fn, "u");
   require_device_pointer(out, fn, "out");
@@ -53,9 +46,9 @@ void fourier_shift_apply(std::uintptr_t src, std::uintptr_t dst, const std::stri
                          std::uintptr_t stream) {
   const char* fn = "fourier_shift_apply";
   const DType k = device_dtype(dtype, fn, true);
-  require_size(batch, fn, "batch");
-  require_size(ny, fn, "ny");
-  require_size(nx, fn, "nx");
+  require_nonnegative(batch, fn, "batch");
+  require_nonnegative(ny, fn, "ny");
+  require_nonnegative(nx, fn, "nx");
   if (!(std::isfinite(dy) && dy > 0.0) || !(std::isfinite(dx) && dx > 0.0))
     throw std::invalid_argument(std::string(fn) + ": the sample spacings dy, dx must be finite "
                                 "and > 0, got " + std::to_string(dy) + ", " + std::to_string(dx));
@@ -86,11 +79,11 @@ void minmax_project(std::uintptr_t planes, const std::string& dtype, index_t k, 
                     std::uintptr_t vmax, std::uintptr_t zmax, std::uintptr_t stream) {
   const char* fn = "minmax_project";
   const DType kd = device_dtype(dtype, fn, true);
-  require_size(k, fn, "k");
-  require_size(ny, fn, "ny");
-  require_size(nx, fn, "nx");
-  require_size(plane_stride, fn, "plane_stride");
-  require_size(row_stride, fn, "row_stride");
+  require_nonnegative(k, fn, "k");
+  require_nonnegative(ny, fn, "ny");
+  require_nonnegative(nx, fn, "nx");
+  require_nonnegative(plane_stride, fn, "plane_stride");
+  require_nonnegative(row_stride, fn, "row_stride");
   if (k == 0 || ny == 0 || nx == 0) return;
   require_device_pointer(planes, fn, "planes");
   require_device_pointer(z, fn, "z");

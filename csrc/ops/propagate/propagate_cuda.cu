@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/cuda_device.hpp"
+#include "core/cuda_launch.cuh"
 #include "diffimaging/math/pointwise.hpp"
 #include "ops/propagate/propagate_cuda.hpp"
 
@@ -23,18 +24,11 @@ namespace {
 constexpr int kThreads = 256;  // threads per block (a power of two: the reduction tree)
 constexpr int kReduceBlocks = 1024;  // blocks of the first reduction pass (fixed: determinism)
 
-cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
-
-// Block-wide sum of one double per thread, in a fixed tree order; thread 0 gets it.
+// Block-wide sum of one double per thread, in a fixed tree order.
 __device__ double block_sum(double v) {
-  __shared__ double buf[kThreads];
-  buf[threadIdx.x] = v;
-  __syncthreads();
-  for (int s = kThreads / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
-    __syncthreads();
-  }
-  return buf[0];
+  double a[1] = {v};
+  cuda::block_sum<kThreads, 1>(a);
+  return a[0];
 }
 
 // ---- the per-element formula, split for the kernels ------------------------

@@ -6,6 +6,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_device.hpp"
+#include "core/cuda_launch.cuh"
 #include "systems/fpm/fidelity_cuda.hpp"
 
 namespace diffimaging {
@@ -49,7 +50,6 @@ __global__ void fidelity_kernel(const Real* __restrict__ psi, const Real* __rest
                                 const Real* __restrict__ mask, const double* __restrict__ a,
                                 const double* __restrict__ w, Real background, FpmLoss loss,
                                 index_t n, Real* __restrict__ gpsi, double* __restrict__ vals) {
-  __shared__ double buf[kThreads];
   const index_t j = blockIdx.x;
   const Real aj = static_cast<Real>(a[j]);
   const Real scale = static_cast<Real>(2.0 * a[j] * w[j]);
@@ -68,13 +68,9 @@ __global__ void fidelity_kernel(const Real* __restrict__ psi, const Real* __rest
     g[2 * e] = s * re;
     g[2 * e + 1] = s * im;
   }
-  buf[threadIdx.x] = acc;
-  __syncthreads();
-  for (int s = kThreads / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s) buf[threadIdx.x] += buf[threadIdx.x + s];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) vals[j] = buf[0];
+  double sum[1] = {acc};
+  block_sum<kThreads, 1>(sum);
+  if (threadIdx.x == 0) vals[j] = sum[0];
 }
 
 }  // namespace
@@ -84,7 +80,7 @@ void fpm_fidelity(const Real* psi, const Real* y, const Real* mask, const double
                   const double* w, double background, FpmLoss loss, index_t J, index_t n,
                   Real* gpsi, double* vals, std::uintptr_t stream) {
   if (J <= 0) return;
-  const cudaStream_t s = reinterpret_cast<cudaStream_t>(stream);
+  const cudaStream_t s = as_stream(stream);
   double* dvals = nullptr;
   check(cudaMallocAsync(reinterpret_cast<void**>(&dvals), sizeof(double) * J, s),
         "allocating the fpm_fidelity sums");

@@ -10,6 +10,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_device.hpp"
+#include "core/cuda_launch.cuh"
 #include "systems/holography/dh_cuda.hpp"
 
 namespace diffimaging {
@@ -19,13 +20,7 @@ namespace {
 constexpr int kThreads = 256;        // threads per block (a power of two: the reduction tree)
 constexpr int kReduceBlocks = 1024;  // blocks of the first reduction pass (fixed: determinism)
 
-cudaStream_t as_stream(std::uintptr_t s) { return reinterpret_cast<cudaStream_t>(s); }
-
-int blocks_for(index_t total) {
-  const index_t want = (total + kThreads - 1) / kThreads;
-  const index_t cap = 65535 * 8;
-  return static_cast<int>(want < cap ? (want > 0 ? want : 1) : cap);
-}
+int blocks_for(index_t total) { return grid_blocks(total, kThreads); }
 
 // T[k, i, j] = H(z_k) at element (i, j < nxh) of p's grid (the non-negative
 // x frequencies of a real transform are the full grid's first nxh columns).
@@ -94,20 +89,6 @@ __global__ void backproject_kernel(const Real* __restrict__ A, const Real* __res
   }
 }
 
-// Block-wide sums of three doubles per thread in a fixed tree order (thread 0
-// gets them).
-__device__ void block_sum3(double v[3]) {
-  __shared__ double buf[3][kThreads];
-  for (int c = 0; c < 3; ++c) buf[c][threadIdx.x] = v[c];
-  __syncthreads();
-  for (int s = kThreads / 2; s > 0; s >>= 1) {
-    if (threadIdx.x < s)
-      for (int c = 0; c < 3; ++c) buf[c][threadIdx.x] += buf[c][threadIdx.x + s];
-    __syncthreads();
-  }
-  for (int c = 0; c < 3; ++c) v[c] = buf[c][0];
-}
-
 // First pass of prox_step: block b owns rows b, b + gridDim.x, ... of the
 // planes * ny rows, its threads the columns.
 template <class Real>
@@ -139,7 +120,7 @@ __global__ void prox_kernel(const Real* __restrict__ x, const Real* __restrict__
     if (cr != nullptr)
       for (index_t j = nx + threadIdx.x; j < g_row; j += blockDim.x) cr[j] = Real(0);
   }
-  block_sum3(acc);
+  block_sum<kThreads, 3>(acc);
   if (threadIdx.x == 0)
     for (int c = 0; c < 3; ++c) part[3 * blockIdx.x + c] = acc[c];
 }
@@ -148,7 +129,7 @@ __global__ void sum3_kernel(const double* __restrict__ part, index_t n, double* 
   double acc[3] = {0.0, 0.0, 0.0};
   for (index_t i = threadIdx.x; i < n; i += blockDim.x)
     for (int c = 0; c < 3; ++c) acc[c] += part[3 * i + c];
-  block_sum3(acc);
+  block_sum<kThreads, 3>(acc);
   if (threadIdx.x == 0)
     for (int c = 0; c < 3; ++c) out[c] = acc[c];
 }

@@ -22,12 +22,6 @@ namespace {
 
 namespace py = pybind11;
 
-void require_count(index_t v, const char* fn, const char* name) {
-  if (v < 0)
-    throw std::invalid_argument(std::string(fn) + ": " + name + " must be >= 0, got " +
-                                std::to_string(v));
-}
-
 void dh_transfer_table(std::uintptr_t T, const std::string& dtype, std::uintptr_t zs, index_t nz,
                        index_t ny, index_t nx, index_t nxh, double wavelength, double dy,
                        double dx, int method, bool band_limit, bool carrier,
@@ -36,7 +30,7 @@ void dh_transfer_table(std::uintptr_t T, const std::string& dtype, std::uintptr_
   const DType k = device_dtype(dtype, fn, true);
   const TransferParams p =
       transfer_params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
-  require_count(nz, fn, "nz");
+  require_nonnegative(nz, fn, "nz");
   if (nxh != nx / 2 + 1)
     throw std::invalid_argument(std::string(fn) + ": nxh must be nx / 2 + 1 = " +
                                 std::to_string(nx / 2 + 1) + ", got " + std::to_string(nxh));
@@ -56,8 +50,8 @@ void dh_accumulate_table(std::uintptr_t O, std::uintptr_t T, std::uintptr_t Sr, 
                          std::uintptr_t stream) {
   const char* fn = "dh_accumulate_table";
   const DType k = device_dtype(dtype, fn, true);
-  require_count(n, fn, "n");
-  require_count(batch, fn, "batch");
+  require_nonnegative(n, fn, "n");
+  require_nonnegative(batch, fn, "batch");
   if (n == 0) return;
   require_device_pointer(Sr, fn, "Sr");
   require_device_pointer(Si, fn, "Si");
@@ -79,8 +73,8 @@ void dh_backproject_table(std::uintptr_t A, std::uintptr_t B, std::uintptr_t T, 
                           std::uintptr_t stream) {
   const char* fn = "dh_backproject_table";
   const DType k = device_dtype(dtype, fn, true);
-  require_count(n, fn, "n");
-  require_count(batch, fn, "batch");
+  require_nonnegative(n, fn, "n");
+  require_nonnegative(batch, fn, "batch");
   if (n == 0 || batch == 0) return;
   require_device_pointer(A, fn, "A");
   require_device_pointer(T, fn, "T");
@@ -105,9 +99,9 @@ std::tuple<double, double, double> prox_step(std::uintptr_t x, std::uintptr_t xp
   if (k != DType::kFloat32 && k != DType::kFloat64)
     throw std::invalid_argument(std::string(fn) + ": dtype must be 'float32' or 'float64', got '" +
                                 dtype + "'");
-  require_count(planes, fn, "planes");
-  require_count(ny, fn, "ny");
-  require_count(nx, fn, "nx");
+  require_nonnegative(planes, fn, "planes");
+  require_nonnegative(ny, fn, "ny");
+  require_nonnegative(nx, fn, "nx");
   if (g_row < nx)
     throw std::invalid_argument(std::string(fn) + ": g_row (" + std::to_string(g_row) +
                                 ") must be at least nx (" + std::to_string(nx) + ")");

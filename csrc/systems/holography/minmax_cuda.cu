@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include "core/cuda_device.hpp"
+#include "core/cuda_launch.cuh"
 #include "diffimaging/math/pointwise.hpp"
 #include "systems/holography/minmax_cuda.hpp"
 
@@ -55,9 +56,7 @@ void minmax_project(const Real* planes, index_t k, index_t ny, index_t nx, index
   const index_t npix = ny * nx;
   if (k <= 0 || npix <= 0) return;
   const int threads = 256;
-  const index_t want = (npix + threads - 1) / threads;
-  const int blocks = static_cast<int>(want < 65535 * 8 ? want : 65535 * 8);
-  minmax_kernel<Real><<<blocks, threads, 0, reinterpret_cast<cudaStream_t>(stream)>>>(
+  minmax_kernel<Real><<<grid_blocks(npix, threads), threads, 0, as_stream(stream)>>>(
       planes, k, ny, nx, plane_stride, row_stride, offset, z, vmin, zmin, vmax, zmax);
   check(cudaGetLastError(), "minmax_project launch");
 }

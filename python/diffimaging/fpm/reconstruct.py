@@ -381,14 +381,18 @@ class _Context:
                 Dinv_h = (1.0 / (Db + _EPS * float(np.max(Db)))).astype(rdt)
                 Dinv = self.dev(Dinv_h)
                 psi, res = img.forward(st.o, geo, st.zern, b, background=st.c)
-                I2 = xp.astype(xp.real(psi) ** 2 + xp.imag(psi) ** 2, self.xrdt)
-                ab = self.dev(st.a[b].reshape(-1, 1, 1).astype(rdt))
+                bright = "brightness" in learn and t >= 1
+                # |psi|^2 (before the object's step): for the array-API fidelity and the
+                # brightness update (the CUDA fidelity kernel forms its own)
+                I2 = (xp.astype(xp.real(psi) ** 2 + xp.imag(psi) ** 2, self.xrdt)
+                      if bright or not self.fused_fidelity else None)
                 Yb = self.Y[self.idx(b)]
                 if self.fused_fidelity:
                     vals, gpsi = KF.fidelity(psi, Yb, self.mask, st.a[b], w[b], self.background,
                                              loss)
                     st.vals[b] = vals
                 else:
+                    ab = self.dev(st.a[b].reshape(-1, 1, 1).astype(rdt))
                     mu = ab * I2 + rdt(self.background)
                     vals, gmu = FL.gradient(mu, Yb, loss, self.dev(w[b]), self.mask)
                     st.vals[b] = B.to_host_float64(vals, "vals")
@@ -408,7 +412,7 @@ class _Context:
                 # the least-squares scale of |psi| to sqrt(I - b)) — an estimate in
                 # another metric than the object's would drift with it at the few
                 # photons of the outer dark-field frames
-                if "brightness" in learn and t >= 1:
+                if bright:
                     sig = xp.clip(Yb - self.background, 0.0, None) * self.mask
                     I2m = xp.astype(I2, xp.float64) * self.mask
                     den = np.maximum(B.to_host_float64(xp.sum(I2m, axis=(1, 2)), "den"), 1e-30)
