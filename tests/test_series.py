@@ -41,7 +41,9 @@ def _settings(**kw):
 
 
 def _tables(out):
-    return (out / "particles.csv").read_text(), (out / "vectors.csv").read_text()
+    """The series tables' rows (the '#' header holds the time of writing)."""
+    return tuple([line for line in (out / name).read_text().splitlines()
+                  if not line.startswith("#")] for name in ("particles.csv", "vectors.csv"))
 
 
 def test_sequential_series_finds_the_particles_and_their_motion(frames, tmp_path):
@@ -56,11 +58,12 @@ def test_sequential_series_finds_the_particles_and_their_motion(frames, tmp_path
                         out=tmp_path / "cal", progress=False)
     assert r2.dz == r.dz
     assert F.verify_manifest(r.manifest) == []
-    parts = np.loadtxt(r.particles, delimiter=",", skiprows=2)
-    per_frame = np.bincount(parts[:, 0].astype(int), minlength=8)
+    parts, _ = H.read_table(r.particles)
+    per_frame = np.bincount(parts["frame"], minlength=8)
     assert np.all(per_frame >= 6) and np.all(per_frame <= 12), per_frame   # some leave the field
-    vec = np.loadtxt(r.vectors, delimiter=",", skiprows=2)
-    v = np.median(vec[:, 4:7], axis=0) * 0.01               # m per frame
+    vec, _ = H.read_table(r.vectors)
+    v = np.median(np.column_stack([vec["v_m_per_s"], vec["u_m_per_s"], vec["w_m_per_s"]]),
+                  axis=0) * 0.01                             # (vy, vx, vz) m per frame
     np.testing.assert_allclose(v[:2], step[:2], atol=0.35 * PX)
     # volumes are not kept by default: a frame file holds particles only
     import h5py
@@ -108,10 +111,11 @@ def test_kept_volumes_give_piv_vectors_between_frames(frames, tmp_path):
     r = process_series(str(d / "*.tif"), _settings(keep="volume", piv_window=(8, 16, 16)),
                        out=tmp_path / "v", progress=False, figure=False)
     assert r.frames == 8 and (tmp_path / "v" / "piv.csv").is_file()
-    piv = np.loadtxt(tmp_path / "v" / "piv.csv", delimiter=",", skiprows=2)
-    assert set(piv[:, 0].astype(int)) == set(range(7))
-    good = piv[piv[:, 7] == 0]
-    v = np.median(good[:, 4:6], axis=0) * 0.01                      # m per frame, lateral
+    piv, _ = H.read_table(tmp_path / "v" / "piv.csv")
+    assert set(piv["frame"]) == set(range(7))
+    good = piv["outlier"] == 0
+    v = np.median(np.column_stack([piv["v_m_per_s"][good], piv["u_m_per_s"][good]]),
+                  axis=0) * 0.01                                     # m per frame, lateral
     np.testing.assert_allclose(v, step[:2], atol=0.5 * PX)
     assert F.verify_manifest(r.manifest) == []
 

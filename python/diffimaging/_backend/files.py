@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 __all__ = ["atomic_path", "atomic_open", "fsync_dir", "sha256", "write_manifest",
-           "read_manifest", "verify_manifest", "MANIFEST_FORMAT", "TEMP_SUFFIX"]
+           "read_manifest", "verify_manifest", "json_default", "MANIFEST_FORMAT", "TEMP_SUFFIX"]
 
 #: the ``format`` field of a manifest written by :func:`write_manifest`
 MANIFEST_FORMAT = "diffimaging-manifest"
@@ -167,13 +167,14 @@ def write_manifest(path, files, **meta) -> Path:
     doc = {"format": MANIFEST_FORMAT, "version": _MANIFEST_VERSION, "complete": True,
            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "diffimaging": __version__, "files": entries, "meta": meta}
-    text = json.dumps(doc, indent=1, sort_keys=False, default=_json_default)
+    text = json.dumps(doc, indent=1, sort_keys=False, default=json_default)
     with atomic_open(path, "w") as fh:
         fh.write(text + "\n")
     return path
 
 
-def _json_default(obj):
+def json_default(obj):
+    """``json.dump``'s ``default``: numpy scalars and arrays, and paths, as JSON values."""
     import numpy as np
 
     if isinstance(obj, np.generic):

@@ -179,7 +179,7 @@ class SeriesSettings:
         if not isinstance(self.background, str):
             d["background"] = f"array {tuple(self.background.shape)}"
         d.pop("threads")        # how, not what: a resumed run may use other workers
-        return json.loads(json.dumps(d, default=_jsonable))
+        return json.loads(json.dumps(d, default=_files.json_default))
 
 
 def _gpu_usable() -> bool:
@@ -516,19 +516,9 @@ def _load_state(path: Path, record: dict, frames, resume: bool) -> dict:
     return st
 
 
-def _jsonable(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, (np.ndarray, tuple)):
-        return np.asarray(obj).tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{obj!r} ({type(obj).__name__}) is not JSON-serialisable")
-
-
 def _save_state(path: Path, st: dict) -> None:
     with _files.atomic_open(path, "w") as fh:
-        json.dump(st, fh, indent=1, default=_jsonable)
+        json.dump(st, fh, indent=1, default=_files.json_default)
 
 
 def _verified(out: Path, rec) -> bool:
@@ -718,7 +708,7 @@ def process_series(frames, settings, *, out, client=None, workers=None, resume=T
     finally:
         ex.close()
     _clean_temporaries(out)
-    particles, vectors = _tables(out, st, fr)
+    particles, vectors = _tables(out, st, s)
     files = [out / r["file"] for r in st["done"].values()] + \
             [out / r["file"] for r in st["pairs"].values()] + [particles, vectors]
     if st.get("background"):
@@ -740,52 +730,52 @@ def process_series(frames, settings, *, out, client=None, workers=None, resume=T
                         processed=processed)
 
 
-def _tables(out, st, fr):
-    """The whole series' particles and PTV vectors as CSV tables with frame ids."""
-    rows = []
+def _tables(out, st, s):
+    """The whole series' particles, PTV vectors (and PIV vectors, when the pairs hold
+    them) as the package's CSV tables (:func:`~diffimaging.holography.write_particles_csv`,
+    :func:`~diffimaging.holography.write_vectors_csv`), with frame ids."""
+    from types import SimpleNamespace
+
+    from .io import write_particles_csv, write_vectors_csv
+
+    optics = dict(wavelength=s.wavelength, pixel_size=s.pixel_size, n_medium=s.n_medium)
+    pos, peak, ids, frame = [], [], [], []
     for i in sorted(int(k) for k in st["done"]):
         with _files.open_hdf5(out / st["done"][str(i)]["file"]) as f:
-            pos = np.asarray(f["positions"]).reshape(-1, 3)
-            peak = np.asarray(f["peak"]).reshape(-1)
-        for r in range(len(pos)):
-            rows.append((i, r, *pos[r], peak[r]))
+            p = np.asarray(f["positions"]).reshape(-1, 3)
+            pos.append(p)
+            peak.append(np.asarray(f["peak"], dtype=np.float64).reshape(-1))
+        ids.append(np.arange(len(p)))
+        frame.append(np.full(len(p), i))
+    cat = (lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape))
     particles = out / "particles.csv"
-    with _files.atomic_open(particles, "w", newline="") as fh:
-        fh.write("# diffimaging holo series: particles of every frame (sensor coordinates)\n")
-        fh.write("frame,particle,y_m,x_m,z_m,peak_sigma\n")
-        for row in rows:
-            fh.write(f"{row[0]},{row[1]},{row[2]:.9g},{row[3]:.9g},{row[4]:.9g},{row[5]:.6g}\n")
-    vrows = []
+    write_particles_csv(particles, SimpleNamespace(positions=cat(pos, (0, 3)), peak=cat(peak, 0)),
+                        ids=cat(ids, 0).astype(np.int64), frame=cat(frame, 0).astype(np.int64),
+                        description="holo series: the particles of every frame (particle_id: "
+                                    "the row in its frame's file)", **optics)
+    kinds = {"ptv": ([], [], [], []), "piv": ([], [], [], [])}
     for i in sorted(int(k) for k in st["pairs"]):
         with _files.open_hdf5(out / st["pairs"][str(i)]["file"]) as f:
-            mid = np.asarray(f["positions"]).reshape(-1, 3)
-            vel = np.asarray(f["velocity"]).reshape(-1, 3)
-        for r in range(len(mid)):
-            vrows.append((i, *mid[r], *vel[r]))
+            groups = [("ptv", f, None)] + ([("piv", f["piv"], "outlier")] if "piv" in f else [])
+            for kind, g, flag in groups:
+                m, v, fr_, bad = kinds[kind]
+                m.append(np.asarray(g["positions"]).reshape(-1, 3))
+                v.append(np.asarray(g["velocity"]).reshape(-1, 3))
+                fr_.append(np.full(len(m[-1]), i))
+                bad.append(np.asarray(g[flag]).reshape(-1) if flag else np.zeros(len(m[-1])))
+    m, v, fr_, _ = kinds["ptv"]
     vectors = out / "vectors.csv"
-    with _files.atomic_open(vectors, "w", newline="") as fh:
-        fh.write("# diffimaging holo series: PTV links from frame to frame + 1 (midpoints, "
-                 "velocities)\n")
-        fh.write("frame,y_m,x_m,z_m,vy_m_s,vx_m_s,vz_m_s\n")
-        for row in vrows:
-            fh.write(",".join([str(row[0])] + [f"{v:.9g}" for v in row[1:]]) + "\n")
-    prow = []
-    for i in sorted(int(k) for k in st["pairs"]):
-        with _files.open_hdf5(out / st["pairs"][str(i)]["file"]) as f:
-            if "piv" not in f:
-                continue
-            pos, vel = np.asarray(f["piv/positions"]), np.asarray(f["piv/velocity"])
-            bad = np.asarray(f["piv/outlier"]).astype(int)
-        for r in range(len(pos)):
-            prow.append((i, *pos[r], *vel[r], bad[r]))
-    if prow:
-        with _files.atomic_open(out / "piv.csv", "w", newline="") as fh:
-            fh.write("# diffimaging holo series: 3-D PIV from frame to frame + 1 (window "
-                     "centres, velocities; outlier: replaced by the neighbours' median)\n")
-            fh.write("frame,y_m,x_m,z_m,vy_m_s,vx_m_s,vz_m_s,outlier\n")
-            for row in prow:
-                fh.write(",".join([str(row[0])] + [f"{v:.9g}" for v in row[1:7]]
-                                  + [str(row[7])]) + "\n")
+    write_vectors_csv(vectors, cat(m, (0, 3)), cat(v, (0, 3)), dt=s.dt,
+                      frame=cat(fr_, 0).astype(np.int64),
+                      description="holo series: PTV links from frame to frame + 1 (midpoints, "
+                                  "velocities)", **optics)
+    m, v, fr_, bad = kinds["piv"]
+    if m:
+        write_vectors_csv(out / "piv.csv", cat(m, (0, 3)), cat(v, (0, 3)), dt=s.dt,
+                          frame=cat(fr_, 0).astype(np.int64), outlier=cat(bad, 0),
+                          description="holo series: 3-D PIV from frame to frame + 1 (window "
+                                      "centres; outliers replaced by their neighbours' median)",
+                          **optics)
     return particles, vectors
 
 
