@@ -131,3 +131,34 @@ def test_fused_reconstruction_on_cupy_matches_the_cpu_engine(dtype):
     auto = H.reconstruct(cp.asarray(holo), zs, **dict(kw, engine="auto"))
     np.testing.assert_allclose(cp.asnumpy(auto.volume), cp.asnumpy(gpu.volume), rtol=1e-6,
                                atol=1e-6 * float(cp.abs(gpu.volume).max()))
+
+
+def test_torch_cuda_holograms_take_the_cuda_path():
+    """A torch CUDA hologram runs the same CUDA path as its CuPy view (zero-copy):
+    the same volume and projections (to rounding), returned as torch CUDA tensors."""
+    cp = _gpu()
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    from diffimaging import holography as H
+
+    n = 64
+    tab = H.random_particles((n, n), PX, count=6, z_range=(1.5e-3, 2.0e-3), margin=10 * PX,
+                             seed=7)
+    holo, _ = H.simulate_particles((n, n), tab, wavelength=LAM, pixel_size=PX,
+                                   gaussian_noise=0.01, seed=2)
+    zs = np.arange(1.45e-3, 2.05e-3 + 1e-9, 50e-6)
+    kw = dict(wavelength=LAM, pixel_size=PX, iterations=30)
+    t = torch.from_numpy(np.asarray(holo, dtype=np.float64)).cuda()
+    got = H.reconstruct(t, zs, **kw)
+    ref = H.reconstruct(cp.asarray(holo, dtype=np.float64), zs, **kw)
+    assert isinstance(got.volume, torch.Tensor) and got.volume.is_cuda
+    np.testing.assert_allclose(got.volume.cpu().numpy(), cp.asnumpy(ref.volume), rtol=1e-10,
+                               atol=1e-12)
+    proj = H.backpropagate(t, zs, wavelength=LAM, pixel_size=PX)
+    ref_proj = H.backpropagate(cp.asarray(holo, dtype=np.float64), zs, wavelength=LAM,
+                               pixel_size=PX)
+    for k, v in proj.items():
+        assert isinstance(v, torch.Tensor) and v.is_cuda, k
+        np.testing.assert_allclose(v.cpu().numpy(), cp.asnumpy(ref_proj[k]), rtol=1e-10,
+                                   atol=1e-12)

@@ -62,3 +62,20 @@ def test_fpm_reconstruction_on_cupy_matches_numpy(dtype):
     for key in ("rotation", "height"):
         assert gpu.geometry[key] == pytest.approx(cpu.geometry[key],
                                                   rel=1e-6 if dtype == "complex128" else 1e-2)
+
+
+def test_fpm_reconstruction_of_torch_cuda_images_takes_the_cuda_path():
+    """torch CUDA images run as their CuPy view (zero-copy): the CuPy result."""
+    cp = _gpu()
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("torch has no CUDA")
+    from diffimaging import fpm
+
+    data = fpm.simulate(shape=(32, 32), seed=1)
+    kw = dict(iterations=6, dtype="complex128")
+    ref = fpm.reconstruct(cp.asarray(data.images), data.setup, **kw)
+    got = fpm.reconstruct(torch.from_numpy(np.asarray(data.images).copy()).cuda(), data.setup,
+                          **kw)
+    assert isinstance(got.object, np.ndarray)
+    np.testing.assert_allclose(got.object, ref.object, rtol=1e-10, atol=1e-12)

@@ -472,3 +472,121 @@ def test_fpm_device_path_runs_on_array_api_arrays(monkeypatch):
                                atol=1e-10 * np.abs(ref.object).max())
     assert got.history["final_loss"] == pytest.approx(ref.history["final_loss"], rel=1e-10)
     assert got.geometry["rotation"] == pytest.approx(ref.geometry["rotation"], rel=1e-9, abs=1e-15)
+
+
+# ------------------------------------------ torch CUDA tensors at the entry points
+
+@pytest.fixture
+def torch_cuda_standin(monkeypatch):
+    """torch CPU tensors play torch CUDA tensors and numpy arrays of two or more
+    dimensions play CuPy arrays (1-d host vectors such as the depths stay numpy, as
+    they do on a GPU): the conversions at the entry points are checked without a
+    GPU.  Returns the list of tensors viewed as "CuPy" arrays."""
+    torch = pytest.importorskip("torch")
+    seen = []
+
+    def from_torch(t):
+        seen.append(tuple(t.shape))
+        assert not t.requires_grad                      # detached before the view
+        return t.numpy()
+
+    monkeypatch.setattr(C, "_is_torch_cuda", lambda a: isinstance(a, torch.Tensor))
+    monkeypatch.setattr(C, "torch_cuda_usable",
+                        lambda *a: any(isinstance(x, torch.Tensor) for x in a))
+    monkeypatch.setattr(C, "from_torch", from_torch)
+    monkeypatch.setattr(C, "to_torch", lambda a: torch.from_numpy(a))
+    monkeypatch.setattr(C, "_is_cupy", lambda a: isinstance(a, np.ndarray) and a.ndim >= 2)
+    return seen
+
+
+def test_every_torch_cuda_entry_point_converts():
+    """The entry points the capability table lists for torch CUDA tensors are wrapped."""
+    import importlib
+
+    from diffimaging._backend import capabilities as caps
+
+    assert len(caps.TORCH_CUDA) >= 7
+    for name in caps.TORCH_CUDA:
+        mod, attr = name.rsplit(".", 1)
+        fn = getattr(importlib.import_module(mod), attr)
+        assert getattr(fn, "torch_cuda", False) is True, name
+    assert "holography.reconstruct" in caps.markdown_table().splitlines()[-1]
+
+
+def test_convert_goes_into_dicts_and_dataclasses(torch_cuda_standin):
+    import dataclasses
+
+    import torch
+
+    @dataclasses.dataclass
+    class R:
+        a: object
+        z: np.ndarray
+        maps: dict
+
+    r = R(np.ones((2, 2)), np.arange(3.0), {"min": np.zeros((2, 2)), "n": 3})
+    t = C.convert(r, "torch")
+    assert t is not r and isinstance(t.a, torch.Tensor) and isinstance(t.maps["min"], torch.Tensor)
+    assert t.maps["n"] == 3 and t.z is r.z and isinstance(r.a, np.ndarray)   # r untouched
+    host = R(np.arange(2.0), np.arange(3.0), {})
+    assert C.convert(host, "torch") is host                  # nothing to convert: same object
+    back = C.convert({"k": [torch.ones(2, 2, requires_grad=True)]}, "cupy")
+    assert isinstance(back["k"][0], np.ndarray) and torch_cuda_standin == [(2, 2)]
+
+
+def test_backpropagate_takes_torch_cuda_tensors_to_the_device_path(torch_cuda_standin):
+    import torch
+
+    from diffimaging import holography as H
+
+    rng = np.random.default_rng(3)
+    h = 1.0 + 0.05 * rng.standard_normal((48, 40))
+    zs = np.linspace(1e-3, 2e-3, 6)
+    kw = dict(wavelength=LAM, pixel_size=PX)
+    ref = H.backpropagate(h, zs, **kw)
+    got = H.backpropagate(torch.from_numpy(h.copy()), zs, **kw)
+    assert torch_cuda_standin == [(48, 40)]
+    assert set(got) == set(ref)
+    for k in ref:
+        assert isinstance(got[k], torch.Tensor), k
+        np.testing.assert_array_equal(got[k].numpy(), ref[k])     # the same path, same bits
+    stack = H.backpropagate(hologram=torch.from_numpy(h.copy()), z=zs, output="complex", **kw)
+    assert isinstance(stack, torch.Tensor) and len(torch_cuda_standin) == 2
+    np.testing.assert_array_equal(stack.numpy(), H.backpropagate(h, zs, output="complex", **kw))
+
+
+def test_reconstruct_takes_torch_cuda_tensors_to_the_device_path(torch_cuda_standin):
+    import torch
+
+    from diffimaging import holography as H
+
+    n = 48
+    tab = H.random_particles((n, n), PX, count=4, z_range=(1.5e-3, 2.0e-3), margin=8 * PX,
+                             seed=5)
+    holo, _ = H.simulate_particles((n, n), tab, wavelength=LAM, pixel_size=PX,
+                                   gaussian_noise=0.01, seed=2)
+    zs = np.linspace(1.45e-3, 2.05e-3, 7)
+    kw = dict(wavelength=LAM, pixel_size=PX, iterations=15)
+    ref = H.reconstruct(holo, zs, **kw)
+    got = H.reconstruct(torch.from_numpy(np.asarray(holo).copy()), zs, **kw)
+    assert torch_cuda_standin == [(n, n)]
+    # the fused engine ran on the "device" arrays: the same volume, as a torch tensor
+    assert isinstance(got.volume, torch.Tensor) and isinstance(got.object, torch.Tensor)
+    np.testing.assert_array_equal(got.volume.numpy(), ref.volume)
+    assert isinstance(got.z, np.ndarray) and got.dz == ref.dz
+    found = H.find_particles(got)
+    assert len(found) == len(H.find_particles(ref))
+
+
+def test_fpm_reconstruct_takes_torch_cuda_tensors_to_the_device_path(torch_cuda_standin):
+    import torch
+
+    from diffimaging import fpm
+
+    data = fpm.simulate(shape=(32, 32), seed=1)
+    ref = fpm.reconstruct(data.images, data.setup, iterations=4)
+    got = fpm.reconstruct(torch.from_numpy(np.asarray(data.images).copy()), data.setup,
+                          iterations=4)
+    assert torch_cuda_standin == [tuple(np.shape(data.images))]
+    assert isinstance(got.object, np.ndarray)                 # the result is on the host
+    np.testing.assert_array_equal(got.object, ref.object)

@@ -27,8 +27,8 @@ from typing import NamedTuple
 from . import kernels as K
 from .namespace import is_cupy_namespace, is_numpy_namespace, is_torch_namespace
 
-__all__ = ["BACKENDS", "OPERATIONS", "TABLE", "Capability", "BackendFallbackWarning",
-           "backend_name", "route", "markdown_table"]
+__all__ = ["BACKENDS", "OPERATIONS", "TABLE", "TORCH_CUDA", "Capability",
+           "BackendFallbackWarning", "backend_name", "route", "markdown_table"]
 
 KERNEL, CUDA, REFERENCE = "kernel", "cuda", "reference"
 PATHS = (KERNEL, CUDA, REFERENCE)
@@ -155,6 +155,15 @@ def route(op: str, xp) -> str:
     return cap.path
 
 
+#: public functions that take torch CUDA tensors to the CUDA kernels: with the CUDA
+#: module built and CuPy installed, the tensors are viewed as CuPy arrays (DLPack,
+#: zero-copy), run on the ``cupy`` column's path and come back as torch tensors
+#: (``_backend.cuda.via_cupy``); elsewhere torch tensors take the ``torch`` column
+TORCH_CUDA = ("diffimaging.propagate", "diffimaging.bin", "diffimaging.shift",
+              "diffimaging.intensity", "diffimaging.holography.backpropagate",
+              "diffimaging.holography.reconstruct", "diffimaging.fpm.reconstruct")
+
+
 def markdown_table() -> str:
     """The capability table as a Markdown table (operation × array library); each
     cell names the path, and the reasons follow as a list."""
@@ -169,4 +178,9 @@ def markdown_table() -> str:
         notes.append(f"- `{op}`: numpy — {row['numpy'].reason}; CuPy — {row['cupy'].reason}.")
     notes.append("- every operation on torch, JAX and other array-API libraries: "
                  f"{_REF_ANY.reason}.")
+    notes.append("- torch CUDA tensors given to "
+                 + ", ".join(f"`{n.removeprefix('diffimaging.')}`" for n in TORCH_CUDA)
+                 + " are viewed as CuPy arrays (DLPack, zero-copy) and take the CuPy "
+                   "column when the CUDA module is built and CuPy is installed; the "
+                   "results come back as torch tensors.")
     return "\n".join(rows + notes)

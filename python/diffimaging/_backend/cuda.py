@@ -151,6 +151,10 @@ def _is_torch_cuda(a) -> bool:
     return type(a).__module__.startswith("torch") and bool(getattr(a, "is_cuda", False))
 
 
+def _is_cupy(a) -> bool:
+    return type(a).__module__.startswith("cupy")
+
+
 def torch_cuda_usable(*arrays) -> bool:
     """True when one of ``arrays`` is a torch CUDA tensor and the CUDA kernels can
     serve it (the CUDA module is built and CuPy is importable): such tensors are
@@ -166,34 +170,59 @@ def torch_cuda_usable(*arrays) -> bool:
 
 
 def convert(obj, to):
-    """``obj`` (nested tuples/lists) with torch CUDA tensors as CuPy views (``to="cupy"``)
-    or CuPy arrays as torch tensors (``to="torch"``), zero-copy; the rest unchanged."""
-    if isinstance(obj, tuple):
-        return tuple(convert(o, to) for o in obj)
-    if isinstance(obj, list):
-        return [convert(o, to) for o in obj]
+    """``obj`` with torch CUDA tensors as CuPy views (``to="cupy"``) or CuPy arrays
+    as torch tensors (``to="torch"``), zero-copy; the rest unchanged.  Goes into
+    tuples, lists, dicts (values) and dataclass instances (a shallow copy with the
+    items or fields converted; the container itself when nothing in it changes)."""
+    import dataclasses
+
+    if isinstance(obj, (tuple, list)):
+        items = [convert(o, to) for o in obj]
+        if all(a is b for a, b in zip(items, obj)):
+            return obj
+        return tuple(items) if isinstance(obj, tuple) else items
+    if isinstance(obj, dict):
+        items = {k: convert(v, to) for k, v in obj.items()}
+        return obj if all(items[k] is v for k, v in obj.items()) else items
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        import copy
+
+        changed = {}
+        for f in dataclasses.fields(obj):
+            v = getattr(obj, f.name)
+            c = convert(v, to)
+            if c is not v:
+                changed[f.name] = c
+        if not changed:
+            return obj
+        out = copy.copy(obj)
+        for k, v in changed.items():
+            object.__setattr__(out, k, v)
+        return out
     if to == "cupy" and _is_torch_cuda(obj):
         return from_torch(obj.detach() if getattr(obj, "requires_grad", False) else obj)
-    if to == "torch" and type(obj).__module__.startswith("cupy"):
+    if to == "torch" and _is_cupy(obj):
         return to_torch(obj)
     return obj
 
 
 def via_cupy(fn, *, convert_output=lambda out, conv: conv(out)):
-    """Wrap ``fn`` so that torch CUDA tensors among its positional arguments run
-    through the CUDA path as zero-copy CuPy views (:func:`torch_cuda_usable`) and
-    CuPy results come back as torch tensors; anything else passes through
-    unchanged.  ``convert_output(out, conv)`` says which parts of the result to
-    convert (default: all of it)."""
+    """Wrap ``fn`` so that torch CUDA tensors among its arguments (positional or
+    keyword, top level) run through the CUDA path as zero-copy CuPy views
+    (:func:`torch_cuda_usable`) and CuPy results come back as torch tensors;
+    anything else passes through unchanged.  ``convert_output(out, conv)`` says
+    which parts of the result to convert (default: all of it, into tuples, lists,
+    dicts and dataclass results).  The wrapper carries ``torch_cuda = True``."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        if not torch_cuda_usable(*args):
+        if not torch_cuda_usable(*args, *kwargs.values()):
             return fn(*args, **kwargs)
-        out = fn(*convert(args, "cupy"), **kwargs)
+        out = fn(*convert(args, "cupy"), **convert(kwargs, "cupy"))
         return convert_output(out, lambda o: convert(o, "torch"))
 
+    wrapper.torch_cuda = True
     return wrapper
 
 

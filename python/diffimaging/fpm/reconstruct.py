@@ -45,6 +45,7 @@ from .._backend import fft as F
 from .._backend import validate as V
 from .._backend import cuda_fpm as KF
 from .._backend.capabilities import route
+from .._backend.cuda import via_cupy
 from .._backend.namespace import is_array, to_numpy
 from . import losses as FL
 from .data import Dataset, Reconstruction, Setup
@@ -480,7 +481,9 @@ def reconstruct(dataset, setup: Setup | None = None, *, learn=DEFAULT_LEARN, los
     ----------
     dataset : Dataset, or the images (J, ny, nx)
         Images in photons (or any linear unit) with their nominal Setup, or the
-        images alone with the Setup as ``setup``.
+        images alone with the Setup as ``setup``.  CuPy images keep the work on the GPU;
+        a torch CUDA tensor is viewed as a CuPy array (DLPack, zero-copy) and
+        runs there too (the result is on the host either way).
     setup : Setup, optional
         The nominal setup when ``dataset`` is an image stack (not with a Dataset).
     learn : subset of ("pupil", "leds", "pitch", "led_size", "brightness", "noise")
@@ -642,3 +645,7 @@ def reconstruct(dataset, setup: Setup | None = None, *, learn=DEFAULT_LEARN, los
                                         led_size=float(geo["led_size"])),
                           brightness=a.copy(), background=background, noise=phi.copy(),
                           history=history, settings=settings)
+
+
+# torch CUDA tensors run on the CUDA path as CuPy views; the result is on the host
+reconstruct = via_cupy(reconstruct, convert_output=lambda out, conv: out)

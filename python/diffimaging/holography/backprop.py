@@ -7,6 +7,7 @@ from .. import _backend as B
 from .._backend import validate as V
 from .._backend import kernels as K
 from .._backend.capabilities import route
+from .._backend.cuda import via_cupy
 from ..ops.propagate import Plan, propagate
 from ..ops.shift import intensity
 from ..optim.run import check_count
@@ -130,6 +131,7 @@ def _projections_cuda(u, zs, offset, rdt, kw, progress):
     return proj
 
 
+@via_cupy
 def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", field="amplitude",
                   chunk=16, method="asm", pad=True, progress=False, n_medium=1.0):
     """Back-propagate a (background-divided, unit-mean) hologram to depths ``z``.
@@ -160,6 +162,10 @@ def backpropagate(hologram, z, *, wavelength, pixel_size, output="projections", 
         spectrum of the hologram (fused kernels, memory ~ 2 padded planes), and on
         CuPy in batches sized from the free device memory (CUDA kernels; a
         2048^2 x 1000-plane request fits any GPU)
+
+    A torch CUDA tensor runs on the CUDA path too (viewed as a CuPy array through
+    DLPack, zero-copy, when the CUDA module is built and CuPy is installed); the
+    maps or stacks come back as torch tensors on its device.
 
     Example
     -------

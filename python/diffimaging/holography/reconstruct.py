@@ -12,6 +12,7 @@ import numpy as np
 from .. import _backend as B
 from .._backend import validate as V
 from .._backend.capabilities import route
+from .._backend.cuda import via_cupy
 from ..model import Bin, Intensity, Model, Param
 from ..optim.run import check_count
 from .fused import FusedVolumeProblem
@@ -69,6 +70,7 @@ class Reconstruction:
     n_medium: float = 1.0
 
 
+@via_cupy
 def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born", learn_z=True,
                 dz_range=None, learn_reference=True, sparsity=0.01, tv=0.0, object="absorbing",
                 solver="fista", iterations=100, loss="l2", output="intensity", chunk=16,
@@ -80,7 +82,10 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
     ----------
     hologram : (ny, nx) real array, background-divided with unit mean (see
         :func:`preprocess`); NaN or infinite pixels raise a ValueError with their
-        count and the first one's position.
+        count and the first one's position.  Any array library: a CuPy array runs
+        on the GPU (CUDA kernels); a torch CUDA tensor is viewed as a CuPy array
+        (DLPack, zero-copy, when the CUDA module is built and CuPy is installed)
+        and the volume, object and projections come back as torch tensors.
     z : 1-d array of distinct plane depths [m] (distances to the sensor), equally
         spaced for particle finding.  For ∂H these are the *nominal* depths: the learned
         offset ``dz`` is added to all of them.
@@ -136,8 +141,9 @@ def reconstruct(hologram, z, *, wavelength, pixel_size, method="dh", model="born
         pass from stored spectra; about nz real FFT pairs per iteration, 5-6x faster
         than the generic path at 512^2 x 64 planes, see benchmarks/bench_holo.py; on
         CuPy with cuFFT and the CUDA kernels of ``_backend.cuda_dh``); everything
-        else (torch, complex objects, multi-slice, Adam, TV) runs the generic
-        model/solver path (:func:`diffimaging.solve`), also selected by "generic".  "fused" raises if the fused engine cannot serve the call.  The
+        else (torch on the CPU, complex objects, multi-slice, Adam, TV) runs the
+        generic model/solver path (:func:`diffimaging.solve`), also selected by
+        "generic".  "fused" raises if the fused engine cannot serve the call.  The
         two solve the same problem; the fused engine keeps each plane's band-limit
         mask at its nominal depth (the offset moves the phase only), the generic
         Volume stage moves the mask with the offset: they differ only on the
