@@ -453,9 +453,17 @@ def test_fpm_device_path_runs_on_array_api_arrays(monkeypatch):
     """fpm.reconstruct's device path (object, fields and data in the images' library,
     the small variables on the host), run with torch CPU tensors standing in for CuPy
     arrays (torch refuses numpy-only operations on its tensors, as CuPy does): the
-    numpy result to rounding."""
+    numpy result to rounding.  Implicit conversion to numpy is refused, as CuPy
+    refuses it."""
     torch = pytest.importorskip("torch")
     import sys
+
+    def refuse(self, *args, **kwargs):
+        raise TypeError("implicit conversion to a NumPy array is not allowed (as on CuPy)")
+
+    monkeypatch.setattr(torch.Tensor, "__array__", refuse)
+    with pytest.raises(TypeError, match="not allowed"):
+        np.asarray(torch.ones(2))
 
     from diffimaging import fpm
 
