@@ -55,13 +55,15 @@ def test_fpm_reconstruction_on_cupy_matches_numpy(dtype):
     cpu = fpm.reconstruct(data, **kw)
     gpu = fpm.reconstruct(cp.asarray(data.images), data.setup, **kw)
     assert isinstance(gpu.object, np.ndarray)          # the result comes back to the host
+    # on the CPU, complex64 and complex128 runs of this case differ by 2.5e-7 (object) and
+    # images perturbed by 1e-6 move the result by 6e-7: 1e-4 leaves room for the GPU's
+    # different summation orders, not for a wrong step
+    tol = 1e-6 if dtype == "complex128" else 1e-4
     rel = np.linalg.norm(gpu.object - cpu.object) / np.linalg.norm(cpu.object)
-    assert rel < (1e-6 if dtype == "complex128" else 2e-2), rel
-    assert gpu.history["final_loss"] == pytest.approx(
-        cpu.history["final_loss"], rel=1e-6 if dtype == "complex128" else 2e-2)
+    assert rel < tol, rel
+    assert gpu.history["final_loss"] == pytest.approx(cpu.history["final_loss"], rel=tol)
     for key in ("rotation", "height"):
-        assert gpu.geometry[key] == pytest.approx(cpu.geometry[key],
-                                                  rel=1e-6 if dtype == "complex128" else 1e-2)
+        assert gpu.geometry[key] == pytest.approx(cpu.geometry[key], rel=tol, abs=1e-9)
 
 
 def test_fpm_reconstruction_of_torch_cuda_images_takes_the_cuda_path():
