@@ -320,6 +320,10 @@ def test_cuda_propagation_bindings_check_their_arguments_before_the_device():
                              True, 0)
     with pytest.raises(ValueError, match="transfer_stack_adjoint: zs is a null device pointer"):
         cu.transfer_stack_adjoint(1, 1, 0, 2, "complex64", 1, 8, 8, *optics, False, 0)
+    with pytest.raises(ValueError, match="u_stride"):
+        cu.transfer_stack_dz(1, 3, 1, 1, 2, "complex64", 1, 8, 8, *optics, 0)
+    with pytest.raises(ValueError, match="transfer_stack_dz: nz must be >= 0, got -1"):
+        cu.transfer_stack_dz(1, 0, 1, 1, -1, "complex64", 1, 8, 8, *optics, 0)
 
 
 # ------------------------------------------ the fused ∂H engine's GPU class, stand-ins

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "diffimaging/core/dispatch.hpp"
 #include "diffimaging/math/transfer.hpp"
@@ -38,6 +40,18 @@ inline void require_nonnegative(index_t v, const char* fn, const char* name) {
 inline void require_device_pointer(std::uintptr_t p, const char* fn, const char* name) {
   if (p == 0)
     throw std::invalid_argument(std::string(fn) + ": " + name + " is a null device pointer");
+}
+
+// Named arguments checked in order: require_nonnegatives(fn, {{"ny", ny}, {"nx", nx}}).
+inline void require_nonnegatives(const char* fn,
+                                 std::initializer_list<std::pair<const char*, index_t>> values) {
+  for (const auto& [name, v] : values) require_nonnegative(v, fn, name);
+}
+
+// Named device pointers checked in order: require_device_pointers(fn, {{"src", src}, ...}).
+inline void require_device_pointers(
+    const char* fn, std::initializer_list<std::pair<const char*, std::uintptr_t>> pointers) {
+  for (const auto& [name, p] : pointers) require_device_pointer(p, fn, name);
 }
 
 // The transfer-function parameters of a grid (method 0 angular spectrum, 1

@@ -13,6 +13,7 @@
 // no shift.  The determinism of the shift cotangent is the kernel's
 // (binning_cuda.cu).
 #include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
@@ -47,8 +48,10 @@ DType check_common(const std::string& dtype, index_t batch, index_t ny, index_t 
   return k;
 }
 
-void require_pointer(std::uintptr_t p, index_t batch, const char* name) {
-  if (batch != 0) require_device_pointer(p, "bin", name);
+// The device pointers, unless the batch is empty (nothing is touched then).
+void require_pointers(index_t batch,
+                      std::initializer_list<std::pair<const char*, std::uintptr_t>> pointers) {
+  if (batch != 0) require_device_pointers("bin", pointers);
 }
 
 void check_in_stride(index_t in_stride, index_t ny, index_t nx) {
@@ -63,8 +66,7 @@ void bin_forward(std::uintptr_t image, std::uintptr_t out, const std::string& dt
                  std::uintptr_t stream) {
   const DType k = check_common(dtype, batch, ny, nx, factor, shifts, shift_stride);
   check_in_stride(in_stride, ny, nx);
-  require_pointer(image, batch, "image");
-  require_pointer(out, batch, "out");
+  require_pointers(batch, {{"image", image}, {"out", out}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -78,8 +80,7 @@ void bin_adjoint(std::uintptr_t g, std::uintptr_t out, const std::string& dtype,
                  index_t ny, index_t nx, index_t factor, std::uintptr_t shifts,
                  index_t shift_stride, double scale, std::uintptr_t stream) {
   const DType k = check_common(dtype, batch, ny, nx, factor, shifts, shift_stride);
-  require_pointer(g, batch, "g");
-  require_pointer(out, batch, "out");
+  require_pointers(batch, {{"g", g}, {"out", out}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -96,9 +97,7 @@ void bin_shift_grad(std::uintptr_t image, std::uintptr_t g, std::uintptr_t dshif
   const DType k = check_common(dtype, batch, ny, nx, factor, shifts, shift_stride);
   check_in_stride(in_stride, ny, nx);
   require(shifts != 0, "bin_shift_grad needs shifts");
-  require_pointer(image, batch, "image");
-  require_pointer(g, batch, "g");
-  require_pointer(dshift, batch, "dshift");
+  require_pointers(batch, {{"image", image}, {"g", g}, {"dshift", dshift}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);

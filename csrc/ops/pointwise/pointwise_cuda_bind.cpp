@@ -28,8 +28,7 @@ void intensity(std::uintptr_t u, std::uintptr_t out, const std::string& dtype, i
   const DType k = device_dtype(dtype, fn, true);
   require_nonnegative(n, fn, "n");
   if (n == 0) return;
-  require_device_pointer(u, fn, "u");
-  require_device_pointer(out, fn, "out");
+  require_device_pointers(fn, {{"u", u}, {"out", out}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -46,9 +45,7 @@ void fourier_shift_apply(std::uintptr_t src, std::uintptr_t dst, const std::stri
                          std::uintptr_t stream) {
   const char* fn = "fourier_shift_apply";
   const DType k = device_dtype(dtype, fn, true);
-  require_nonnegative(batch, fn, "batch");
-  require_nonnegative(ny, fn, "ny");
-  require_nonnegative(nx, fn, "nx");
+  require_nonnegatives(fn, {{"batch", batch}, {"ny", ny}, {"nx", nx}});
   if (!(std::isfinite(dy) && dy > 0.0) || !(std::isfinite(dx) && dx > 0.0))
     throw std::invalid_argument(std::string(fn) + ": the sample spacings dy, dx must be finite "
                                 "and > 0, got " + std::to_string(dy) + ", " + std::to_string(dx));
@@ -57,9 +54,7 @@ void fourier_shift_apply(std::uintptr_t src, std::uintptr_t dst, const std::stri
                                 "planes) or >= 2 (doubles between the planes' shifts), got " +
                                 std::to_string(shift_stride));
   if (batch == 0 || ny == 0 || nx == 0) return;
-  require_device_pointer(src, fn, "src");
-  require_device_pointer(dst, fn, "dst");
-  require_device_pointer(shifts, fn, "shifts");
+  require_device_pointers(fn, {{"src", src}, {"dst", dst}, {"shifts", shifts}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -79,18 +74,11 @@ void minmax_project(std::uintptr_t planes, const std::string& dtype, index_t k, 
                     std::uintptr_t vmax, std::uintptr_t zmax, std::uintptr_t stream) {
   const char* fn = "minmax_project";
   const DType kd = device_dtype(dtype, fn, true);
-  require_nonnegative(k, fn, "k");
-  require_nonnegative(ny, fn, "ny");
-  require_nonnegative(nx, fn, "nx");
-  require_nonnegative(plane_stride, fn, "plane_stride");
-  require_nonnegative(row_stride, fn, "row_stride");
+  require_nonnegatives(fn, {{"k", k}, {"ny", ny}, {"nx", nx}, {"plane_stride", plane_stride},
+                            {"row_stride", row_stride}});
   if (k == 0 || ny == 0 || nx == 0) return;
-  require_device_pointer(planes, fn, "planes");
-  require_device_pointer(z, fn, "z");
-  require_device_pointer(vmin, fn, "vmin");
-  require_device_pointer(zmin, fn, "zmin");
-  require_device_pointer(vmax, fn, "vmax");
-  require_device_pointer(zmax, fn, "zmax");
+  require_device_pointers(fn, {{"planes", planes}, {"z", z}, {"vmin", vmin}, {"zmin", zmin},
+                               {"vmax", vmax}, {"zmax", zmax}});
   py::gil_scoped_release release;
   dispatch_precision(kd, [&](auto tag) {
     using Real = decltype(tag);

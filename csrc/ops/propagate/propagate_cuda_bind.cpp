@@ -20,6 +20,12 @@ namespace {
 
 namespace py = pybind11;
 
+// U is one plane for the whole batch (0) or one per batch element (ny * nx).
+void check_u_stride(index_t u_stride, index_t ny, index_t nx) {
+  if (u_stride != 0 && u_stride != ny * nx)
+    throw std::invalid_argument("u_stride must be 0 (one U plane) or ny * nx");
+}
+
 void transfer_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& dtype,
                     index_t batch, index_t ny, index_t nx, double z, double wavelength,
                     double dy, double dx, int method, bool band_limit, bool carrier,
@@ -27,8 +33,7 @@ void transfer_apply(std::uintptr_t src, std::uintptr_t dst, const std::string& d
   const DType k = device_dtype(dtype, "transfer_apply", true);
   const TransferParams p =
       transfer_params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
-  require_device_pointer(src, "transfer_apply", "src");
-  require_device_pointer(dst, "transfer_apply", "dst");
+  require_device_pointers("transfer_apply", {{"src", src}, {"dst", dst}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -44,10 +49,8 @@ double transfer_pullback(std::uintptr_t U, index_t u_stride, std::uintptr_t G, s
   const DType k = device_dtype(dtype, "transfer_pullback", true);
   const TransferParams p =
       transfer_params(ny, nx, z, wavelength, dy, dx, method, band_limit, carrier);
-  require_device_pointer(G, "transfer_pullback", "G");
-  require_device_pointer(acc, "transfer_pullback", "acc");
-  if (u_stride != 0 && u_stride != ny * nx)
-    throw std::invalid_argument("u_stride must be 0 (one U plane) or ny * nx");
+  require_device_pointers("transfer_pullback", {{"G", G}, {"acc", acc}});
+  check_u_stride(u_stride, ny, nx);
   py::gil_scoped_release release;
   return dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -65,9 +68,7 @@ void transfer_stack(std::uintptr_t src, std::uintptr_t dst, std::uintptr_t zs, i
   const DType k = device_dtype(dtype, "transfer_stack", true);
   const TransferParams p =
       transfer_params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
-  require_device_pointer(src, "transfer_stack", "src");
-  require_device_pointer(dst, "transfer_stack", "dst");
-  require_device_pointer(zs, "transfer_stack", "zs");
+  require_device_pointers("transfer_stack", {{"src", src}, {"dst", dst}, {"zs", zs}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -83,9 +84,7 @@ void transfer_stack_adjoint(std::uintptr_t G, std::uintptr_t acc, std::uintptr_t
   const DType k = device_dtype(dtype, "transfer_stack_adjoint", true);
   const TransferParams p =
       transfer_params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
-  require_device_pointer(G, "transfer_stack_adjoint", "G");
-  require_device_pointer(acc, "transfer_stack_adjoint", "acc");
-  require_device_pointer(zs, "transfer_stack_adjoint", "zs");
+  require_device_pointers("transfer_stack_adjoint", {{"G", G}, {"acc", acc}, {"zs", zs}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -104,12 +103,9 @@ std::vector<double> transfer_stack_dz(std::uintptr_t U, index_t u_stride, std::u
   const DType k = device_dtype(dtype, "transfer_stack_dz", true);
   const TransferParams p =
       transfer_params(ny, nx, 0.0, wavelength, dy, dx, method, band_limit, carrier);
-  require_device_pointer(U, "transfer_stack_dz", "U");
-  require_device_pointer(G, "transfer_stack_dz", "G");
-  require_device_pointer(zs, "transfer_stack_dz", "zs");
-  if (u_stride != 0 && u_stride != ny * nx)
-    throw std::invalid_argument("u_stride must be 0 (one U plane) or ny * nx");
-  if (nz < 0) throw std::invalid_argument("nz must be >= 0");
+  require_device_pointers("transfer_stack_dz", {{"U", U}, {"G", G}, {"zs", zs}});
+  check_u_stride(u_stride, ny, nx);
+  require_nonnegative(nz, "transfer_stack_dz", "nz");
   std::vector<double> dz(static_cast<size_t>(nz), 0.0);
   {
     py::gil_scoped_release release;

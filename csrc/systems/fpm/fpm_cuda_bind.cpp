@@ -34,9 +34,8 @@ std::vector<double> fpm_fidelity(std::uintptr_t psi, std::uintptr_t y, std::uint
                                 std::to_string(J) + " and " + std::to_string(n));
   std::vector<double> vals(static_cast<size_t>(J), 0.0);
   if (J == 0) return vals;
-  for (auto [p, name] : {std::pair{psi, "psi"}, {y, "y"}, {mask, "mask"}, {a, "a"}, {w, "w"},
-                         {gpsi, "gpsi"}})
-    require_device_pointer(p, fn, name);
+  require_device_pointers(fn, {{"psi", psi}, {"y", y}, {"mask", mask}, {"a", a}, {"w", w},
+                               {"gpsi", gpsi}});
   {
     py::gil_scoped_release release;
     dispatch_precision(k, [&](auto tag) {

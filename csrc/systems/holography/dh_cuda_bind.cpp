@@ -35,8 +35,7 @@ void dh_transfer_table(std::uintptr_t T, const std::string& dtype, std::uintptr_
     throw std::invalid_argument(std::string(fn) + ": nxh must be nx / 2 + 1 = " +
                                 std::to_string(nx / 2 + 1) + ", got " + std::to_string(nxh));
   if (nz == 0) return;
-  require_device_pointer(T, fn, "T");
-  require_device_pointer(zs, fn, "zs");
+  require_device_pointers(fn, {{"T", T}, {"zs", zs}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -50,14 +49,11 @@ void dh_accumulate_table(std::uintptr_t O, std::uintptr_t T, std::uintptr_t Sr, 
                          std::uintptr_t stream) {
   const char* fn = "dh_accumulate_table";
   const DType k = device_dtype(dtype, fn, true);
-  require_nonnegative(n, fn, "n");
-  require_nonnegative(batch, fn, "batch");
+  require_nonnegatives(fn, {{"n", n}, {"batch", batch}});
   if (n == 0) return;
-  require_device_pointer(Sr, fn, "Sr");
-  require_device_pointer(Si, fn, "Si");
+  require_device_pointers(fn, {{"Sr", Sr}, {"Si", Si}});
   if (batch > 0) {
-    require_device_pointer(O, fn, "O");
-    require_device_pointer(T, fn, "T");
+    require_device_pointers(fn, {{"O", O}, {"T", T}});
   }
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
@@ -73,12 +69,9 @@ void dh_backproject_table(std::uintptr_t A, std::uintptr_t B, std::uintptr_t T, 
                           std::uintptr_t stream) {
   const char* fn = "dh_backproject_table";
   const DType k = device_dtype(dtype, fn, true);
-  require_nonnegative(n, fn, "n");
-  require_nonnegative(batch, fn, "batch");
+  require_nonnegatives(fn, {{"n", n}, {"batch", batch}});
   if (n == 0 || batch == 0) return;
-  require_device_pointer(A, fn, "A");
-  require_device_pointer(T, fn, "T");
-  require_device_pointer(C, fn, "C");
+  require_device_pointers(fn, {{"A", A}, {"T", T}, {"C", C}});
   py::gil_scoped_release release;
   dispatch_precision(k, [&](auto tag) {
     using Real = decltype(tag);
@@ -99,9 +92,7 @@ std::tuple<double, double, double> prox_step(std::uintptr_t x, std::uintptr_t xp
   if (k != DType::kFloat32 && k != DType::kFloat64)
     throw std::invalid_argument(std::string(fn) + ": dtype must be 'float32' or 'float64', got '" +
                                 dtype + "'");
-  require_nonnegative(planes, fn, "planes");
-  require_nonnegative(ny, fn, "ny");
-  require_nonnegative(nx, fn, "nx");
+  require_nonnegatives(fn, {{"planes", planes}, {"ny", ny}, {"nx", nx}});
   if (g_row < nx)
     throw std::invalid_argument(std::string(fn) + ": g_row (" + std::to_string(g_row) +
                                 ") must be at least nx (" + std::to_string(nx) + ")");
@@ -113,9 +104,7 @@ std::tuple<double, double, double> prox_step(std::uintptr_t x, std::uintptr_t xp
     throw std::invalid_argument(std::string(fn) + ": lo must be <= hi");
   double sums[3] = {0.0, 0.0, 0.0};
   if (planes == 0 || ny == 0 || nx == 0) return {0.0, 0.0, 0.0};
-  require_device_pointer(x, fn, "x");
-  require_device_pointer(g, fn, "g");
-  require_device_pointer(out, fn, "out");
+  require_device_pointers(fn, {{"x", x}, {"g", g}, {"out", out}});
   {
     py::gil_scoped_release release;
     dispatch_precision(k, [&](auto tag) {
