@@ -26,7 +26,7 @@ import numpy as np
 
 from . import kernels as K
 
-__all__ = ["device_pointer", "stream", "from_torch", "to_torch", "free_memory",
+__all__ = ["check_device_array", "element_strides", "device_pointer", "stream", "from_torch", "to_torch", "free_memory",
            "set_memory_query", "planes_per_batch", "require_module", "dtype_name"]
 
 _COMPLEX = ("complex64", "complex128")
@@ -57,26 +57,48 @@ def dtype_name(a) -> str:
     return np.dtype(a.dtype).name
 
 
-def device_pointer(a, name: str, dtypes=_COMPLEX) -> int:
-    """The device pointer of the CuPy array ``a`` for a kernel argument ``name``.
+def check_device_array(a, name: str, dtypes=_COMPLEX):
+    """Check that ``a`` (kernel argument ``name``) is a CuPy array of one of
+    ``dtypes`` on the current device; returns the CuPy module.
 
     Raises TypeError for an array that is not CuPy's or has another dtype, and
-    ValueError for one that is not C-contiguous or lives on another device than
-    the current one (the kernels launch on the current device and would read
-    another GPU's memory)."""
+    ValueError for one that lives on another device than the current one (the
+    kernels launch on the current device and would read another GPU's memory)."""
     cp = _cupy()
     if not isinstance(a, cp.ndarray):
         raise TypeError(f"{name}: the CUDA kernels take CuPy arrays, got {type(a).__name__}")
     if dtype_name(a) not in dtypes:
         raise TypeError(f"{name}: dtype {a.dtype} is not supported by the CUDA kernel (expected "
                         f"{' or '.join(dtypes)})")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{name}: the CUDA kernels need C-contiguous arrays (use "
-                         f"cupy.ascontiguousarray first)")
     current = cp.cuda.Device().id
     if a.device.id != current:
         raise ValueError(f"{name}: the array is on GPU {a.device.id} but the current device is "
                          f"GPU {current} (use `with cupy.cuda.Device({a.device.id}):`)")
+    return cp
+
+
+def element_strides(a, name: str) -> tuple[int, int]:
+    """(plane, row) strides in elements of the (k, ny, nx) array ``a`` whose rows
+    are contiguous (a strided view such as a cropped transform is read in place);
+    the stride of an axis of length 1 is never used and counts as 0.  ValueError
+    names ``name`` for rows that are not contiguous or strides that are negative
+    or not whole elements."""
+    isz = a.itemsize
+    st = [s if n > 1 else 0 for s, n in zip(a.strides, a.shape)]
+    if st[2] not in (0, isz) or any(s < 0 or s % isz for s in st[:2]):
+        raise ValueError(f"{name}: rows must be contiguous and the other strides non-negative "
+                         f"whole elements, got strides {tuple(a.strides)} (itemsize {isz})")
+    return st[0] // isz, st[1] // isz
+
+
+def device_pointer(a, name: str, dtypes=_COMPLEX) -> int:
+    """The device pointer of the CuPy array ``a`` for a kernel argument ``name``:
+    :func:`check_device_array`, and a ValueError for an array that is not
+    C-contiguous."""
+    check_device_array(a, name, dtypes)
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name}: the CUDA kernels need C-contiguous arrays (use "
+                         f"cupy.ascontiguousarray first)")
     return int(a.data.ptr)
 
 

@@ -86,26 +86,16 @@ def dh_backproject_table(A, B, T, C_out) -> None:
 def _rows(g, name: str, nx: int):
     """(pointer, plane stride, row stride) in elements of the real CuPy array ``g``
     ((ny, row) or (k, ny, row), rows contiguous, row >= nx)."""
-    cp = C._cupy()
-    if not isinstance(g, cp.ndarray):
-        raise TypeError(f"{name}: the CUDA kernels take CuPy arrays, got {type(g).__name__}")
-    if C.dtype_name(g) not in _REAL:
-        raise TypeError(f"{name}: dtype {g.dtype} is not supported (expected float32 or float64)")
+    C.check_device_array(g, name, _REAL)
     g3 = g[None] if g.ndim == 2 else g
     if g3.ndim != 3:
         raise ValueError(f"{name} must be (ny, row) or (k, ny, row), got shape {tuple(g.shape)}")
-    isz = g3.itemsize
-    st = [s if n > 1 else 0 for s, n in zip(g3.strides, g3.shape)]
-    if st[2] not in (0, isz) or any(s < 0 or s % isz for s in st[:2]):
-        raise ValueError(f"{name}: rows must be contiguous and the other strides non-negative "
-                         f"whole elements, got strides {tuple(g.strides)}")
-    row = st[1] // isz if g3.shape[1] > 1 else int(g3.shape[2])
+    plane_st, row_st = C.element_strides(g3, name)
+    row = row_st if g3.shape[1] > 1 else int(g3.shape[2])
     if int(g3.shape[2]) < nx or row < int(g3.shape[2]):
         raise ValueError(f"{name}: rows of at least {nx} elements expected, got shape "
                          f"{tuple(g.shape)}")
-    plane = st[0] // isz if g3.shape[0] > 1 else int(g3.shape[1]) * row
-    if g3.device.id != cp.cuda.Device().id:
-        raise ValueError(f"{name}: the array is on GPU {g3.device.id}, not the current device")
+    plane = plane_st if g3.shape[0] > 1 else int(g3.shape[1]) * row
     return int(g3.data.ptr), plane, row, int(g3.shape[2])
 
 

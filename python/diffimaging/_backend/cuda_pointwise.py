@@ -106,25 +106,11 @@ def fourier_shift_apply(src, shifts, *, out=None, spacing=1.0, conjugate=False):
 def _planes_pointer(planes, name: str = "planes"):
     """(pointer, plane stride, row stride) of a (k, ny, nx) complex CuPy array whose
     rows are contiguous (a strided view is read in place; strides in elements)."""
-    cp = C._cupy()
-    if not isinstance(planes, cp.ndarray):
-        raise TypeError(f"{name}: the CUDA kernels take CuPy arrays, got {type(planes).__name__}")
-    if C.dtype_name(planes) not in _COMPLEX:
-        raise TypeError(f"{name}: dtype {planes.dtype} is not supported by the CUDA kernel "
-                        f"(expected complex64 or complex128)")
+    C.check_device_array(planes, name, _COMPLEX)
     if planes.ndim != 3:
         raise ValueError(f"{name} must be a (k, ny, nx) stack, got shape {tuple(planes.shape)}")
-    isz = planes.itemsize
-    # the stride of an axis of length 1 is never used: count it as 0
-    st = [s if n > 1 else 0 for s, n in zip(planes.strides, planes.shape)]
-    if (st[2] not in (0, isz) or any(s < 0 or s % isz for s in st[:2])):
-        raise ValueError(f"{name}: rows must be contiguous and the other strides non-negative "
-                         f"whole elements, got strides {tuple(planes.strides)} (itemsize {isz})")
-    current = cp.cuda.Device().id
-    if planes.device.id != current:
-        raise ValueError(f"{name}: the array is on GPU {planes.device.id} but the current device "
-                         f"is GPU {current} (use `with cupy.cuda.Device({planes.device.id}):`)")
-    return int(planes.data.ptr), st[0] // isz, st[1] // isz
+    plane, row = C.element_strides(planes, name)
+    return int(planes.data.ptr), plane, row
 
 
 def minmax_project(planes, offset: float, z, proj) -> None:
